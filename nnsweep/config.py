@@ -1,0 +1,281 @@
+"""The sweep file: YAML in, a validated :class:`SweepSpec` out.
+
+Every problem becomes one :class:`~nnsweep.errors.SpecError` line that names the file, the
+field, the rule and the value, e.g.
+``sweeps/x.yaml: space.activation: 'relux' is not one of relu, elu, …``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from .errors import SpecError
+from .space import Dimension, FloatRange, Fixed, parse_categorical, parse_numeric
+
+ACTIVATIONS = (
+    "relu", "elu", "selu", "tanh", "sigmoid", "softplus", "softsign",
+    "hard_sigmoid", "linear", "leaky_relu", "gelu", "swish",
+)  # fmt: skip
+OPTIMIZERS = ("sgd", "sgd_momentum", "rmsprop", "adam", "adamw", "nadam")
+DATASETS = ("mnist", "fashion_mnist", "mnist_5k")
+SAMPLERS = ("tpe", "random", "grid", "cmaes", "qmc")
+PRUNERS = ("median", "hyperband", "successive_halving", "none")
+METRICS = ("val_accuracy", "val_loss")
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+class _Strict(BaseModel):
+    """A section of the sweep file: unknown keys are an error that lists the allowed ones."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_unknown_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = [k for k in data if k not in cls.model_fields]
+            if unknown:
+                allowed = ", ".join(cls.model_fields)
+                raise ValueError(f"unknown key {unknown[0]!r}; allowed keys: {allowed}")
+        return data
+
+
+def _shorthand(key: str) -> BeforeValidator:
+    """Let ``section: value`` stand for ``section: {key: value}``."""
+    return BeforeValidator(lambda v: {key: v} if isinstance(v, str | int | float) else v)
+
+
+_AS_YAML = PlainSerializer(lambda dim: dim.raw())
+
+
+def _num(kind: type, **bounds: Any) -> BeforeValidator:
+    return BeforeValidator(lambda raw: parse_numeric(raw, kind, **bounds))
+
+
+def _cat(allowed: tuple[str, ...]) -> BeforeValidator:
+    return BeforeValidator(lambda raw: parse_categorical(raw, allowed))
+
+
+class DatasetSpec(_Strict):
+    """Which data to train on and how much of the training split to hold out for validation."""
+
+    name: Literal["mnist", "fashion_mnist", "mnist_5k"]
+    path: Path | None = None
+    validation: float = Field(0.1, gt=0.0, lt=0.5)
+
+
+class ObjectiveSpec(_Strict):
+    """What Optuna optimises: a validation metric, reduced over epochs by its best or last value."""
+
+    metric: Literal["val_accuracy", "val_loss"] = "val_accuracy"
+    direction: Literal["maximize", "minimize"] | None = None
+    reduce: Literal["best", "last"] = "best"
+
+    @model_validator(mode="after")
+    def _direction_matches(self) -> ObjectiveSpec:
+        natural = "maximize" if self.metric == "val_accuracy" else "minimize"
+        if self.direction is None:
+            object.__setattr__(self, "direction", natural)
+        elif self.direction != natural:
+            raise ValueError(
+                f"{self.metric} should be {natural}d, but direction is {self.direction}; "
+                f"set direction: {natural} or leave it out"
+            )
+        return self
+
+
+class SamplerSpec(_Strict):
+    name: Literal["tpe", "random", "grid", "cmaes", "qmc"] = "tpe"
+    n_startup_trials: int | None = Field(None, ge=0)
+
+
+class PrunerSpec(_Strict):
+    """Stops unpromising trials early from their per-epoch validation metric."""
+
+    name: Literal["median", "hyperband", "successive_halving", "none"] = "median"
+    n_startup_trials: int = Field(5, ge=0)
+    n_warmup_steps: int = Field(2, ge=0)
+    min_resource: int = Field(1, ge=1)
+    reduction_factor: int = Field(3, ge=2)
+
+
+class EarlyStoppingSpec(_Strict):
+    patience: int = Field(3, ge=1)
+    min_delta: float = Field(0.0, ge=0.0)
+    restore_best_weights: bool = True
+
+
+class TrainSpec(_Strict):
+    epochs: int = Field(10, ge=1, le=10_000)
+    batch_size: int = Field(128, ge=1)
+    early_stopping: EarlyStoppingSpec | None = None
+
+
+class DiagnosisSpec(_Strict):
+    """Thresholds of the fit diagnosis (see :mod:`nnsweep.diagnosis` for the rules)."""
+
+    overfit_gap: float = Field(0.05, gt=0.0, lt=1.0)
+    val_loss_rise: float = Field(0.10, gt=0.0)
+    underfit_accuracy: float = Field(0.80, gt=0.0, lt=1.0)
+    still_improving: float = Field(0.005, ge=0.0)
+
+
+IntDim = Annotated[Dimension, _num(int, minimum=1), _AS_YAML]
+
+
+class SpaceSpec(_Strict):
+    """The hyperparameters Optuna samples; each entry fixed, a list of choices or a range."""
+
+    n_layers: IntDim = Fixed(1)
+    units: IntDim = Fixed(128)
+    activation: Annotated[Dimension, _cat(ACTIVATIONS), _AS_YAML] = Fixed("relu")
+    optimizer: Annotated[Dimension, _cat(OPTIMIZERS), _AS_YAML] = Fixed("adam")
+    learning_rate: Annotated[Dimension, _num(float, positive=True), _AS_YAML] = Fixed(1e-3)
+    batch_size: IntDim | None = None
+    dropout: Annotated[Dimension, _num(float, minimum=0.0, maximum=1.0), _AS_YAML] = Fixed(0.0)
+    epochs: IntDim | None = None
+
+    @field_validator("n_layers")
+    @classmethod
+    def _not_too_deep(cls, dim: Dimension) -> Dimension:
+        values = dim.grid_values() or []
+        if values and max(values) > 32:
+            raise ValueError(f"at most 32 hidden layers, but got {max(values)}")
+        return dim
+
+    def dimensions(self) -> dict[str, Dimension]:
+        return {k: v for k, v in self if isinstance(v, Dimension)}
+
+
+class SweepSpec(_Strict):
+    """A whole sweep file."""
+
+    name: str
+    dataset: Annotated[DatasetSpec, _shorthand("name")]
+    trials: int | None = Field(None, ge=1)
+    timeout: float | None = Field(None, gt=0)
+    seed: int = Field(0, ge=0)
+    objective: Annotated[ObjectiveSpec, _shorthand("metric")] = ObjectiveSpec()
+    sampler: Annotated[SamplerSpec, _shorthand("name")] = SamplerSpec()
+    pruner: Annotated[PrunerSpec, _shorthand("name")] = PrunerSpec()
+    train: TrainSpec = TrainSpec()
+    space: SpaceSpec = SpaceSpec()
+    diagnosis: DiagnosisSpec = DiagnosisSpec()
+    log_models: Literal["best", "all", "none"] = "best"
+    description: str = ""
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, v: str) -> str:
+        if not _NAME_RE.match(v):
+            raise ValueError(
+                f"{v!r} is not a usable study name; use letters, digits, '_', '-' or '.'"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _budget_and_grid(self) -> SweepSpec:
+        if self.trials is None and self.timeout is None:
+            raise ValueError("give trials: N and/or timeout: SECONDS so the sweep can end")
+        if self.sampler.name == "grid":
+            for key, dim in self.space.dimensions().items():
+                if dim.grid_values() is None:
+                    raise ValueError(
+                        f"sampler grid needs a finite space, but space.{key} is a continuous "
+                        "range; give a list of values or a step"
+                    )
+        if isinstance(self.space.dropout, FloatRange) and self.space.dropout.log:
+            raise ValueError("space.dropout cannot be a log range (it may be 0)")
+        return self
+
+    # -- derived views -------------------------------------------------------------------
+    @property
+    def epochs_dim(self) -> Dimension:
+        return self.space.epochs or Fixed(self.train.epochs)
+
+    @property
+    def batch_size_dim(self) -> Dimension:
+        return self.space.batch_size or Fixed(self.train.batch_size)
+
+    @property
+    def max_epochs(self) -> int:
+        values = self.epochs_dim.grid_values() or [self.train.epochs]
+        return int(max(values))
+
+    def with_overrides(self, **changes: Any) -> SweepSpec:
+        """A copy with CLI overrides applied (``None`` values are ignored), re-validated."""
+        data = self.model_dump(mode="json", exclude_none=True)
+        for key, value in changes.items():
+            if value is None:
+                continue
+            if key == "data_path":
+                data["dataset"] = {**data["dataset"], "path": value}
+            else:
+                data[key] = value
+        return _validate(data, "command line")
+
+
+def _format_error(err: dict[str, Any]) -> str:
+    loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
+    loc = re.sub(r"\.?(DatasetSpec|ObjectiveSpec|SamplerSpec|PrunerSpec|function-after\[.*?\])", "", loc)
+    kind = err["type"]
+    msg = str(err["msg"])
+    if kind == "value_error":
+        msg = msg.removeprefix("Value error, ")
+    elif kind == "literal_error":
+        expected = err.get("ctx", {}).get("expected", "")
+        allowed = expected.replace("'", "").replace(" or ", ", ")
+        msg = f"{err['input']!r} is not one of {allowed}"
+    elif kind == "missing":
+        msg = "required field is missing"
+    elif kind == "extra_forbidden":
+        msg = "unknown key"
+    elif "input" in err and not isinstance(err["input"], dict):
+        msg = f"{msg}, but got {err['input']!r}"
+    return f"{loc}: {msg}" if loc else msg
+
+
+def _validate(data: Any, source: str) -> SweepSpec:
+    if not isinstance(data, dict):
+        raise SpecError(f"{source}: a sweep file must be a YAML mapping (name: …, dataset: …)")
+    try:
+        return SweepSpec.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors()
+        more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise SpecError(f"{source}: {_format_error(errors[0])}{more}") from None
+
+
+def parse_spec(text: str, source: str = "<sweep>") -> SweepSpec:
+    """Parse and validate sweep-file text. Raises :class:`SpecError`."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SpecError(f"{source}: {where}invalid YAML: {problem}") from None
+    return _validate(data, source)
+
+
+def load_spec(path: str | Path) -> SweepSpec:
+    """Read and validate a sweep file. Raises :class:`SpecError`."""
+    p = Path(path)
+    if not p.is_file():
+        raise SpecError(f"{p}: sweep file not found; pass a path such as sweeps/quickstart.yaml")
+    return parse_spec(p.read_text(encoding="utf-8"), str(p))

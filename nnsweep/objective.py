@@ -1,0 +1,224 @@
+"""The Optuna objective: sample hyperparameters, fit the MLP, log every epoch, return the metric.
+
+One call = one trial = one MLflow child run, opened before training and closed after it with
+``nnsweep.state`` COMPLETE, PRUNED or FAIL. The objective value is the configured validation
+metric reduced over epochs (default: the best ``val_accuracy`` of any epoch).
+
+A trial whose loss turns NaN/inf stops at the end of that epoch and fails with the reason;
+any exception inside a trial fails that trial alone (the sweep catches it and goes on).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+from .model import HyperParams, build_model, count_params
+
+if TYPE_CHECKING:
+    import optuna
+
+    from .config import SweepSpec
+    from .data import Dataset
+    from .tracking import Tracker
+
+
+class TrialFailure(Exception):
+    """A trial that cannot give a value (NaN loss, …). Fails the trial, not the sweep."""
+
+
+def sample_params(trial: optuna.Trial, spec: SweepSpec) -> HyperParams:
+    """Draw one point of ``spec.space`` (fixed entries are taken as they are)."""
+    sp = spec.space
+    n_layers = int(sp.n_layers.suggest(trial, "n_layers"))
+    return HyperParams(
+        n_layers=n_layers,
+        units=tuple(int(sp.units.suggest(trial, f"units_{i}")) for i in range(n_layers)),
+        activation=str(sp.activation.suggest(trial, "activation")),
+        optimizer=str(sp.optimizer.suggest(trial, "optimizer")),
+        learning_rate=float(sp.learning_rate.suggest(trial, "learning_rate")),
+        batch_size=int(spec.batch_size_dim.suggest(trial, "batch_size")),
+        dropout=float(sp.dropout.suggest(trial, "dropout")),
+        epochs=int(spec.epochs_dim.suggest(trial, "epochs")),
+    )
+
+
+def reduce_history(history: dict[str, list[float]], metric: str, direction: str,
+                   how: str) -> float:
+    """The objective value: best (or last) epoch value of ``metric``."""
+    values = [v for v in history.get(metric, []) if math.isfinite(v)]
+    if not values:
+        raise TrialFailure(f"no finite {metric} was recorded")
+    if how == "last":
+        return history[metric][-1]
+    return max(values) if direction == "maximize" else min(values)
+
+
+@dataclass
+class TrialResult:
+    """What one fit produced, handed to the diagnosis/artifact steps."""
+
+    params: HyperParams
+    history: dict[str, list[float]] = field(default_factory=dict)
+    seconds: float = 0.0
+    pruned: bool = False
+    model: Any = None
+
+
+@cache
+def _callback_classes() -> tuple[type, type]:
+    """Keras callback classes, defined on first use so importing this module skips Keras."""
+    import keras
+
+    class EpochLogger(keras.callbacks.Callback):
+        """Keeps the history and logs each epoch's metrics to the trial's MLflow run."""
+
+        def __init__(self, tracker: Tracker, run_id: str, history: dict[str, list[float]]):
+            super().__init__()
+            self.tracker, self.run_id, self.history = tracker, run_id, history
+            self.nan_epoch: int | None = None
+
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            logs = {k: float(v) for k, v in (logs or {}).items()}
+            for k, v in logs.items():
+                self.history.setdefault(k, []).append(v)
+            self.tracker.log_metrics(self.run_id, logs, step=epoch + 1)
+            if not all(math.isfinite(v) for v in logs.values()):
+                self.nan_epoch = epoch + 1
+                self.model.stop_training = True
+
+    class PruningCallback(keras.callbacks.Callback):
+        """Reports the validation metric to Optuna every epoch; stops the fit when pruned."""
+
+        def __init__(self, trial: optuna.Trial, metric: str):
+            super().__init__()
+            self.trial, self.metric = trial, metric
+            self.pruned_at: int | None = None
+
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            value = float((logs or {}).get(self.metric, float("nan")))
+            if not math.isfinite(value):
+                return
+            self.trial.report(value, step=epoch + 1)
+            if self.trial.should_prune():
+                self.pruned_at = epoch + 1
+                self.model.stop_training = True
+
+    return EpochLogger, PruningCallback
+
+
+class Objective:
+    """Callable handed to ``study.optimize``.
+
+    Args:
+        spec: the validated sweep.
+        dataset: preprocessed splits (the test split is not touched here).
+        tracker: MLflow writer; ``parent_run_id`` is this invocation's parent run.
+        study_name: written as a tag on every child run.
+        on_result: steps run after each fit with (trial, run_id, result), e.g. diagnosis
+            and artifact logging; they run for pruned trials too.
+    """
+
+    def __init__(
+        self,
+        spec: SweepSpec,
+        dataset: Dataset,
+        tracker: Tracker,
+        parent_run_id: str,
+        study_name: str,
+        on_result: list[Any] | None = None,
+    ) -> None:
+        self.spec = spec
+        self.data = dataset
+        self.tracker = tracker
+        self.parent_run_id = parent_run_id
+        self.study_name = study_name
+        self.on_result = on_result or []
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        import keras
+        import optuna
+
+        hp = sample_params(trial, self.spec)
+        params = hp.as_params()
+        trial.set_user_attr("nnsweep.params", params)
+        trial.set_user_attr("nnsweep.host", socket.gethostname())
+        trial.set_user_attr("nnsweep.pid", os.getpid())
+        run_id = self.tracker.start_trial(self.parent_run_id, self.study_name, trial.number, params)
+        trial.set_user_attr("nnsweep.mlflow_run_id", run_id)
+
+        state, reason = "FAIL", None
+        result = TrialResult(params=hp)
+        try:
+            self._fit(trial, run_id, result)
+            if result.pruned:
+                state = "PRUNED"
+                raise optuna.TrialPruned(f"pruned at epoch {len(result.history.get('loss', []))}")
+            obj = self.spec.objective
+            value = reduce_history(result.history, obj.metric, str(obj.direction), obj.reduce)
+            state = "COMPLETE"
+            return value
+        except optuna.TrialPruned:
+            raise
+        except KeyboardInterrupt:
+            reason = "interrupted (Ctrl-C)"
+            raise
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+            trial.set_user_attr("nnsweep.fail_reason", reason)
+            raise
+        finally:
+            try:
+                for step in self.on_result:
+                    step(trial, run_id, result, state)
+            finally:
+                self.tracker.end_trial(run_id, state, reason)
+                result.model = None
+                keras.backend.clear_session()
+
+    def _fit(self, trial: optuna.Trial, run_id: str, result: TrialResult) -> None:
+        import keras
+
+        EpochLogger, PruningCallback = _callback_classes()
+        hp = result.params
+        keras.utils.set_random_seed(self.spec.seed + trial.number)
+        model = build_model(hp)
+        result.model = model
+        self.tracker.log_metrics(run_id, {"trainable_params": count_params(hp)})
+
+        logger = EpochLogger(self.tracker, run_id, result.history)
+        pruner = PruningCallback(trial, self.spec.objective.metric)
+        callbacks: list[keras.callbacks.Callback] = [logger, pruner]
+        es = self.spec.train.early_stopping
+        if es is not None:
+            callbacks.append(
+                keras.callbacks.EarlyStopping(
+                    monitor=self.spec.objective.metric,
+                    mode="max" if self.spec.objective.direction == "maximize" else "min",
+                    patience=es.patience,
+                    min_delta=es.min_delta,
+                    restore_best_weights=es.restore_best_weights,
+                )
+            )
+        start = time.perf_counter()
+        model.fit(
+            self.data.x_train,
+            self.data.y_train,
+            validation_data=(self.data.x_val, self.data.y_val),
+            epochs=hp.epochs,
+            batch_size=hp.batch_size,
+            callbacks=callbacks,
+            verbose=0,
+        )
+        result.seconds = time.perf_counter() - start
+        if logger.nan_epoch is not None:
+            raise TrialFailure(
+                f"loss became NaN/inf at epoch {logger.nan_epoch}; lower the learning rate "
+                "or pick another optimizer"
+            )
+        result.pruned = pruner.pruned_at is not None

@@ -1,0 +1,314 @@
+"""Optuna side: storage URLs, sampler and pruner from the spec, create/resume, summaries.
+
+Storage is an Optuna RDB URL (``sqlite:///optuna.db`` by default, beside ``mlflow.db`` but
+never the same file, since both keep Alembic version tables; ``postgresql+psycopg://…`` to
+share a study between workers) or ``journal:///path/file.log`` for Optuna's JournalStorage.
+RDB storages run Optuna's heartbeat, so a trial whose process died is failed and retried.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import warnings
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import NoCompleteTrialError, StorageError, StudyNotFoundError
+from .tracking import DEFAULT_TRACKING_URI, sqlite_path
+from .urls import mask_url
+
+if TYPE_CHECKING:
+    import optuna
+
+    from .config import SweepSpec
+
+STORAGE_ENV = "NNSWEEP_STORAGE"
+TRACKING_ENV = "MLFLOW_TRACKING_URI"
+DEFAULT_STORAGE_FILE = "optuna.db"
+HEARTBEAT_INTERVAL = 10
+GRACE_PERIOD = 30
+MAX_RETRY = 1
+
+
+def resolve_tracking_uri(uri: str | None) -> str:
+    """``--tracking-uri``, else ``$MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db``."""
+    return uri or os.environ.get(TRACKING_ENV) or DEFAULT_TRACKING_URI
+
+
+def resolve_storage(storage: str | None, tracking_uri: str) -> str:
+    """``--storage``, else ``$NNSWEEP_STORAGE``, else ``optuna.db`` beside the MLflow SQLite file."""
+    if storage or os.environ.get(STORAGE_ENV):
+        return storage or os.environ[STORAGE_ENV]
+    path = sqlite_path(tracking_uri)
+    folder = path.parent if path is not None else Path(".")
+    return "sqlite:///" + (folder / DEFAULT_STORAGE_FILE).as_posix()
+
+
+def check_storage(url: str, tracking_uri: str | None = None) -> None:
+    """Fail fast, before anything is written, when the storage is unusable.
+
+    Raises:
+        StorageError: bad scheme, missing folder, the MLflow file reused, or no connection.
+    """
+    shown = mask_url(url)
+    fix = "fix --storage / NNSWEEP_STORAGE"
+    if url.startswith("journal:///"):
+        folder = Path(url.removeprefix("journal:///")).resolve().parent
+        if not folder.is_dir():
+            raise StorageError(f"storage {shown}: folder {folder} does not exist; {fix}")
+        return
+    path = sqlite_path(url)
+    if path is not None:
+        if not path.resolve().parent.is_dir():
+            raise StorageError(
+                f"storage {shown}: folder {path.resolve().parent} does not exist; {fix}"
+            )
+        tracking_path = sqlite_path(tracking_uri or "")
+        if tracking_path is not None and tracking_path.resolve() == path.resolve():
+            raise StorageError(
+                f"storage {shown} is the MLflow tracking file; Optuna and MLflow both keep "
+                "Alembic tables, so give Optuna its own file (e.g. sqlite:///optuna.db)"
+            )
+        return
+    if "://" not in url:
+        raise StorageError(
+            f"storage {shown}: not a URL; use sqlite:///optuna.db, "
+            "postgresql+psycopg://user:pw@host/db or journal:///path/optuna.log"
+        )
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+    try:
+        engine = create_engine(url, connect_args=_connect_args(url))
+        with engine.connect():
+            pass
+        engine.dispose()
+    except (ArgumentError, SQLAlchemyError, ImportError, ValueError) as exc:
+        reason = mask_url(str(exc).splitlines()[0])[:200]
+        raise StorageError(f"storage {shown}: cannot connect ({reason}); {fix}") from None
+
+
+def _connect_args(url: str) -> dict[str, Any]:
+    return {"connect_timeout": 5} if url.startswith("postgresql") else {}
+
+
+def open_storage(url: str) -> optuna.storages.BaseStorage:
+    """An Optuna storage for ``url``; RDB storages get heartbeat and a retry policy."""
+    import optuna
+    from optuna.storages import RDBStorage
+
+    if url.startswith("journal:///"):
+        from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+        return JournalStorage(JournalFileBackend(url.removeprefix("journal:///")))
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    try:
+        return RDBStorage(
+            url,
+            engine_kwargs={"connect_args": _connect_args(url)} if "postgresql" in url else None,
+            heartbeat_interval=HEARTBEAT_INTERVAL,
+            grace_period=GRACE_PERIOD,
+            heartbeat_stale_trial_callback=_retry_callback(),
+        )
+    except (optuna.exceptions.StorageInternalError, Exception) as exc:
+        reason = mask_url(str(exc).splitlines()[0])[:200]
+        raise StorageError(f"storage {mask_url(url)}: cannot open ({reason})") from None
+
+
+def _retry_callback() -> Any:
+    """Optuna's retry policy: a trial failed by a dead process is re-queued once."""
+    import warnings
+
+    import optuna
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
+
+
+def make_sampler(spec: SweepSpec, n_existing: int = 0) -> optuna.samplers.BaseSampler:
+    """The sampler the spec names, seeded by ``seed + n_existing`` so a resumed sweep does not
+    replay the random start-up points of its first invocation."""
+    import optuna.samplers as s
+
+    seed = spec.seed + n_existing
+    name = spec.sampler.name
+    startup = spec.sampler.n_startup_trials
+    if name == "tpe":
+        return s.TPESampler(seed=seed, **({"n_startup_trials": startup} if startup is not None else {}))
+    if name == "random":
+        return s.RandomSampler(seed=seed)
+    if name == "cmaes":
+        extra = {"n_startup_trials": startup} if startup is not None else {}
+        return s.CmaEsSampler(seed=seed, warn_independent_sampling=False, **extra)
+    if name == "qmc":
+        return s.QMCSampler(seed=spec.seed, warn_independent_sampling=False)
+    if name == "grid":
+        return s.GridSampler(grid_space(spec), seed=seed)
+    raise ValueError(f"unknown sampler {name!r}")
+
+
+def grid_space(spec: SweepSpec) -> dict[str, list[Any]]:
+    """The finite grid of every sampled parameter, as ``GridSampler`` wants it."""
+    space: dict[str, list[Any]] = {}
+    dims = spec.space.dimensions()
+    dims["batch_size"] = spec.batch_size_dim
+    dims["epochs"] = spec.epochs_dim
+    for key, dim in dims.items():
+        if dim.is_fixed:
+            continue
+        values = dim.grid_values()
+        assert values is not None  # config rejects continuous ranges for grid
+        if key == "units":
+            max_layers = max(spec.space.n_layers.grid_values() or [1])
+            space.update({f"units_{i}": values for i in range(int(max_layers))})
+        else:
+            space[key] = values
+    return space
+
+
+def make_pruner(spec: SweepSpec) -> optuna.pruners.BasePruner:
+    import optuna.pruners as p
+
+    cfg = spec.pruner
+    if cfg.name == "median":
+        return p.MedianPruner(n_startup_trials=cfg.n_startup_trials, n_warmup_steps=cfg.n_warmup_steps)
+    if cfg.name == "hyperband":
+        return p.HyperbandPruner(
+            min_resource=cfg.min_resource, max_resource=spec.max_epochs,
+            reduction_factor=cfg.reduction_factor,
+        )
+    if cfg.name == "successive_halving":
+        return p.SuccessiveHalvingPruner(
+            min_resource=cfg.min_resource, reduction_factor=cfg.reduction_factor
+        )
+    return p.NopPruner()
+
+
+def create_or_resume(spec: SweepSpec, storage_url: str, study_name: str) -> optuna.Study:
+    """Create the study, or load it to go on where it stopped."""
+    import optuna
+
+    storage = open_storage(storage_url)
+    try:
+        existing = optuna.load_study(study_name=study_name, storage=storage)
+        n_existing = len(existing.get_trials(deepcopy=False))
+        if existing.direction.name.lower() != spec.objective.direction:
+            raise StorageError(
+                f"study {study_name!r} already exists and is "
+                f"{existing.direction.name.lower()}d; pick another name with --study"
+            )
+    except KeyError:
+        n_existing = 0
+    study = optuna.create_study(
+        study_name=study_name,
+        storage=storage,
+        sampler=make_sampler(spec, n_existing),
+        pruner=make_pruner(spec),
+        direction=spec.objective.direction,
+        load_if_exists=True,
+    )
+    if n_existing == 0:
+        study.set_user_attr("nnsweep.spec", spec.model_dump(mode="json"))
+        study.set_user_attr("nnsweep.objective", spec.objective.metric)
+    return study
+
+
+def load_study(study_name: str, storage_url: str) -> optuna.Study:
+    """Load an existing study. Raises :class:`StudyNotFoundError` listing the ones there are."""
+    import optuna
+
+    check_storage(storage_url)
+    storage = open_storage(storage_url)
+    try:
+        return optuna.load_study(study_name=study_name, storage=storage)
+    except KeyError:
+        names = sorted(s.study_name for s in optuna.get_all_study_summaries(storage))
+        have = ", ".join(names) if names else "none yet; run `nnsweep run SWEEP` first"
+        raise StudyNotFoundError(
+            f"no study {study_name!r} in {mask_url(storage_url)} (studies: {have})"
+        ) from None
+
+
+def list_studies(storage_url: str) -> list[str]:
+    import optuna
+
+    check_storage(storage_url)
+    storage = open_storage(storage_url)
+    return sorted(s.study_name for s in optuna.get_all_study_summaries(storage))
+
+
+def reap_dead_local_trials(study: optuna.Study) -> list[int]:
+    """Fail RUNNING trials started on this host by a process that no longer exists.
+
+    Heartbeats catch dead workers anywhere, but only after the grace period; a trial whose
+    process ran here and is gone can be failed at once, so a re-run right after a crash resumes
+    cleanly. Failed trials are retried once by :class:`RetryFailedTrialCallback`.
+    """
+    from optuna.trial import TrialState
+
+    host = socket.gethostname()
+    reaped: list[int] = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        pid = t.user_attrs.get("nnsweep.pid")
+        if t.user_attrs.get("nnsweep.host") != host or pid is None or _alive(int(pid)):
+            continue
+        if study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL):
+            reaped.append(t.number)
+            failed = study._storage.get_trial(t._trial_id)
+            _retry_callback()(study, failed)
+    return reaped
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def summarize(study: optuna.Study) -> dict[str, Any]:
+    """Trial counts by state and the best trial, as ``status --json`` prints them."""
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    counts = Counter(t.state.name for t in trials)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    summary: dict[str, Any] = {
+        "study": study.study_name,
+        "direction": study.direction.name.lower(),
+        "metric": study.user_attrs.get("nnsweep.objective", "value"),
+        "n_trials": len(trials),
+        "states": {s.name: counts.get(s.name, 0) for s in TrialState},
+        "best": None,
+    }
+    if complete:
+        best = study.best_trial
+        summary["best"] = {"number": best.number, "value": best.value}
+    return summary
+
+
+def best_trial(study: optuna.Study) -> dict[str, Any]:
+    """The best COMPLETE trial: number, value, full params, MLflow run id."""
+    from optuna.trial import TrialState
+
+    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        raise NoCompleteTrialError(
+            f"study {study.study_name!r} has no COMPLETE trial yet; run or resume it with "
+            "`nnsweep run SWEEP`"
+        )
+    best = study.best_trial
+    return {
+        "number": best.number,
+        "value": best.value,
+        "params": best.user_attrs.get("nnsweep.params", best.params),
+        "run_id": best.user_attrs.get("nnsweep.mlflow_run_id"),
+    }

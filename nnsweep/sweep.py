@@ -1,0 +1,212 @@
+"""Run a sweep: spec → data → stores → study → objective, until enough trials are COMPLETE.
+
+Order matters for bad input: the spec is validated, the data loaded and both stores checked
+*before* anything is written, so a mistake leaves no trace in either store.
+
+Running the same sweep again resumes it: the study is loaded, trials left RUNNING by a dead
+process are failed (and retried once), and trials run until ``spec.trials`` are COMPLETE in
+total. Each trial opens exactly one MLflow run, so nothing is logged twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .data import load_dataset
+from .errors import SweepFailedError
+from .study import check_storage, create_or_resume, reap_dead_local_trials
+from .tracking import Tracker, check_tracking_uri
+from .urls import mask_url
+
+if TYPE_CHECKING:
+    import optuna
+
+    from .config import SweepSpec
+
+MAX_CONSECUTIVE_FAILURES = 5
+
+TrialHook = Callable[["optuna.Study", "optuna.trial.FrozenTrial"], None]
+
+
+@dataclass
+class SweepResult:
+    study_name: str
+    experiment_id: str
+    parent_run_id: str | None
+    n_complete: int
+    target: int | None
+    ran: dict[str, int] = field(default_factory=dict)
+    best: dict[str, Any] | None = None
+
+
+class _Budget:
+    """Stops the study when enough trials are COMPLETE, or after repeated failures."""
+
+    def __init__(self, target: int | None, max_failures: int = MAX_CONSECUTIVE_FAILURES):
+        self.target, self.max_failures = target, max_failures
+        self.consecutive_failures = 0
+        self.ran: dict[str, int] = {}
+        self.reasons: list[str] = []
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        from optuna.trial import TrialState
+
+        self.ran[trial.state.name] = self.ran.get(trial.state.name, 0) + 1
+        if trial.state == TrialState.FAIL:
+            self.consecutive_failures += 1
+            self.reasons.append(f"trial {trial.number}: "
+                                f"{trial.user_attrs.get('nnsweep.fail_reason', 'failed')}")
+        else:
+            self.consecutive_failures = 0
+        if self.consecutive_failures >= self.max_failures:
+            study.stop()
+        if self.target is not None and n_complete(study) >= self.target:
+            study.stop()
+
+
+def n_complete(study: optuna.Study) -> int:
+    from optuna.trial import TrialState
+
+    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+
+
+def run_sweep(
+    spec: SweepSpec,
+    *,
+    storage_url: str,
+    tracking_uri: str,
+    study_name: str | None = None,
+    spec_text: str | None = None,
+    hooks: list[TrialHook] | None = None,
+    on_start: Callable[[optuna.Study, int, int | None], None] | None = None,
+) -> SweepResult:
+    """Run (or resume) the sweep ``spec`` and return what it did.
+
+    Args:
+        spec: validated sweep.
+        storage_url: Optuna storage URL.
+        tracking_uri: MLflow tracking URI.
+        study_name: defaults to ``spec.name``.
+        spec_text: the sweep file's text, logged on the parent run.
+        hooks: extra Optuna callbacks (progress display), called after every trial.
+        on_start: called once with (study, complete trials so far, target) before trials run.
+
+    Raises:
+        DataError, StorageError: bad input, before anything is written.
+        SweepFailedError: trials ran but none completed.
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    from .objective import Objective
+    from .steps import default_steps
+
+    name = study_name or spec.name
+    dataset = load_dataset(
+        spec.dataset.name,
+        str(spec.dataset.path) if spec.dataset.path else None,
+        validation=spec.dataset.validation,
+        seed=spec.seed,
+    )
+    check_storage(storage_url, tracking_uri)
+    check_tracking_uri(tracking_uri)
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    study = create_or_resume(spec, storage_url, name)
+    reap_dead_local_trials(study)
+    tracker = Tracker(tracking_uri, spec.name)
+    _close_orphan_runs(study, tracker)
+
+    done = n_complete(study)
+    result = SweepResult(name, tracker.experiment_id, None, done, spec.trials)
+    if spec.trials is not None and done >= spec.trials:
+        result.best = _best(study)
+        return result
+
+    parent = tracker.start_parent(
+        name,
+        tags={
+            "nnsweep.host": socket.gethostname(),
+            "nnsweep.pid": str(os.getpid()),
+            "nnsweep.storage": mask_url(storage_url),
+            "nnsweep.dataset": f"{dataset.name} ({dataset.source})",
+        },
+        params={
+            "dataset": dataset.name,
+            "train_size": dataset.sizes["train"],
+            "val_size": dataset.sizes["val"],
+            "sampler": spec.sampler.name,
+            "pruner": spec.pruner.name,
+            "objective": f"{spec.objective.reduce} {spec.objective.metric}",
+            "direction": spec.objective.direction,
+            "target_trials": spec.trials,
+            "timeout": spec.timeout,
+            "seed": spec.seed,
+        },
+    )
+    result.parent_run_id = parent
+    if spec_text is not None:
+        tracker.client.log_text(parent, spec_text, "sweep.yaml")
+    study.set_user_attr("nnsweep.experiment_id", tracker.experiment_id)
+
+    budget = _Budget(spec.trials)
+
+    def best_so_far(st: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if trial.state == TrialState.COMPLETE:
+            best = _best(st)
+            if best is not None and best["number"] == trial.number:
+                tracker.update_best(parent, best["number"], best["value"], best["params"],
+                                    n_complete(st))
+
+    objective = Objective(spec, dataset, tracker, parent, name, on_result=default_steps(spec, tracker))
+    if on_start is not None:
+        on_start(study, done, spec.trials)
+    status = "FAILED"
+    try:
+        study.optimize(
+            objective,
+            timeout=spec.timeout,
+            catch=(Exception,),
+            callbacks=[budget, best_so_far, *(hooks or [])],
+        )
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        tracker.end_parent(parent, status)
+        result.ran = budget.ran
+        result.n_complete = n_complete(study)
+        result.best = _best(study)
+
+    if budget.ran and not budget.ran.get("COMPLETE") and budget.ran.get("FAIL"):
+        shown = "; ".join(budget.reasons[-3:])
+        raise SweepFailedError(
+            f"all {sum(budget.ran.values())} trials of this run failed ({shown}); "
+            "fix the sweep file's space and run it again"
+        )
+    return result
+
+
+def _best(study: optuna.Study) -> dict[str, Any] | None:
+    from .study import best_trial
+
+    return best_trial(study) if n_complete(study) else None
+
+
+def _close_orphan_runs(study: optuna.Study, tracker: Tracker) -> None:
+    """Close MLflow runs left RUNNING by trials that Optuna no longer holds as running."""
+    from optuna.trial import TrialState
+
+    finished = {
+        t.user_attrs["nnsweep.mlflow_run_id"]
+        for t in study.get_trials(deepcopy=False)
+        if t.state != TrialState.RUNNING and "nnsweep.mlflow_run_id" in t.user_attrs
+    }
+    tracker.close_orphans(study.study_name, finished)

@@ -1,0 +1,220 @@
+"""MLflow tracking: one experiment per sweep, one parent run per invocation, one child per trial.
+
+All calls go through an explicit :class:`mlflow.MlflowClient` with explicit run ids, so no
+global "active run" state leaks between trials. Child runs are opened *before* a trial trains
+and closed after it, so the UI shows real durations and live curves.
+
+Metric steps are epochs counted from 1, as Keras prints them ("Epoch 1/10").
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import StorageError
+from .urls import mask_url
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"  # the UI's "Model training" mode
+ROLE_TAG = "nnsweep.role"
+STUDY_TAG = "nnsweep.study"
+TRIAL_TAG = "nnsweep.trial"
+STATE_TAG = "nnsweep.state"
+PARENT_TAG = "mlflow.parentRunId"
+EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The file behind a ``sqlite:///…`` URI (relative to the working directory), else None."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(uri.removeprefix("sqlite:///").split("?")[0])
+
+
+def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
+    """Fail fast, before anything is written, when the tracking store cannot be reached.
+
+    Raises:
+        StorageError: the SQLite folder is missing, or a server does not answer.
+    """
+    shown = mask_url(uri)
+    path = sqlite_path(uri)
+    if path is not None:
+        folder = path.resolve().parent
+        if not folder.is_dir():
+            raise StorageError(
+                f"tracking URI {shown}: folder {folder} does not exist; create it or fix "
+                "--tracking-uri / MLFLOW_TRACKING_URI"
+            )
+        return
+    if uri.startswith(("http://", "https://")):
+        try:
+            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as resp:
+                resp.read()
+        except (urllib.error.URLError, socket.timeout, ConnectionError, ValueError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise StorageError(
+                f"tracking URI {shown}: MLflow server not reachable ({reason}); start it or fix "
+                "--tracking-uri / MLFLOW_TRACKING_URI"
+            ) from None
+        return
+    if "://" in uri and not uri.startswith("file:"):
+        from sqlalchemy import create_engine
+        from sqlalchemy.exc import SQLAlchemyError
+
+        try:
+            engine = create_engine(uri)
+            with engine.connect():
+                pass
+            engine.dispose()
+        except (SQLAlchemyError, ImportError, ValueError) as exc:
+            reason = str(exc).splitlines()[0][:160]
+            raise StorageError(
+                f"tracking URI {shown}: cannot connect ({mask_url(reason)}); fix --tracking-uri"
+            ) from None
+
+
+class Tracker:
+    """Writes one sweep's runs to an MLflow tracking store.
+
+    Args:
+        tracking_uri: any MLflow tracking URI (``sqlite:///mlflow.db``, ``http://host:5000``…).
+        experiment: experiment name (the sweep name).
+    """
+
+    def __init__(self, tracking_uri: str, experiment: str) -> None:
+        from mlflow import MlflowClient
+
+        self.tracking_uri = tracking_uri
+        self.client: MlflowClient = MlflowClient(tracking_uri=tracking_uri)
+        self.experiment_id = self._ensure_experiment(experiment)
+
+    def _ensure_experiment(self, name: str) -> str:
+        exp = self.client.get_experiment_by_name(name)
+        if exp is None:
+            path = sqlite_path(self.tracking_uri)
+            location = (path.resolve().parent / "mlruns" / name).as_uri() if path else None
+            try:
+                exp_id = self.client.create_experiment(name, artifact_location=location)
+            except Exception:  # another worker created it first
+                exp = self.client.get_experiment_by_name(name)
+                if exp is None:
+                    raise
+                exp_id = exp.experiment_id
+        else:
+            if exp.lifecycle_stage == "deleted":
+                self.client.restore_experiment(exp.experiment_id)
+            exp_id = exp.experiment_id
+        self.client.set_experiment_tag(exp_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+        return str(exp_id)
+
+    # -- runs ---------------------------------------------------------------------------------
+    def start_parent(self, study: str, *, tags: dict[str, str], params: dict[str, Any]) -> str:
+        """Open this invocation's parent run; returns its run id."""
+        run = self.client.create_run(
+            self.experiment_id,
+            run_name=f"{study} @ {time.strftime('%Y-%m-%d %H:%M:%S')}",
+            tags={ROLE_TAG: "study", STUDY_TAG: study, **tags},
+        )
+        self.log_params(run.info.run_id, params)
+        return str(run.info.run_id)
+
+    def start_trial(
+        self, parent_id: str, study: str, number: int, params: dict[str, Any],
+        tags: dict[str, str] | None = None,
+    ) -> str:
+        """Open a trial's child run (nested under ``parent_id``); returns its run id."""
+        run = self.client.create_run(
+            self.experiment_id,
+            run_name=f"trial-{number:03d}",
+            tags={
+                PARENT_TAG: parent_id,
+                ROLE_TAG: "trial",
+                STUDY_TAG: study,
+                TRIAL_TAG: str(number),
+                STATE_TAG: "RUNNING",
+                **(tags or {}),
+            },
+        )
+        self.log_params(run.info.run_id, params)
+        return str(run.info.run_id)
+
+    def log_params(self, run_id: str, params: dict[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        if params:
+            items = [Param(k, str(v)[:6000]) for k, v in params.items()]
+            for i in range(0, len(items), 100):
+                self.client.log_batch(run_id, params=items[i : i + 100])
+
+    def log_metrics(self, run_id: str, metrics: dict[str, float], step: int = 0) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        batch = [Metric(k, float(v), now, step) for k, v in metrics.items() if v is not None]
+        if batch:
+            self.client.log_batch(run_id, metrics=batch)
+
+    def set_tags(self, run_id: str, tags: dict[str, Any]) -> None:
+        from mlflow.entities import RunTag
+
+        if tags:
+            self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_dict(self, run_id: str, data: Any, name: str) -> None:
+        self.client.log_text(run_id, json.dumps(data, indent=2, default=str), name)
+
+    def end_trial(self, run_id: str, state: str, reason: str | None = None) -> None:
+        """Close a child run: ``state`` is COMPLETE, PRUNED or FAIL (Optuna's words)."""
+        tags: dict[str, Any] = {STATE_TAG: state}
+        if reason:
+            tags["nnsweep.fail_reason"] = reason[:4000]
+        self.set_tags(run_id, tags)
+        status = "FAILED" if state == "FAIL" else "FINISHED"
+        self.client.set_terminated(run_id, status=status)
+
+    def end_parent(self, run_id: str, status: str = "FINISHED") -> None:
+        self.client.set_terminated(run_id, status=status)
+
+    def update_best(self, parent_id: str, number: int, value: float, params: dict[str, Any],
+                    n_finished: int) -> None:
+        """Record the best trial so far on the parent run (tags, and metric ``best_value``)."""
+        self.set_tags(
+            parent_id,
+            {
+                "nnsweep.best.trial": number,
+                "nnsweep.best.value": f"{value:.6g}",
+                "nnsweep.best.params": json.dumps(params, sort_keys=True),
+            },
+        )
+        self.log_metrics(parent_id, {"best_value": value}, step=n_finished)
+
+    def close_orphans(self, study: str, run_ids: set[str]) -> list[str]:
+        """Mark RUNNING child runs of ``study`` whose trial no longer runs as FAILED.
+
+        ``run_ids`` are the runs of trials that Optuna holds as finished or failed; a run of
+        such a trial still RUNNING was left behind by a killed process.
+        """
+        closed: list[str] = []
+        runs = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.`{STUDY_TAG}` = '{study}' and attributes.status = 'RUNNING'",
+            max_results=5000,
+        )
+        for run in runs:
+            if run.info.run_id in run_ids:
+                self.set_tags(run.info.run_id, {STATE_TAG: "FAIL",
+                                                "nnsweep.fail_reason": "process died mid-trial"})
+                self.client.set_terminated(run.info.run_id, status="KILLED")
+                closed.append(run.info.run_id)
+        return closed
