@@ -14,8 +14,12 @@ import traceback
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
+
+try:  # Typer 0.2x vendors its own Click
+    from typer._click import exceptions as click_exc
+except ImportError:  # pragma: no cover - older Typer uses Click itself
+    from click import exceptions as click_exc  # type: ignore[no-redef]
 
 from .errors import NnsweepError
 from .urls import mask_url
@@ -70,7 +74,7 @@ def _stores(storage: str | None, tracking_uri: str | None) -> tuple[str, str]:
 
 @app.command()
 def run(
-    sweep: Annotated[Path, typer.Argument(help="Sweep file, e.g. sweeps/quickstart.yaml.")],
+    sweep: Annotated[Path, typer.Argument(metavar="SWEEP", help="Sweep file, e.g. sweeps/quickstart.yaml.")],
     trials: Annotated[
         int | None, typer.Option(min=1, help="COMPLETE trials wanted in total (overrides file).")
     ] = None,
@@ -131,7 +135,7 @@ def _uri_flag(tracking_uri: str | None) -> str:
 
 @app.command()
 def status(
-    study: Annotated[str | None, typer.Argument(help="Study name [default: all studies].")] = None,
+    study: Annotated[str | None, typer.Argument(metavar="[STUDY]", help="Study name [default: all studies].")] = None,
     storage: Storage = None,
     tracking_uri: TrackingUri = None,
     as_json: JsonFlag = False,
@@ -204,14 +208,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         command.main(args=args, prog_name="nnsweep", standalone_mode=False)
         return 0
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return int(exc.exit_code)
-    except click.exceptions.Abort:
+    except typer.Abort:
         print("nnsweep: aborted", file=sys.stderr)
         return 130
-    except click.ClickException as exc:
+    except click_exc.ClickException as exc:
         exc.show()
-        return 2 if isinstance(exc, click.UsageError) else int(exc.exit_code)
+        return 2 if isinstance(exc, click_exc.UsageError) else int(exc.exit_code)
     except NnsweepError as exc:
         if _state["debug"]:
             traceback.print_exc()

@@ -80,6 +80,8 @@ def stratified_split(
         idx = np.flatnonzero(y == label)
         rng.shuffle(idx)
         n_held = int(round(fraction * len(idx)))
+        if fraction > 0 and n_held == 0 and len(idx) > 1:
+            n_held = 1  # every class is represented in the held-out part
         held.append(idx[:n_held])
         kept.append(idx[n_held:])
     return np.sort(np.concatenate(kept)), np.sort(np.concatenate(held))
@@ -119,11 +121,13 @@ def _load_path(path: Path) -> RawArrays:
     else:
         try:
             with np.load(path) as npz:
+                missing = [key for key in _IDX_NAMES if key not in npz.files]
+                if missing:
+                    raise DataError(
+                        f"{path}: missing array {missing[0]!r}; an .npz needs x_train, y_train, "
+                        "x_test, y_test (as keras.datasets.mnist.load_data writes them)"
+                    )
                 arrays = {key: npz[key] for key in _IDX_NAMES}
-        except KeyError as exc:
-            raise DataError(
-                f"{path}: missing array {exc}; an .npz needs x_train, y_train, x_test, y_test"
-            ) from None
         except (OSError, ValueError) as exc:
             raise DataError(f"{path}: not a readable .npz file ({exc})") from None
     x_train, y_train, x_test, y_test = (arrays[k] for k in _IDX_NAMES)

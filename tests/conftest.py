@@ -1,0 +1,105 @@
+"""Shared fixtures: temporary stores, tiny sweep files, and an in-process CLI runner.
+
+Real Keras training on the bundled 5k MNIST digits with tiny models (a few epochs), a real
+SQLite Optuna storage and a real SQLite MLflow store in ``tmp_path``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+
+TINY_SWEEP: dict[str, Any] = {
+    "name": "tiny",
+    "dataset": {"name": "mnist_5k", "validation": 0.1},
+    "trials": 2,
+    "seed": 1,
+    "sampler": "random",
+    "pruner": "none",
+    "train": {"epochs": 2, "batch_size": 128},
+    "space": {
+        "n_layers": {"low": 1, "high": 2},
+        "units": {"low": 8, "high": 32, "log": True},
+        "activation": ["relu", "tanh"],
+        "optimizer": "adam",
+        "learning_rate": {"low": 1.0e-3, "high": 1.0e-2, "log": True},
+        "dropout": 0.0,
+    },
+}
+
+
+@dataclass
+class Stores:
+    """A working directory with its own Optuna storage and MLflow store."""
+
+    root: Path
+    storage: str
+    tracking_uri: str
+
+    @property
+    def args(self) -> list[str]:
+        return ["--storage", self.storage, "--tracking-uri", self.tracking_uri]
+
+
+@pytest.fixture
+def stores(tmp_path: Path) -> Stores:
+    return Stores(
+        root=tmp_path,
+        storage=f"sqlite:///{tmp_path / 'optuna.db'}",
+        tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+    )
+
+
+def _merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        elif value is None:
+            out.pop(key, None)
+        else:
+            out[key] = value
+    return out
+
+
+@pytest.fixture
+def write_sweep(tmp_path: Path) -> Callable[..., Path]:
+    """Write a tiny sweep file; keyword changes are merged in (``None`` drops a key)."""
+
+    def write(name: str = "tiny", **changes: Any) -> Path:
+        data = _merge(TINY_SWEEP, {"name": name, **changes})
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+        return path
+
+    return write
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
+    """Run ``nnsweep ARGS`` in this process; returns exit code, stdout and stderr."""
+    from nnsweep.cli import main
+
+    def invoke(*args: str) -> CliResult:
+        capsys.readouterr()
+        code = main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return invoke

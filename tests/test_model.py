@@ -1,0 +1,52 @@
+"""The Keras MLP builder: shapes, parameter counts, optimizers, params round trip."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nnsweep.config import ACTIVATIONS, OPTIMIZERS
+from nnsweep.model import HyperParams, build_model, count_params
+
+
+def test_seed_lab_model_has_19885_params() -> None:
+    hp = HyperParams(n_layers=1, units=(25,), activation="sigmoid", optimizer="sgd")
+    model = build_model(hp)
+    assert model.count_params() == 19_885 == count_params(hp)
+    assert model.input_shape == (None, 784) and model.output_shape == (None, 10)
+
+
+@pytest.mark.parametrize("units", [(8,), (64, 32), (16, 16, 16)])
+def test_count_params_matches_keras(units: tuple[int, ...]) -> None:
+    hp = HyperParams(n_layers=len(units), units=units, dropout=0.2)
+    model = build_model(hp)
+    assert model.count_params() == count_params(hp)
+    dropouts = [layer for layer in model.layers if "dropout" in layer.name]
+    assert len(dropouts) == len(units)
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_every_activation_builds_and_predicts_probabilities(activation: str) -> None:
+    model = build_model(HyperParams(n_layers=1, units=(4,), activation=activation))
+    probs = model.predict(np.zeros((3, 784), np.float32), verbose=0)
+    assert probs.shape == (3, 10)
+    assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_every_optimizer_compiles_with_its_learning_rate(optimizer: str) -> None:
+    model = build_model(HyperParams(n_layers=1, units=(4,), optimizer=optimizer, learning_rate=0.02))
+    assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(0.02)
+
+
+def test_params_round_trip_from_strings() -> None:
+    hp = HyperParams(n_layers=2, units=(64, 8), activation="elu", optimizer="nadam",
+                     learning_rate=0.003, batch_size=32, dropout=0.1, epochs=4)
+    flat = hp.as_params()
+    assert flat["units_0"] == 64 and flat["units_1"] == 8
+    assert HyperParams.from_params({k: str(v) for k, v in flat.items()}) == hp
+
+
+def test_units_must_match_layers() -> None:
+    with pytest.raises(ValueError, match="2 layers need 2 widths"):
+        HyperParams(n_layers=2, units=(8,))

@@ -1,0 +1,143 @@
+"""Optuna side: storage resolution and checks, samplers, pruners, dead-trial reaping."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+
+from nnsweep.config import parse_spec
+from nnsweep.errors import NoCompleteTrialError, StorageError, StudyNotFoundError
+from nnsweep.study import (
+    best_trial,
+    check_storage,
+    create_or_resume,
+    grid_space,
+    load_study,
+    make_pruner,
+    make_sampler,
+    reap_dead_local_trials,
+    resolve_storage,
+    summarize,
+)
+
+BASE = "name: s\ndataset: mnist_5k\ntrials: 3\n"
+
+
+def test_default_storage_sits_beside_the_mlflow_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NNSWEEP_STORAGE", raising=False)
+    assert resolve_storage(None, "sqlite:///mlflow.db") == "sqlite:///optuna.db"
+    assert resolve_storage(None, "sqlite:////data/x/mlflow.db") == "sqlite:////data/x/optuna.db"
+    assert resolve_storage(None, "http://mlflow:5000") == "sqlite:///optuna.db"
+    monkeypatch.setenv("NNSWEEP_STORAGE", "sqlite:///env.db")
+    assert resolve_storage(None, "sqlite:///mlflow.db") == "sqlite:///env.db"
+    assert resolve_storage("sqlite:///flag.db", "sqlite:///mlflow.db") == "sqlite:///flag.db"
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("sqlite:////no/such/dir/optuna.db", "folder /no/such/dir does not exist"),
+        ("optuna.db", "not a URL"),
+        ("postgresql+psycopg://u:topsecret@127.0.0.1:1/x", "cannot connect"),
+        ("nosuchdialect://h/x", "cannot connect"),
+    ],
+)
+def test_bad_storage_is_refused(url: str, message: str) -> None:
+    with pytest.raises(StorageError, match=message) as info:
+        check_storage(url)
+    assert "topsecret" not in str(info.value)
+
+
+def test_optuna_and_mlflow_never_share_a_file(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/one.db"
+    with pytest.raises(StorageError, match="Alembic"):
+        check_storage(url, url)
+
+
+@pytest.mark.parametrize(
+    ("sampler", "cls"),
+    [("tpe", "TPESampler"), ("random", "RandomSampler"), ("cmaes", "CmaEsSampler"),
+     ("qmc", "QMCSampler")],
+)
+def test_make_sampler(sampler: str, cls: str) -> None:
+    spec = parse_spec(BASE + f"sampler: {sampler}\n")
+    assert type(make_sampler(spec)).__name__ == cls
+
+
+def test_grid_space_expands_units_per_layer() -> None:
+    spec = parse_spec(
+        BASE + "sampler: grid\nspace: {n_layers: [1, 2], units: [8, 16], activation: [relu, tanh]}\n"
+    )
+    space = grid_space(spec)
+    assert space == {"n_layers": [1, 2], "units_0": [8, 16], "units_1": [8, 16],
+                     "activation": ["relu", "tanh"]}
+    assert type(make_sampler(spec)).__name__ == "GridSampler"
+
+
+@pytest.mark.parametrize(
+    ("pruner", "cls"),
+    [("median", "MedianPruner"), ("hyperband", "HyperbandPruner"),
+     ("successive_halving", "SuccessiveHalvingPruner"), ("none", "NopPruner")],
+)
+def test_make_pruner(pruner: str, cls: str) -> None:
+    assert type(make_pruner(parse_spec(BASE + f"pruner: {pruner}\n"))).__name__ == cls
+
+
+def test_resume_loads_the_same_study_and_rejects_another_direction(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/optuna.db"
+    spec = parse_spec(BASE)
+    study = create_or_resume(spec, url, "s")
+    study.add_trial(optuna.trial.create_trial(value=0.5, params={}, distributions={}))
+    again = create_or_resume(spec, url, "s")
+    assert len(again.trials) == 1
+    with pytest.raises(StorageError, match="already exists and is maximized"):
+        create_or_resume(parse_spec(BASE + "objective: val_loss\n"), url, "s")
+
+
+def test_load_study_lists_what_exists(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/optuna.db"
+    create_or_resume(parse_spec(BASE), url, "alpha")
+    with pytest.raises(StudyNotFoundError, match=r"no study 'beta' .* \(studies: alpha\)"):
+        load_study("beta", url)
+
+
+def test_best_trial_needs_a_complete_trial(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/optuna.db"
+    study = create_or_resume(parse_spec(BASE), url, "s")
+    with pytest.raises(NoCompleteTrialError, match="no COMPLETE trial"):
+        best_trial(study)
+    study.add_trial(
+        optuna.trial.create_trial(
+            value=0.9, params={}, distributions={},
+            user_attrs={"nnsweep.params": {"n_layers": 1}, "nnsweep.mlflow_run_id": "abc"},
+        )
+    )
+    assert best_trial(study) == {"number": 0, "value": 0.9, "params": {"n_layers": 1},
+                                 "run_id": "abc"}
+    summary = summarize(study)
+    assert summary["states"]["COMPLETE"] == 1 and summary["best"]["value"] == 0.9
+
+
+def test_trial_of_a_dead_local_process_is_failed_and_requeued(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/optuna.db"
+    study = create_or_resume(parse_spec(BASE), url, "s")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    orphan = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    orphan.set_user_attr("nnsweep.host", socket.gethostname())
+    orphan.set_user_attr("nnsweep.pid", dead.pid)
+    alive = study.ask()
+    alive.set_user_attr("nnsweep.host", socket.gethostname())
+    alive.set_user_attr("nnsweep.pid", os.getpid())
+    assert reap_dead_local_trials(study) == [orphan.number]
+    states = {t.number: t.state for t in study.trials}
+    assert states[orphan.number] == optuna.trial.TrialState.FAIL
+    assert states[alive.number] == optuna.trial.TrialState.RUNNING
+    waiting = [t for t in study.trials if t.state == optuna.trial.TrialState.WAITING]
+    assert len(waiting) == 1 and waiting[0].params == study.trials[orphan.number].params
