@@ -89,8 +89,20 @@ def run(
     ] = None,
     seed: Annotated[int | None, typer.Option(min=0, help="Seed (overrides file).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Log lines only, no live bar.")] = False,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Worker processes on this machine sharing the study (needs a journal:/// or "
+            "PostgreSQL storage). Workers on other machines: run the same command there.",
+        ),
+    ] = 1,
 ) -> None:
-    """Run a sweep, or resume it: trials run until the study has TRIALS COMPLETE trials."""
+    """Run a sweep, or resume it: trials run until the study has TRIALS COMPLETE trials.
+
+    Any number of `nnsweep run` processes with the same sweep file and --storage work on one
+    study together, on one machine (--jobs N) or many, and stop at exactly TRIALS.
+    """
     from .config import load_spec
     from .progress import SweepProgress
     from .sweep import run_sweep
@@ -99,6 +111,10 @@ def run(
         trials=trials, timeout=timeout, seed=seed, data_path=data_path
     )
     storage_url, uri = _stores(storage, tracking_uri)
+    if jobs > 1:
+        _run_jobs(sweep, spec, jobs, storage_url, uri, trials=trials, timeout=timeout,
+                  study=study, data_path=data_path, seed=seed)
+        return
     progress = SweepProgress(quiet=quiet, metric=spec.objective.metric)
     try:
         result = run_sweep(
@@ -127,6 +143,34 @@ def run(
         )
     typer.echo(f"browse: nnsweep ui{_uri_flag(tracking_uri)}   export: nnsweep export "
                f"{result.study_name} --out exports/{result.study_name}")
+
+
+def _run_jobs(
+    sweep: Path, spec: Any, jobs: int, storage_url: str, uri: str, **overrides: Any
+) -> None:
+    """Validate once here, then start JOBS worker processes and wait for them."""
+    from .data import load_raw
+    from .study import check_storage, create_or_resume, load_study, summarize
+    from .tracking import check_tracking_uri
+    from .workers import check_concurrent_storage, run_workers
+
+    check_concurrent_storage(storage_url, jobs)
+    load_raw(spec.dataset.name, str(spec.dataset.path) if spec.dataset.path else None)
+    check_storage(storage_url, uri)
+    check_tracking_uri(uri)
+    name = overrides["study"] or spec.name
+    create_or_resume(spec, storage_url, name)  # once, before the workers race to create it
+    args = [str(sweep)]
+    for key, value in overrides.items():
+        if value is not None:
+            args += [f"--{key.replace('_', '-')}", str(value)]
+    code = run_workers(args, jobs=jobs, storage_url=storage_url, tracking_uri=uri,
+                       echo=lambda line: typer.echo(line, err=True))
+    summary = summarize(load_study(name, storage_url))
+    states = ", ".join(f"{n} {s}" for s, n in summary["states"].items() if n)
+    typer.echo(f"study {name}: {states or 'no trials'} ({jobs} workers)")
+    if code:
+        raise typer.Exit(code)
 
 
 def _uri_flag(tracking_uri: str | None) -> str:
@@ -187,17 +231,24 @@ def best(
 @app.command()
 def ui(
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to serve on.")] = 5000,
-    host: Annotated[str, typer.Option(help="Address to bind (127.0.0.1 keeps it private).")] = (
-        "127.0.0.1"
-    ),
-    study: Annotated[str | None, typer.Option(help="Experiment to open [default: newest].")] = None,
+    host: Annotated[
+        str, typer.Option(help="Address to bind; 127.0.0.1 keeps the UI private to this machine.")
+    ] = "127.0.0.1",
+    study: Annotated[
+        str | None, typer.Option(help="Sweep or study to open [default: the newest sweep].")
+    ] = None,
     tracking_uri: TrackingUri = None,
 ) -> None:
-    """Start the MLflow UI on the project's store and print the URL of the runs table."""
+    """Start the MLflow UI on the tracking store, print the URL of the sweep's runs table, and
+    serve until Ctrl-C."""
+    from .study import resolve_tracking_uri
     from .ui import serve
 
-    _, uri = _stores(None, tracking_uri)
-    raise typer.Exit(serve(uri, host=host, port=port, experiment=study, echo=typer.echo))
+    code = serve(
+        resolve_tracking_uri(tracking_uri), host=host, port=port, experiment=study,
+        echo=typer.echo, warn=lambda line: typer.echo(line, err=True),
+    )
+    raise typer.Exit(code)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,7 +24,7 @@ from pydantic import (
 )
 
 from .errors import SpecError
-from .space import Dimension, FloatRange, Fixed, parse_categorical, parse_numeric
+from .space import Dimension, Fixed, FloatRange, parse_categorical, parse_numeric
 
 ACTIVATIONS = (
     "relu", "elu", "selu", "tanh", "sigmoid", "softplus", "softsign",
@@ -127,12 +127,19 @@ class TrainSpec(_Strict):
 
 
 class DiagnosisSpec(_Strict):
-    """Thresholds of the fit diagnosis (see :mod:`nnsweep.diagnosis` for the rules)."""
+    """Thresholds of the fit diagnosis (see :mod:`nnsweep.diagnosis` for the rules).
+
+    ``overfit_gap``: train minus validation accuracy, over it for the last 3 epochs = overfit.
+    ``val_loss_rise``: val_loss over ``min * (1 + this)`` for the last 3 epochs while the
+    training loss kept falling = overfit. ``underfit_accuracy``: best train accuracy under it =
+    underfit. ``still_improving``: loss and val_loss both still falling by more than this
+    fraction per epoch at the end (and a new val_loss minimum at the last epoch) = underfit.
+    """
 
     overfit_gap: float = Field(0.05, gt=0.0, lt=1.0)
     val_loss_rise: float = Field(0.10, gt=0.0)
     underfit_accuracy: float = Field(0.80, gt=0.0, lt=1.0)
-    still_improving: float = Field(0.005, ge=0.0)
+    still_improving: float = Field(0.01, ge=0.0)
 
 
 IntDim = Annotated[Dimension, _num(int, minimum=1), _AS_YAML]
@@ -232,7 +239,9 @@ class SweepSpec(_Strict):
 
 def _format_error(err: dict[str, Any]) -> str:
     loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
-    loc = re.sub(r"\.?(DatasetSpec|ObjectiveSpec|SamplerSpec|PrunerSpec|function-after\[.*?\])", "", loc)
+    loc = re.sub(
+        r"\.?(DatasetSpec|ObjectiveSpec|SamplerSpec|PrunerSpec|function-after\[.*?\])", "", loc
+    )
     kind = err["type"]
     msg = str(err["msg"])
     if kind == "value_error":

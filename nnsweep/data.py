@@ -66,9 +66,7 @@ def preprocess(x: np.ndarray) -> np.ndarray:
     return (x.reshape(len(x), -1).astype(np.float32) / np.float32(255.0)).clip(0.0, 1.0)
 
 
-def stratified_split(
-    y: np.ndarray, fraction: float, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
+def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Split indices into (kept, held_out), holding out ``fraction`` of every class.
 
     Deterministic for a given ``seed``; both index arrays are sorted and disjoint.

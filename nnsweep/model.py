@@ -32,7 +32,9 @@ class HyperParams:
 
     def __post_init__(self) -> None:
         if len(self.units) != self.n_layers:
-            raise ValueError(f"{self.n_layers} layers need {self.n_layers} widths, got {self.units}")
+            raise ValueError(
+                f"{self.n_layers} layers need {self.n_layers} widths, got {self.units}"
+            )
 
     def as_params(self) -> dict[str, Any]:
         """Flat parameters as logged to MLflow: ``n_layers``, ``units_0``…, ``activation``, …"""
@@ -91,8 +93,9 @@ def build_model(hp: HyperParams, *, input_dim: int = INPUT_DIM) -> keras.Sequent
     layers: list[keras.layers.Layer] = [keras.Input(shape=(input_dim,), name="pixels")]
     for i, width in enumerate(hp.units):
         layers.append(
-            keras.layers.Dense(width, activation=hp.activation, kernel_initializer=init,
-                               name=f"hidden_{i}")
+            keras.layers.Dense(
+                width, activation=hp.activation, kernel_initializer=init, name=f"hidden_{i}"
+            )
         )
         if hp.dropout > 0:
             layers.append(keras.layers.Dropout(hp.dropout, name=f"dropout_{i}"))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import socket
 import time
 from dataclasses import dataclass, field
@@ -48,8 +49,20 @@ def sample_params(trial: optuna.Trial, spec: SweepSpec) -> HyperParams:
     )
 
 
-def reduce_history(history: dict[str, list[float]], metric: str, direction: str,
-                   how: str) -> float:
+def failure_reason(exc: BaseException) -> str:
+    """One readable line for why a trial failed (TensorFlow messages are long and nested)."""
+    text = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", str(exc))
+    if "OOM when allocating" in text or isinstance(exc, MemoryError):
+        shape = re.search(r"shape\[([^\]]*)\]", text)
+        what = f" a tensor of shape [{shape.group(1)}]" if shape else ""
+        return f"out of memory allocating{what}; narrow space.units or the batch size"
+    if isinstance(exc, TrialFailure):
+        return str(exc)
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return f"{type(exc).__name__}: {first}"[:500]
+
+
+def reduce_history(history: dict[str, list[float]], metric: str, direction: str, how: str) -> float:
     """The objective value: best (or last) epoch value of ``metric``."""
     values = [v for v in history.get(metric, []) if math.isfinite(v)]
     if not values:
@@ -132,6 +145,7 @@ class Objective:
         parent_run_id: str,
         study_name: str,
         on_result: list[Any] | None = None,
+        target: int | None = None,
     ) -> None:
         self.spec = spec
         self.data = dataset
@@ -139,11 +153,33 @@ class Objective:
         self.parent_run_id = parent_run_id
         self.study_name = study_name
         self.on_result = on_result or []
+        self.target = target
+
+    def _is_surplus(self, trial: optuna.Trial) -> bool:
+        """True when other workers' earlier trials already fill the COMPLETE target.
+
+        Two workers can start a trial at the same moment for the last slot; the one with the
+        higher number steps back before training, so the study ends at exactly ``target``.
+        """
+        from optuna.trial import TrialState
+
+        if self.target is None:
+            return False
+        complete = running_before = 0
+        for t in trial.study.get_trials(deepcopy=False):
+            if t.state == TrialState.COMPLETE:
+                complete += 1
+            elif t.state == TrialState.RUNNING and t.number < trial.number:
+                running_before += 1
+        return complete + running_before >= self.target
 
     def __call__(self, trial: optuna.Trial) -> float:
         import keras
         import optuna
 
+        if self._is_surplus(trial):
+            trial.set_user_attr("nnsweep.surplus", True)
+            raise optuna.TrialPruned("not started: the study's target was reached by others")
         hp = sample_params(trial, self.spec)
         params = hp.as_params()
         trial.set_user_attr("nnsweep.params", params)
@@ -169,7 +205,7 @@ class Objective:
             reason = "interrupted (Ctrl-C)"
             raise
         except Exception as exc:
-            reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+            reason = failure_reason(exc)
             trial.set_user_attr("nnsweep.fail_reason", reason)
             raise
         finally:

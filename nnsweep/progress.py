@@ -59,13 +59,13 @@ class SweepProgress:
             transient=False,
         )
         self.progress.start()
-        self.task = self.progress.add_task(
-            study.study_name, total=target, completed=done, best="—"
-        )
+        self.task = self.progress.add_task(study.study_name, total=target, completed=done, best="—")
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         from optuna.trial import TrialState
 
+        if trial.user_attrs.get("nnsweep.surplus"):
+            return
         seconds = trial.duration.total_seconds() if trial.duration else 0.0
         value = f"{self.metric}={trial.value:.4f}" if trial.value is not None else ""
         if trial.state == TrialState.COMPLETE and trial.value is not None:

@@ -9,12 +9,12 @@ RDB storages run Optuna's heartbeat, so a trial whose process died is failed and
 from __future__ import annotations
 
 import os
-import socket
 import warnings
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._proc import local_and_dead
 from .errors import NoCompleteTrialError, StorageError, StudyNotFoundError
 from .tracking import DEFAULT_TRACKING_URI, sqlite_path
 from .urls import mask_url
@@ -38,7 +38,7 @@ def resolve_tracking_uri(uri: str | None) -> str:
 
 
 def resolve_storage(storage: str | None, tracking_uri: str) -> str:
-    """``--storage``, else ``$NNSWEEP_STORAGE``, else ``optuna.db`` beside the MLflow SQLite file."""
+    """``--storage``, else ``$NNSWEEP_STORAGE``, else ``optuna.db`` beside the MLflow file."""
     if storage or os.environ.get(STORAGE_ENV):
         return storage or os.environ[STORAGE_ENV]
     path = sqlite_path(tracking_uri)
@@ -134,11 +134,15 @@ def make_sampler(spec: SweepSpec, n_existing: int = 0) -> optuna.samplers.BaseSa
     replay the random start-up points of its first invocation."""
     import optuna.samplers as s
 
-    seed = spec.seed + n_existing
+    from .workers import worker_index
+
+    seed = spec.seed + n_existing + 7919 * worker_index()
     name = spec.sampler.name
     startup = spec.sampler.n_startup_trials
     if name == "tpe":
-        return s.TPESampler(seed=seed, **({"n_startup_trials": startup} if startup is not None else {}))
+        return s.TPESampler(
+            seed=seed, **({"n_startup_trials": startup} if startup is not None else {})
+        )
     if name == "random":
         return s.RandomSampler(seed=seed)
     if name == "cmaes":
@@ -175,10 +179,13 @@ def make_pruner(spec: SweepSpec) -> optuna.pruners.BasePruner:
 
     cfg = spec.pruner
     if cfg.name == "median":
-        return p.MedianPruner(n_startup_trials=cfg.n_startup_trials, n_warmup_steps=cfg.n_warmup_steps)
+        return p.MedianPruner(
+            n_startup_trials=cfg.n_startup_trials, n_warmup_steps=cfg.n_warmup_steps
+        )
     if cfg.name == "hyperband":
         return p.HyperbandPruner(
-            min_resource=cfg.min_resource, max_resource=spec.max_epochs,
+            min_resource=cfg.min_resource,
+            max_resource=spec.max_epochs,
             reduction_factor=cfg.reduction_factor,
         )
     if cfg.name == "successive_halving":
@@ -250,29 +257,15 @@ def reap_dead_local_trials(study: optuna.Study) -> list[int]:
     """
     from optuna.trial import TrialState
 
-    host = socket.gethostname()
     reaped: list[int] = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        pid = t.user_attrs.get("nnsweep.pid")
-        if t.user_attrs.get("nnsweep.host") != host or pid is None or _alive(int(pid)):
+        if not local_and_dead(t.user_attrs.get("nnsweep.host"), t.user_attrs.get("nnsweep.pid")):
             continue
         if study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL):
             reaped.append(t.number)
             failed = study._storage.get_trial(t._trial_id)
             _retry_callback()(study, failed)
     return reaped
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def summarize(study: optuna.Study) -> dict[str, Any]:

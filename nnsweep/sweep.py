@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     from .config import SweepSpec
 
 MAX_CONSECUTIVE_FAILURES = 5
+POLL_SECONDS = 2.0
+SURPLUS_ATTR = "nnsweep.surplus"
 
 TrialHook = Callable[["optuna.Study", "optuna.trial.FrozenTrial"], None]
 
@@ -45,34 +48,70 @@ class SweepResult:
 
 
 class _Budget:
-    """Stops the study when enough trials are COMPLETE, or after repeated failures."""
+    """Optuna callback: counts what this invocation ran and says when to stop.
+
+    Stops when the study has ``target`` COMPLETE trials, or after ``max_failures`` failed
+    trials in a row (a space where every trial fails should not loop forever).
+    """
 
     def __init__(self, target: int | None, max_failures: int = MAX_CONSECUTIVE_FAILURES):
         self.target, self.max_failures = target, max_failures
         self.consecutive_failures = 0
         self.ran: dict[str, int] = {}
         self.reasons: list[str] = []
+        self.stop = False
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         from optuna.trial import TrialState
 
+        if trial.user_attrs.get(SURPLUS_ATTR):
+            return
         self.ran[trial.state.name] = self.ran.get(trial.state.name, 0) + 1
         if trial.state == TrialState.FAIL:
             self.consecutive_failures += 1
-            self.reasons.append(f"trial {trial.number}: "
-                                f"{trial.user_attrs.get('nnsweep.fail_reason', 'failed')}")
+            reason = trial.user_attrs.get("nnsweep.fail_reason", "failed")
+            self.reasons.append(f"trial {trial.number}: {reason}")
         else:
             self.consecutive_failures = 0
         if self.consecutive_failures >= self.max_failures:
-            study.stop()
+            self.stop = True
         if self.target is not None and n_complete(study) >= self.target:
-            study.stop()
+            self.stop = True
 
 
 def n_complete(study: optuna.Study) -> int:
     from optuna.trial import TrialState
 
     return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+
+
+def _counts(study: optuna.Study) -> tuple[int, int]:
+    """(COMPLETE, RUNNING) trials of the study, all workers together."""
+    from optuna.trial import TrialState
+
+    states = [t.state for t in study.get_trials(deepcopy=False)]
+    return states.count(TrialState.COMPLETE), states.count(TrialState.RUNNING)
+
+
+def _grid_exhausted(study: optuna.Study) -> bool:
+    from optuna.samplers import GridSampler
+
+    sampler = study.sampler
+    return isinstance(sampler, GridSampler) and sampler.is_exhausted(study)
+
+
+def _fail_stale(study: optuna.Study) -> None:
+    """Fail trials of dead workers: local ones at once, others after the heartbeat grace."""
+    import warnings
+
+    import optuna
+    from optuna.storages._heartbeat import is_heartbeat_enabled
+
+    reap_dead_local_trials(study)
+    if is_heartbeat_enabled(study._storage):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
 
 
 def run_sweep(
@@ -116,7 +155,7 @@ def run_sweep(
     check_storage(storage_url, tracking_uri)
     check_tracking_uri(tracking_uri)
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # our progress lines say it all
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     study = create_or_resume(spec, storage_url, name)
     reap_dead_local_trials(study)
@@ -161,20 +200,45 @@ def run_sweep(
         if trial.state == TrialState.COMPLETE:
             best = _best(st)
             if best is not None and best["number"] == trial.number:
-                tracker.update_best(parent, best["number"], best["value"], best["params"],
-                                    n_complete(st))
+                tracker.update_best(
+                    parent, best["number"], best["value"], best["params"], n_complete(st)
+                )
 
-    objective = Objective(spec, dataset, tracker, parent, name, on_result=default_steps(spec, tracker))
+    objective = Objective(
+        spec,
+        dataset,
+        tracker,
+        parent,
+        name,
+        on_result=default_steps(spec, tracker),
+        target=spec.trials,
+    )
     if on_start is not None:
         on_start(study, done, spec.trials)
     status = "FAILED"
+    deadline = time.monotonic() + spec.timeout if spec.timeout else None
     try:
-        study.optimize(
-            objective,
-            timeout=spec.timeout,
-            catch=(Exception,),
-            callbacks=[budget, best_so_far, *(hooks or [])],
-        )
+        # One trial per optimize() call: between trials the loop checks the shared budget,
+        # so several workers on one study stop at exactly `trials` COMPLETE trials.
+        while not budget.stop:
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            if spec.trials is not None:
+                complete, running = _counts(study)
+                if complete >= spec.trials:
+                    break
+                if complete + running >= spec.trials:  # the last trials run elsewhere
+                    time.sleep(POLL_SECONDS)
+                    _fail_stale(study)
+                    continue
+            study.optimize(
+                objective,
+                n_trials=1,
+                catch=(Exception,),
+                callbacks=[budget, best_so_far, *(hooks or [])],
+            )
+            if _grid_exhausted(study):
+                break
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"

@@ -10,7 +10,6 @@ Metric steps are epochs counted from 1, as Keras prints them ("Epoch 1/10").
 from __future__ import annotations
 
 import json
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -61,7 +60,7 @@ def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
         try:
             with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as resp:
                 resp.read()
-        except (urllib.error.URLError, socket.timeout, ConnectionError, ValueError) as exc:
+        except (TimeoutError, urllib.error.URLError, ConnectionError, ValueError) as exc:
             reason = getattr(exc, "reason", exc)
             raise StorageError(
                 f"tracking URI {shown}: MLflow server not reachable ({reason}); start it or fix "
@@ -130,7 +129,11 @@ class Tracker:
         return str(run.info.run_id)
 
     def start_trial(
-        self, parent_id: str, study: str, number: int, params: dict[str, Any],
+        self,
+        parent_id: str,
+        study: str,
+        number: int,
+        params: dict[str, Any],
         tags: dict[str, str] | None = None,
     ) -> str:
         """Open a trial's child run (nested under ``parent_id``); returns its run id."""
@@ -186,8 +189,9 @@ class Tracker:
     def end_parent(self, run_id: str, status: str = "FINISHED") -> None:
         self.client.set_terminated(run_id, status=status)
 
-    def update_best(self, parent_id: str, number: int, value: float, params: dict[str, Any],
-                    n_finished: int) -> None:
+    def update_best(
+        self, parent_id: str, number: int, value: float, params: dict[str, Any], n_finished: int
+    ) -> None:
         """Record the best trial so far on the parent run (tags, and metric ``best_value``)."""
         self.set_tags(
             parent_id,
@@ -200,11 +204,14 @@ class Tracker:
         self.log_metrics(parent_id, {"best_value": value}, step=n_finished)
 
     def close_orphans(self, study: str, run_ids: set[str]) -> list[str]:
-        """Mark RUNNING child runs of ``study`` whose trial no longer runs as FAILED.
+        """Close runs of ``study`` left RUNNING by a killed process (status KILLED).
 
-        ``run_ids`` are the runs of trials that Optuna holds as finished or failed; a run of
-        such a trial still RUNNING was left behind by a killed process.
+        ``run_ids`` are the runs of trials that Optuna holds as finished or failed: such a
+        child run still RUNNING lost its process. A parent run is closed when it was started
+        on this host by a process that no longer exists.
         """
+        from ._proc import local_and_dead
+
         closed: list[str] = []
         runs = self.client.search_runs(
             [self.experiment_id],
@@ -212,9 +219,17 @@ class Tracker:
             max_results=5000,
         )
         for run in runs:
+            tags = run.data.tags
             if run.info.run_id in run_ids:
-                self.set_tags(run.info.run_id, {STATE_TAG: "FAIL",
-                                                "nnsweep.fail_reason": "process died mid-trial"})
-                self.client.set_terminated(run.info.run_id, status="KILLED")
-                closed.append(run.info.run_id)
+                self.set_tags(
+                    run.info.run_id,
+                    {STATE_TAG: "FAIL", "nnsweep.fail_reason": "process died mid-trial"},
+                )
+            elif not (
+                tags.get(ROLE_TAG) == "study"
+                and local_and_dead(tags.get("nnsweep.host"), tags.get("nnsweep.pid"))
+            ):
+                continue
+            self.client.set_terminated(run.info.run_id, status="KILLED")
+            closed.append(run.info.run_id)
         return closed

@@ -1,100 +1,305 @@
 """``nnsweep ui``: the MLflow UI on the project's tracking store.
 
-Runs ``mlflow server`` (the same process ``mlflow ui`` starts) in a child process, prints the
-URL of the runs table in the UI's "Model training" mode, and stops it cleanly on Ctrl-C.
+Runs ``mlflow server`` (what ``mlflow ui`` runs) in a child process, waits until it answers,
+prints the URL of the sweep's runs table and stops the server cleanly on Ctrl-C or SIGTERM.
+
+MLflow 3 opens an experiment page in its GenAI mode (traces, an empty overview); the runs table
+lives in the "Model training" mode. Experiments are tagged for that mode by
+:mod:`nnsweep.tracking`, and the printed URL asks for it explicitly with
+``workflowType=machine_learning``. It also sorts the table by the objective metric, best first.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import ipaddress
+import os
+import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Callable
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from .errors import NnsweepError, StorageError
-from .tracking import sqlite_path
+from .tracking import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, STUDY_TAG, sqlite_path
+from .urls import mask_url
 
-PUBLIC_HOSTS = ("0.0.0.0", "::")
+DEFAULT_PORT = 5000
+LOOPBACK = "127.0.0.1"
+SORT_METRIC = "val_accuracy"
+STARTUP_TIMEOUT = 180.0  # seconds; `mlflow server` takes ~15 s to answer on 2 busy cores
+STOP_TIMEOUT = 15.0
+
+# The server's background job runner (GenAI judges, trace rollups) starts seven more processes
+# that nnsweep never uses and that outlive the server when it is killed; keep it off unless
+# the user turns it on.
+SERVER_ENV_DEFAULTS = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
 
 class PortBusyError(NnsweepError):
-    """The port asked for is taken."""
+    """Raised when the port (or address) asked for cannot be bound."""
 
     exit_code = 2
 
 
+class ServerError(NnsweepError, RuntimeError):
+    """Raised when the MLflow server exits before it answers, or does not answer in time."""
+
+    exit_code = 1
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is reachable only from this machine (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
 def check_port(host: str, port: int) -> None:
-    """Raise :class:`PortBusyError` when ``host:port`` cannot be bound."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
+    """Raise :class:`PortBusyError` when ``host:port`` cannot be bound.
+
+    ``SO_REUSEADDR`` is set as uvicorn sets it, so a port left in TIME_WAIT by a server that
+    just stopped counts as free, and only a port someone listens on counts as busy.
+    """
+    bind_host = host.strip("[]")
+    with socket.socket(_family(bind_host), socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind((host, port))
+            sock.bind((bind_host, port))
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 raise PortBusyError(
-                    f"port {port} on {host} is busy; pick another with --port"
+                    f"port {port} on {host} is already in use; pick a free one with --port"
                 ) from None
-            raise PortBusyError(f"cannot bind {host}:{port} ({exc.strerror}); fix --host") from None
+            raise PortBusyError(
+                f"cannot bind {host}:{port} ({exc.strerror}); fix --host or --port"
+            ) from None
 
 
-def runs_url(base: str, experiment_id: str | None) -> str:
-    """The URL of an experiment's runs table, in the UI's model-training mode."""
+def base_url(host: str, port: int) -> str:
+    """The URL a browser on this machine opens for a server bound to ``host:port``."""
+    bare = host.strip("[]")
+    if bare in ("0.0.0.0", ""):
+        bare = LOOPBACK
+    elif bare == "::":
+        bare = "::1"
+    shown = f"[{bare}]" if ":" in bare else bare
+    return f"http://{shown}:{port}"
+
+
+def runs_url(base: str, experiment_id: str | None, sort_metric: str | None = SORT_METRIC) -> str:
+    """The URL of an experiment's runs table in the UI's "Model training" mode.
+
+    Sorted by ``sort_metric``, highest first, when given. Without an experiment: the UI's
+    experiment list.
+    """
+    base = base.rstrip("/")
     if experiment_id is None:
-        return base + "/"
-    return f"{base}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+        return base + "/#/experiments"
+    query = {"workflowType": "machine_learning"}
+    if sort_metric:
+        query |= {"orderByKey": f"metrics.`{sort_metric}`", "orderByAsc": "false"}
+    encoded = urllib.parse.urlencode(query, quote_via=urllib.parse.quote)
+    return f"{base}/#/experiments/{experiment_id}/runs?{encoded}"
 
 
-def find_experiment(tracking_uri: str, name: str | None) -> str | None:
-    """The id of experiment ``name``, or of the newest nnsweep experiment; None if none."""
+def find_experiment(tracking_uri: str, name: str | None) -> tuple[str, str] | None:
+    """``(id, name)`` of the experiment to open; None when the store holds no sweep yet.
+
+    ``name`` is a sweep (experiment) name or a study name given with ``run --study``; without
+    it, the experiment a sweep wrote to last.
+
+    Raises:
+        StorageError: ``name`` matches no experiment and no study.
+    """
     path = sqlite_path(tracking_uri)
     if path is not None and not path.exists():
+        if name is not None:
+            raise StorageError(f"no experiment {name!r}: {path} does not exist yet; check "
+                               "--tracking-uri")
         return None
     from mlflow import MlflowClient
+    from mlflow.entities import ViewType
 
     client = MlflowClient(tracking_uri)
     if name is not None:
         exp = client.get_experiment_by_name(name)
-        if exp is None:
-            raise StorageError(f"no experiment {name!r} in the tracking store; check --study")
-        return str(exp.experiment_id)
-    exps = [e for e in client.search_experiments() if e.name != "Default"]
-    if not exps:
+        if exp is not None:
+            return str(exp.experiment_id), str(exp.name)
+        ids = [e.experiment_id for e in client.search_experiments(ViewType.ACTIVE_ONLY)]
+        escaped = name.replace("'", "\\'")
+        runs = client.search_runs(ids, f"tags.`{STUDY_TAG}` = '{escaped}'", max_results=1)
+        if not runs:
+            raise StorageError(f"no experiment or study {name!r} in {mask_url(tracking_uri)}; "
+                               "check --study (`nnsweep status` lists the studies)")
+        exp = client.get_experiment(runs[0].info.experiment_id)
+        return str(exp.experiment_id), str(exp.name)
+    exps = [e for e in client.search_experiments(ViewType.ACTIVE_ONLY) if e.name != "Default"]
+    ours = [e for e in exps if e.tags.get(EXPERIMENT_KIND_TAG) == EXPERIMENT_KIND] or exps
+    if not ours:
         return None
-    return str(max(exps, key=lambda e: e.last_update_time or 0).experiment_id)
+    newest = max(ours, key=lambda e: e.last_update_time or 0)
+    return str(newest.experiment_id), str(newest.name)
 
 
 def server_command(tracking_uri: str, host: str, port: int) -> list[str]:
+    """The ``mlflow server`` command line: one worker, no access log, the store's artifacts."""
     cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking_uri,
-           "--host", host, "--port", str(port), "--workers", "1"]
+           "--host", host.strip("[]"), "--port", str(port), "--workers", "1",
+           "--uvicorn-opts", "--no-access-log"]
     path = sqlite_path(tracking_uri)
     if path is not None:
-        cmd += ["--default-artifact-root", (Path(path).resolve().parent / "mlruns").as_uri()]
+        # Where nnsweep.tracking puts each experiment's artifacts: mlruns/ beside the database.
+        cmd += ["--default-artifact-root", (path.resolve().parent / "mlruns").as_uri()]
     return cmd
 
 
-def serve(
-    tracking_uri: str, *, host: str, port: int, experiment: str | None,
-    echo: Callable[[str], None] = print,
-) -> int:
-    """Serve the UI until Ctrl-C; returns the exit status."""
-    check_port(host, port)
-    if host in PUBLIC_HOSTS or not (host.startswith("127.") or host in ("localhost", "::1")):
-        echo(f"warning: binding {host} makes the UI reachable from other machines; "
-             "it has no login")
-    exp_id = find_experiment(tracking_uri, experiment)
-    shown = "127.0.0.1" if host in PUBLIC_HOSTS else host
-    echo(f"MLflow UI: {runs_url(f'http://{shown}:{port}', exp_id)}")
-    echo("press Ctrl-C to stop")
-    proc = subprocess.Popen(server_command(tracking_uri, host, port))
+def _answers(url: str, timeout: float = 2.0) -> bool:
     try:
-        return proc.wait()
-    except KeyboardInterrupt:
-        proc.terminate()
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return bool(resp.status == 200)
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def wait_until_up(proc: subprocess.Popen[Any], url: str, timeout: float) -> None:
+    """Poll ``url`` until it answers 200.
+
+    Raises:
+        ServerError: the server process exited first, or ``timeout`` seconds passed.
+    """
+    deadline = time.monotonic() + timeout
+    while not _answers(url):
+        code = proc.poll()
+        if code is not None:
+            raise ServerError(f"the MLflow server exited with status {code} before it answered; "
+                              "its messages are above")
+        if time.monotonic() > deadline:
+            raise ServerError(f"the MLflow server did not answer {url} within {timeout:.0f} s")
+        time.sleep(0.25)
+
+
+def stop_server(proc: subprocess.Popen[Any], timeout: float = STOP_TIMEOUT) -> int:
+    """Stop the server and every process it started; returns its exit status.
+
+    The server runs in its own process group: it gets one SIGINT (it forwards it to uvicorn,
+    which shuts down gracefully), and whatever is left of the group after ``timeout`` seconds
+    is killed.
+    """
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGINT)
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        echo("MLflow UI stopped")
+            proc.wait(timeout=timeout)
+        except (subprocess.TimeoutExpired, KeyboardInterrupt):
+            pass  # a second Ctrl-C means: stop waiting
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)  # stragglers, e.g. a worker stuck on a request
+    return proc.wait()
+
+
+@contextlib.contextmanager
+def _interrupt_on_signals() -> Iterator[None]:
+    """Turn SIGINT and SIGTERM into KeyboardInterrupt while serving, whatever the inherited
+    disposition (a shell starts background jobs with SIGINT ignored)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    saved = {s: signal.signal(s, interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+
+
+def serve(
+    tracking_uri: str,
+    *,
+    host: str = LOOPBACK,
+    port: int = DEFAULT_PORT,
+    experiment: str | None = None,
+    echo: Callable[[str], None] = print,
+    warn: Callable[[str], None] | None = None,
+    startup_timeout: float = STARTUP_TIMEOUT,
+) -> int:
+    """Serve the MLflow UI on ``tracking_uri`` until Ctrl-C; returns the exit status.
+
+    Args:
+        tracking_uri: the MLflow store to show. An ``http(s)://`` URI is already an MLflow
+            server: its runs-table URL is printed and nothing is started.
+        host, port: where to listen. Anything but a loopback address gets a warning.
+        experiment: sweep, experiment or study name to open [default: the newest sweep].
+        echo, warn: where the URL and the progress lines, and the warnings, go.
+        startup_timeout: seconds to wait for the server's first answer.
+
+    Raises:
+        PortBusyError: the port is taken or the address cannot be bound.
+        StorageError: the store cannot be reached, or ``experiment`` is not in it.
+        ServerError: the server exited early or never answered.
+    """
+    from .tracking import check_tracking_uri
+
+    warn = warn or echo
+    check_tracking_uri(tracking_uri)
+    if tracking_uri.startswith(("http://", "https://")):
+        found = find_experiment(tracking_uri, experiment)
+        url = runs_url(tracking_uri.split("?")[0], found[0] if found else None)
+        echo(f"{mask_url(tracking_uri)} is an MLflow server already; its UI: {mask_url(url)}")
         return 0
+    check_port(host, port)
+    if not is_loopback(host):
+        warn(f"warning: binding {host} makes the UI reachable from other machines, and it "
+             "has no login; use the default --host 127.0.0.1 unless you mean that")
+    base = base_url(host, port)
+    env = {**SERVER_ENV_DEFAULTS, **os.environ}
+    echo(f"starting the MLflow UI on {mask_url(tracking_uri)} …")
+    with _interrupt_on_signals():
+        started = time.monotonic()
+        proc = subprocess.Popen(server_command(tracking_uri, host, port), env=env,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+        try:
+            found = find_experiment(tracking_uri, experiment)  # while the server boots
+            try:
+                wait_until_up(proc, base + "/health", startup_timeout)
+            except ServerError:
+                if proc.poll() is not None:
+                    check_port(host, port)  # lost a race for the port: say so plainly
+                raise
+            if found is None:
+                echo("no sweep in this store yet; run one with `nnsweep run SWEEP`")
+            else:
+                echo(f"experiment {found[1]!r}: runs sorted by {SORT_METRIC}")
+            echo(f"MLflow UI ready in {time.monotonic() - started:.0f} s: "
+                 f"{runs_url(base, found[0] if found else None)}")
+            echo("press Ctrl-C to stop")
+            code = proc.wait()
+        except KeyboardInterrupt:
+            stop_server(proc)
+            echo("MLflow UI stopped")
+            return 0
+        except BaseException:
+            stop_server(proc)
+            raise
+    stop_server(proc)
+    raise ServerError(f"the MLflow server stopped by itself with status {code}; "
+                      "its messages are above")

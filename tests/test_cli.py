@@ -46,8 +46,16 @@ def test_run_logs_one_child_per_trial_and_resumes_without_duplicates(
         assert child.data.tags["nnsweep.state"] == "COMPLETE"
         assert child.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
         assert child.data.tags["nnsweep.study"] == "tiny"
-        assert {"n_layers", "units_0", "activation", "optimizer", "learning_rate",
-                "batch_size", "dropout", "epochs"} <= set(child.data.params)
+        assert {
+            "n_layers",
+            "units_0",
+            "activation",
+            "optimizer",
+            "learning_rate",
+            "batch_size",
+            "dropout",
+            "epochs",
+        } <= set(child.data.params)
         for metric in ("loss", "accuracy", "val_loss", "val_accuracy"):
             history = client.get_metric_history(child.info.run_id, metric)
             assert [m.step for m in history] == [1, 2]
@@ -64,8 +72,9 @@ def test_run_logs_one_child_per_trial_and_resumes_without_duplicates(
     more = cli("run", sweep, *stores.args, "--quiet", "--trials", "3")
     assert more.code == 0, more.err
     runs = _runs(stores)
-    trial_tags = Counter(r.data.tags["nnsweep.trial"] for r in runs
-                         if r.data.tags.get("nnsweep.role") == "trial")
+    trial_tags = Counter(
+        r.data.tags["nnsweep.trial"] for r in runs if r.data.tags.get("nnsweep.role") == "trial"
+    )
     assert sorted(trial_tags) == ["0", "1", "2"] and set(trial_tags.values()) == {1}
     assert sum(r.data.tags.get("nnsweep.role") == "study" for r in runs) == 2
 
@@ -87,22 +96,39 @@ def test_run_logs_one_child_per_trial_and_resumes_without_duplicates(
 BAD_INPUT = [
     ("unknown activation", {"space": {"activation": ["relux"]}}, [], "space.activation"),
     ("impossible range", {"space": {"units": {"low": 64, "high": 8}}}, [], "low <= high"),
-    ("missing dataset file", {"dataset": {"name": "mnist"}}, ["--data-path", "/no/such.npz"],
-     "no such file or folder"),
-    ("unreachable storage", {}, ["--storage", "postgresql+psycopg://u:pw1234@127.0.0.1:1/x"],
-     "cannot connect"),
-    ("missing storage folder", {}, ["--storage", "sqlite:////no/such/dir/o.db"],
-     "does not exist"),
-    ("missing tracking folder", {}, ["--tracking-uri", "sqlite:////no/such/dir/m.db"],
-     "does not exist"),
+    (
+        "missing dataset file",
+        {"dataset": {"name": "mnist"}},
+        ["--data-path", "/no/such.npz"],
+        "no such file or folder",
+    ),
+    (
+        "unreachable storage",
+        {},
+        ["--storage", "postgresql+psycopg://u:pw1234@127.0.0.1:1/x"],
+        "cannot connect",
+    ),
+    ("missing storage folder", {}, ["--storage", "sqlite:////no/such/dir/o.db"], "does not exist"),
+    (
+        "missing tracking folder",
+        {},
+        ["--tracking-uri", "sqlite:////no/such/dir/m.db"],
+        "does not exist",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("case", "changes", "extra", "message"), BAD_INPUT,
-                         ids=[c[0] for c in BAD_INPUT])
+@pytest.mark.parametrize(
+    ("case", "changes", "extra", "message"), BAD_INPUT, ids=[c[0] for c in BAD_INPUT]
+)
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(
-    stores: Stores, write_sweep: Callable[..., Path], cli: Cli,
-    case: str, changes: dict, extra: list[str], message: str,
+    stores: Stores,
+    write_sweep: Callable[..., Path],
+    cli: Cli,
+    case: str,
+    changes: dict,
+    extra: list[str],
+    message: str,
 ) -> None:
     sweep = write_sweep(**changes)
     args = [*stores.args, *extra]  # later flags win
@@ -143,6 +169,7 @@ def test_help_does_not_import_tensorflow() -> None:
 
 
 def test_python_dash_m_runs_the_cli() -> None:
-    out = subprocess.run([sys.executable, "-m", "nnsweep", "--help"], capture_output=True,
-                         text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "nnsweep", "--help"], capture_output=True, text=True, check=True
+    )
     assert "Usage: nnsweep" in out.stdout

@@ -70,12 +70,17 @@ def test_overrides_are_validated() -> None:
 BAD = [
     ("name: s\ntrials: 2\n", r"dataset: required field is missing"),
     (MINIMAL + "bogus: 1\n", r"unknown key 'bogus'; allowed keys: name, dataset"),
-    (MINIMAL + "space: {activation: relux}\n", r"space.activation: 'relux' is not one of relu, elu"),
+    (
+        MINIMAL + "space: {activation: relux}\n",
+        r"space.activation: 'relux' is not one of relu, elu",
+    ),
     (MINIMAL + "space: {activation: []}\n", r"space.activation: choices must not be empty"),
     (MINIMAL + "space: {optimizer: [adam, lion]}\n", r"space.optimizer: 'lion' is not one of sgd"),
     (MINIMAL + "space: {n_layers: {low: 3, high: 1}}\n", r"space.n_layers: low <= high must hold"),
-    (MINIMAL + "space: {learning_rate: {low: 0, high: 0.1, log: true}}\n",
-     r"space.learning_rate: a log range needs low > 0"),
+    (
+        MINIMAL + "space: {learning_rate: {low: 0, high: 0.1, log: true}}\n",
+        r"space.learning_rate: a log range needs low > 0",
+    ),
     (MINIMAL + "space: {units: {low: 0, high: 8}}\n", r"space.units: low must be >= 1"),
     (MINIMAL + "space: {units: {low: 8}}\n", r"space.units: a range needs both low and high"),
     (MINIMAL + "space: {units: {low: 8, high: 9, lo: 1}}\n", r"unknown key 'lo' in a range"),
@@ -90,8 +95,10 @@ BAD = [
     (MINIMAL + "train: {epochs: 0}\n", r"train.epochs"),
     (MINIMAL + "train: {epochs: ten}\n", r"train.epochs: .*got 'ten'"),
     (MINIMAL + "objective: {metric: val_loss, direction: maximize}\n", r"should be minimized"),
-    (MINIMAL + "sampler: grid\nspace: {learning_rate: {low: 0.001, high: 0.1}}\n",
-     r"grid needs a finite space, but space.learning_rate"),
+    (
+        MINIMAL + "sampler: grid\nspace: {learning_rate: {low: 0.001, high: 0.1}}\n",
+        r"grid needs a finite space, but space.learning_rate",
+    ),
     ("name: 'bad name!'\ndataset: mnist_5k\ntrials: 1\n", r"not a usable study name"),
     ("- just\n- a list\n", r"must be a YAML mapping"),
     ("name: [unclosed\n", r"line \d+: invalid YAML"),
@@ -113,8 +120,17 @@ def test_missing_file_names_the_path(tmp_path: Path) -> None:
 
 
 def test_grid_accepts_finite_space() -> None:
-    text = MINIMAL + "sampler: grid\n" + yaml.safe_dump(
-        {"space": {"n_layers": [1, 2], "learning_rate": {"low": 0.01, "high": 0.03, "step": 0.01}}}
+    text = (
+        MINIMAL
+        + "sampler: grid\n"
+        + yaml.safe_dump(
+            {
+                "space": {
+                    "n_layers": [1, 2],
+                    "learning_rate": {"low": 0.01, "high": 0.03, "step": 0.01},
+                }
+            }
+        )
     )
     spec = parse_spec(text)
     assert spec.space.learning_rate.grid_values() == [0.01, 0.02, 0.03]

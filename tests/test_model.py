@@ -35,13 +35,23 @@ def test_every_activation_builds_and_predicts_probabilities(activation: str) -> 
 
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
 def test_every_optimizer_compiles_with_its_learning_rate(optimizer: str) -> None:
-    model = build_model(HyperParams(n_layers=1, units=(4,), optimizer=optimizer, learning_rate=0.02))
+    model = build_model(
+        HyperParams(n_layers=1, units=(4,), optimizer=optimizer, learning_rate=0.02)
+    )
     assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(0.02)
 
 
 def test_params_round_trip_from_strings() -> None:
-    hp = HyperParams(n_layers=2, units=(64, 8), activation="elu", optimizer="nadam",
-                     learning_rate=0.003, batch_size=32, dropout=0.1, epochs=4)
+    hp = HyperParams(
+        n_layers=2,
+        units=(64, 8),
+        activation="elu",
+        optimizer="nadam",
+        learning_rate=0.003,
+        batch_size=32,
+        dropout=0.1,
+        epochs=4,
+    )
     flat = hp.as_params()
     assert flat["units_0"] == 64 and flat["units_1"] == 8
     assert HyperParams.from_params({k: str(v) for k, v in flat.items()}) == hp

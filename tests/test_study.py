@@ -62,8 +62,12 @@ def test_optuna_and_mlflow_never_share_a_file(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("sampler", "cls"),
-    [("tpe", "TPESampler"), ("random", "RandomSampler"), ("cmaes", "CmaEsSampler"),
-     ("qmc", "QMCSampler")],
+    [
+        ("tpe", "TPESampler"),
+        ("random", "RandomSampler"),
+        ("cmaes", "CmaEsSampler"),
+        ("qmc", "QMCSampler"),
+    ],
 )
 def test_make_sampler(sampler: str, cls: str) -> None:
     spec = parse_spec(BASE + f"sampler: {sampler}\n")
@@ -72,18 +76,27 @@ def test_make_sampler(sampler: str, cls: str) -> None:
 
 def test_grid_space_expands_units_per_layer() -> None:
     spec = parse_spec(
-        BASE + "sampler: grid\nspace: {n_layers: [1, 2], units: [8, 16], activation: [relu, tanh]}\n"
+        BASE
+        + "sampler: grid\nspace: {n_layers: [1, 2], units: [8, 16], activation: [relu, tanh]}\n"
     )
     space = grid_space(spec)
-    assert space == {"n_layers": [1, 2], "units_0": [8, 16], "units_1": [8, 16],
-                     "activation": ["relu", "tanh"]}
+    assert space == {
+        "n_layers": [1, 2],
+        "units_0": [8, 16],
+        "units_1": [8, 16],
+        "activation": ["relu", "tanh"],
+    }
     assert type(make_sampler(spec)).__name__ == "GridSampler"
 
 
 @pytest.mark.parametrize(
     ("pruner", "cls"),
-    [("median", "MedianPruner"), ("hyperband", "HyperbandPruner"),
-     ("successive_halving", "SuccessiveHalvingPruner"), ("none", "NopPruner")],
+    [
+        ("median", "MedianPruner"),
+        ("hyperband", "HyperbandPruner"),
+        ("successive_halving", "SuccessiveHalvingPruner"),
+        ("none", "NopPruner"),
+    ],
 )
 def test_make_pruner(pruner: str, cls: str) -> None:
     assert type(make_pruner(parse_spec(BASE + f"pruner: {pruner}\n"))).__name__ == cls
@@ -114,12 +127,18 @@ def test_best_trial_needs_a_complete_trial(tmp_path: Path) -> None:
         best_trial(study)
     study.add_trial(
         optuna.trial.create_trial(
-            value=0.9, params={}, distributions={},
+            value=0.9,
+            params={},
+            distributions={},
             user_attrs={"nnsweep.params": {"n_layers": 1}, "nnsweep.mlflow_run_id": "abc"},
         )
     )
-    assert best_trial(study) == {"number": 0, "value": 0.9, "params": {"n_layers": 1},
-                                 "run_id": "abc"}
+    assert best_trial(study) == {
+        "number": 0,
+        "value": 0.9,
+        "params": {"n_layers": 1},
+        "run_id": "abc",
+    }
     summary = summarize(study)
     assert summary["states"]["COMPLETE"] == 1 and summary["best"]["value"] == 0.9
 

@@ -5,12 +5,17 @@ import pytest
 from nnsweep.urls import mask_url, secrets_of
 
 CASES = [
-    ("postgresql+psycopg://bob:hunter2@db:5432/optuna", "postgresql+psycopg://bob:***@db:5432/optuna"),
+    (
+        "postgresql+psycopg://bob:hunter2@db:5432/optuna",
+        "postgresql+psycopg://bob:***@db:5432/optuna",
+    ),
     ("http://u:p%40ss@mlflow:5000", "http://u:***@mlflow:5000"),
     ("sqlite:///optuna.db", "sqlite:///optuna.db"),
     ("mysql://db/x?password=abc&user=y", "mysql://db/x?password=***&user=y"),
-    ("error: could not connect to postgresql://a:b@h/d: refused",
-     "error: could not connect to postgresql://a:***@h/d: refused"),
+    (
+        "error: could not connect to postgresql://a:b@h/d: refused",
+        "error: could not connect to postgresql://a:***@h/d: refused",
+    ),
 ]
 
 

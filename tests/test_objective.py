@@ -1,0 +1,115 @@
+"""One trial: sampling, the objective value, and trials that fail alone."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow import MlflowClient
+
+from nnsweep.config import parse_spec
+from nnsweep.objective import TrialFailure, failure_reason, reduce_history, sample_params
+from nnsweep.study import create_or_resume
+from tests.conftest import CliResult, Stores
+
+HISTORY = {"val_accuracy": [0.5, 0.9, 0.8], "val_loss": [1.0, 0.3, 0.4]}
+
+
+@pytest.mark.parametrize(
+    ("metric", "direction", "how", "expected"),
+    [
+        ("val_accuracy", "maximize", "best", 0.9),
+        ("val_accuracy", "maximize", "last", 0.8),
+        ("val_loss", "minimize", "best", 0.3),
+        ("val_loss", "minimize", "last", 0.4),
+    ],
+)
+def test_reduce_history(metric: str, direction: str, how: str, expected: float) -> None:
+    assert reduce_history(HISTORY, metric, direction, how) == expected
+
+
+def test_reduce_history_skips_nan_and_fails_on_nothing() -> None:
+    assert reduce_history({"val_loss": [math.nan, 0.5]}, "val_loss", "minimize", "best") == 0.5
+    with pytest.raises(TrialFailure, match="no finite val_loss"):
+        reduce_history({"val_loss": [math.nan]}, "val_loss", "minimize", "best")
+
+
+def test_failure_reason_is_one_readable_line() -> None:
+    oom = RuntimeError(
+        "{{function_node __wrapped__X_device_/job:localhost}} OOM when allocating tensor with "
+        "shape[784,3000000000] and type float\nmore lines"
+    )
+    assert failure_reason(oom) == (
+        "out of memory allocating a tensor of shape [784,3000000000]; narrow space.units or "
+        "the batch size"
+    )
+    assert failure_reason(ValueError("bad\nsecond line")) == "ValueError: bad"
+
+
+def test_sample_params_units_per_layer() -> None:
+    spec = parse_spec(
+        "name: s\ndataset: mnist_5k\ntrials: 1\n"
+        "space: {n_layers: 3, units: [8, 16], learning_rate: {low: 0.001, high: 0.1, log: true}}"
+    )
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    hp = sample_params(study.ask(), spec)
+    assert hp.n_layers == 3 and len(hp.units) == 3 and set(hp.units) <= {8, 16}
+    assert 0.001 <= hp.learning_rate <= 0.1 and hp.epochs == 10 and hp.batch_size == 128
+
+
+def _enqueue(stores: Stores, sweep: Path, *points: dict) -> None:
+    from nnsweep.config import load_spec
+
+    study = create_or_resume(load_spec(sweep), stores.storage, load_spec(sweep).name)
+    for params in points:
+        study.enqueue_trial(params)
+
+
+FAILING = [
+    ("nan", {"space": {"optimizer": "sgd", "activation": "linear", "learning_rate": [1e3, 0.05]}},
+     [{"learning_rate": 1e3}, {"learning_rate": 0.05}], "loss became NaN/inf at epoch 1"),
+    ("oom", {"space": {"n_layers": 1, "units": [3_000_000_000, 16]}},
+     [{"units_0": 3_000_000_000}, {"units_0": 16}], "out of memory allocating"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("case", "changes", "points", "reason"), FAILING, ids=[c[0] for c in FAILING])
+def test_a_failing_trial_fails_alone(
+    stores: Stores, write_sweep: Callable[..., Path], cli: Callable[..., CliResult],
+    case: str, changes: dict, points: list[dict], reason: str,
+) -> None:
+    sweep = write_sweep(name=f"fail_{case}", trials=1, **changes)
+    _enqueue(stores, sweep, *points)  # the failing point first, then a good one
+    result = cli("run", sweep, *stores.args, "--quiet")
+    assert result.code == 0, result.err
+    assert "1 COMPLETE, 1 FAIL" in result.out
+    assert reason in result.err  # the progress line of the failed trial
+
+    client = MlflowClient(stores.tracking_uri)
+    exp = client.get_experiment_by_name(f"fail_{case}")
+    runs = {r.data.tags["nnsweep.trial"]: r for r in client.search_runs([exp.experiment_id])
+            if r.data.tags.get("nnsweep.role") == "trial"}
+    assert runs["0"].info.status == "FAILED"
+    assert runs["0"].data.tags["nnsweep.state"] == "FAIL"
+    assert reason in runs["0"].data.tags["nnsweep.fail_reason"]
+    assert runs["1"].info.status == "FINISHED" and runs["1"].data.tags["nnsweep.state"] == "COMPLETE"
+
+
+@pytest.mark.slow
+def test_a_sweep_where_every_trial_fails_exits_1_with_a_summary(
+    stores: Stores, write_sweep: Callable[..., Path], cli: Callable[..., CliResult]
+) -> None:
+    sweep = write_sweep(
+        name="allfail", trials=3, train={"epochs": 1},
+        space={"n_layers": 1, "units": 8, "activation": "linear", "optimizer": "sgd",
+               "learning_rate": 1e3},
+    )
+    result = cli("run", sweep, *stores.args, "--quiet")
+    assert result.code == 1
+    last = result.err.strip().splitlines()[-1]
+    assert last.startswith("nnsweep: error: all 5 trials of this run failed")
+    assert "loss became NaN/inf" in last
