@@ -10,7 +10,6 @@ total. Each trial opens exactly one MLflow run, so nothing is logged twice.
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 import time
@@ -156,7 +155,6 @@ def run_sweep(
     check_tracking_uri(tracking_uri)
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # our progress lines say it all
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
     study = create_or_resume(spec, storage_url, name)
     reap_dead_local_trials(study)
     tracker = Tracker(tracking_uri, spec.name)
@@ -248,6 +246,10 @@ def run_sweep(
         result.ran = budget.ran
         result.n_complete = n_complete(study)
         result.best = _best(study)
+
+    from .report import log_study_report  # trials table, Optuna plots, fit counts
+
+    log_study_report(study, tracker, parent)
 
     if budget.ran and not budget.ran.get("COMPLETE") and budget.ran.get("FAIL"):
         shown = "; ".join(budget.reasons[-3:])

@@ -10,6 +10,7 @@ Metric steps are epochs counted from 1, as Keras prints them ("Epoch 1/10").
 from __future__ import annotations
 
 import json
+import logging
 import time
 import urllib.error
 import urllib.request
@@ -94,6 +95,8 @@ class Tracker:
     def __init__(self, tracking_uri: str, experiment: str) -> None:
         from mlflow import MlflowClient
 
+        # mlflow configures its loggers on first import; its INFO lines are noise here
+        logging.getLogger("mlflow").setLevel(logging.WARNING)
         self.tracking_uri = tracking_uri
         self.client: MlflowClient = MlflowClient(tracking_uri=tracking_uri)
         self.experiment_id = self._ensure_experiment(experiment)

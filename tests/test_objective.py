@@ -69,18 +69,33 @@ def _enqueue(stores: Stores, sweep: Path, *points: dict) -> None:
 
 
 FAILING = [
-    ("nan", {"space": {"optimizer": "sgd", "activation": "linear", "learning_rate": [1e3, 0.05]}},
-     [{"learning_rate": 1e3}, {"learning_rate": 0.05}], "loss became NaN/inf at epoch 1"),
-    ("oom", {"space": {"n_layers": 1, "units": [3_000_000_000, 16]}},
-     [{"units_0": 3_000_000_000}, {"units_0": 16}], "out of memory allocating"),
+    (
+        "nan",
+        {"space": {"optimizer": "sgd", "activation": "linear", "learning_rate": [1e3, 0.05]}},
+        [{"learning_rate": 1e3}, {"learning_rate": 0.05}],
+        "loss became NaN/inf at epoch 1",
+    ),
+    (
+        "oom",
+        {"space": {"n_layers": 1, "units": [3_000_000_000, 16]}},
+        [{"units_0": 3_000_000_000}, {"units_0": 16}],
+        "out of memory allocating",
+    ),
 ]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("case", "changes", "points", "reason"), FAILING, ids=[c[0] for c in FAILING])
+@pytest.mark.parametrize(
+    ("case", "changes", "points", "reason"), FAILING, ids=[c[0] for c in FAILING]
+)
 def test_a_failing_trial_fails_alone(
-    stores: Stores, write_sweep: Callable[..., Path], cli: Callable[..., CliResult],
-    case: str, changes: dict, points: list[dict], reason: str,
+    stores: Stores,
+    write_sweep: Callable[..., Path],
+    cli: Callable[..., CliResult],
+    case: str,
+    changes: dict,
+    points: list[dict],
+    reason: str,
 ) -> None:
     sweep = write_sweep(name=f"fail_{case}", trials=1, **changes)
     _enqueue(stores, sweep, *points)  # the failing point first, then a good one
@@ -91,12 +106,17 @@ def test_a_failing_trial_fails_alone(
 
     client = MlflowClient(stores.tracking_uri)
     exp = client.get_experiment_by_name(f"fail_{case}")
-    runs = {r.data.tags["nnsweep.trial"]: r for r in client.search_runs([exp.experiment_id])
-            if r.data.tags.get("nnsweep.role") == "trial"}
+    runs = {
+        r.data.tags["nnsweep.trial"]: r
+        for r in client.search_runs([exp.experiment_id])
+        if r.data.tags.get("nnsweep.role") == "trial"
+    }
     assert runs["0"].info.status == "FAILED"
     assert runs["0"].data.tags["nnsweep.state"] == "FAIL"
     assert reason in runs["0"].data.tags["nnsweep.fail_reason"]
-    assert runs["1"].info.status == "FINISHED" and runs["1"].data.tags["nnsweep.state"] == "COMPLETE"
+    assert (
+        runs["1"].info.status == "FINISHED" and runs["1"].data.tags["nnsweep.state"] == "COMPLETE"
+    )
 
 
 @pytest.mark.slow
@@ -104,9 +124,16 @@ def test_a_sweep_where_every_trial_fails_exits_1_with_a_summary(
     stores: Stores, write_sweep: Callable[..., Path], cli: Callable[..., CliResult]
 ) -> None:
     sweep = write_sweep(
-        name="allfail", trials=3, train={"epochs": 1},
-        space={"n_layers": 1, "units": 8, "activation": "linear", "optimizer": "sgd",
-               "learning_rate": 1e3},
+        name="allfail",
+        trials=3,
+        train={"epochs": 1},
+        space={
+            "n_layers": 1,
+            "units": 8,
+            "activation": "linear",
+            "optimizer": "sgd",
+            "learning_rate": 1e3,
+        },
     )
     result = cli("run", sweep, *stores.args, "--quiet")
     assert result.code == 1

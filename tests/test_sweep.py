@@ -1,0 +1,171 @@
+"""Sweeps that survive crashes and Ctrl-C, and pruners that prune: real processes, real stores."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow import MlflowClient
+from optuna.trial import TrialState
+
+from nnsweep.config import load_spec
+from nnsweep.study import create_or_resume
+from tests.conftest import CliResult, Stores
+
+Cli = Callable[..., CliResult]
+SLOW_TRIALS = {
+    "trials": 3,
+    "sampler": "random",
+    "train": {"epochs": 8, "batch_size": 32},
+    "space": {"n_layers": 1, "units": [64, 96], "activation": "relu"},
+}
+
+
+def _start(stores: Stores, sweep: Path) -> subprocess.Popen[str]:
+    env = {
+        **os.environ,
+        "NNSWEEP_STORAGE": stores.storage,
+        "MLFLOW_TRACKING_URI": stores.tracking_uri,
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "nnsweep", "run", str(sweep), "--quiet"],
+        cwd=stores.root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_mid_trial(stores: Stores, name: str, min_complete: int, timeout: float = 240) -> int:
+    """Poll the study until a trial is RUNNING with an epoch done; return its number."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            study = optuna.load_study(study_name=name, storage=stores.storage)
+        except KeyError:
+            time.sleep(0.5)
+            continue
+        trials = study.get_trials(deepcopy=False)
+        done = sum(t.state == TrialState.COMPLETE for t in trials)
+        running = [t for t in trials if t.state == TrialState.RUNNING and t.intermediate_values]
+        if done >= min_complete and running:
+            return running[0].number
+        time.sleep(0.3)
+    raise AssertionError("no trial reached mid-training in time")
+
+
+def _trial_runs(stores: Stores, name: str) -> list:
+    client = MlflowClient(stores.tracking_uri)
+    exp = client.get_experiment_by_name(name)
+    return client.search_runs([exp.experiment_id], max_results=1000)
+
+
+@pytest.mark.slow
+def test_sigkill_mid_trial_then_resume(
+    stores: Stores, write_sweep: Callable[..., Path], cli: Cli
+) -> None:
+    sweep = write_sweep(name="crash", **SLOW_TRIALS)
+    proc = _start(stores, sweep)
+    killed = _wait_mid_trial(stores, "crash", min_complete=1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+
+    result = cli("run", sweep, *stores.args, "--quiet")
+    assert result.code == 0, result.err
+
+    study = optuna.load_study(study_name="crash", storage=stores.storage)
+    states = Counter(t.state for t in study.trials)
+    assert states[TrialState.COMPLETE] == 3
+    assert study.trials[killed].state == TrialState.FAIL
+    assert states[TrialState.RUNNING] == 0
+
+    runs = _trial_runs(stores, "crash")
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+    children = [r for r in runs if r.data.tags.get("nnsweep.role") == "trial"]
+    per_trial = Counter(r.data.tags["nnsweep.trial"] for r in children)
+    assert set(per_trial.values()) == {1}, per_trial  # one MLflow run per trial, never two
+    run_ids = {t.user_attrs["nnsweep.mlflow_run_id"] for t in study.trials}
+    assert run_ids == {r.info.run_id for r in children}
+    dead = next(r for r in children if r.data.tags["nnsweep.trial"] == str(killed))
+    assert dead.info.status == "KILLED" and dead.data.tags["nnsweep.state"] == "FAIL"
+    parents = [r for r in runs if r.data.tags.get("nnsweep.role") == "study"]
+    assert sorted(r.info.status for r in parents) == ["FINISHED", "KILLED"]
+    # the killed trial was retried once, with the same params, as a new trial
+    retried = [
+        t for t in study.trials if t.number != killed and t.params == study.trials[killed].params
+    ]
+    assert retried
+
+
+@pytest.mark.slow
+def test_ctrl_c_marks_the_trial_and_says_how_to_resume(
+    stores: Stores, write_sweep: Callable[..., Path]
+) -> None:
+    sweep = write_sweep(name="interrupt", **SLOW_TRIALS)
+    proc = _start(stores, sweep)
+    number = _wait_mid_trial(stores, "interrupt", min_complete=0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Run the same command again to resume" in err.strip().splitlines()[-1]
+
+    study = optuna.load_study(study_name="interrupt", storage=stores.storage)
+    assert study.trials[number].state == TrialState.FAIL
+    runs = _trial_runs(stores, "interrupt")
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+    trial = next(r for r in runs if r.data.tags.get("nnsweep.trial") == str(number))
+    assert trial.info.status == "FAILED" and trial.data.tags["nnsweep.state"] == "FAIL"
+    assert trial.data.tags["nnsweep.fail_reason"] == "interrupted (Ctrl-C)"
+    parent = next(r for r in runs if r.data.tags.get("nnsweep.role") == "study")
+    assert parent.info.status == "KILLED"
+
+
+GOOD = {"learning_rate": 0.01}
+BAD = {"learning_rate": 1e-6}
+PRUNERS = [
+    {"name": "median", "n_startup_trials": 1, "n_warmup_steps": 0},
+    {"name": "successive_halving", "min_resource": 1, "reduction_factor": 2},
+    {"name": "hyperband", "min_resource": 1, "reduction_factor": 2},
+]
+ORDER = (GOOD, GOOD, BAD, BAD, GOOD, BAD, BAD, GOOD, BAD, BAD, GOOD, BAD, GOOD, GOOD)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pruner", PRUNERS, ids=[p["name"] for p in PRUNERS])
+def test_each_pruner_prunes_losers_and_keeps_their_partial_curves(
+    stores: Stores, write_sweep: Callable[..., Path], cli: Cli, pruner: dict
+) -> None:
+    name = f"prune_{pruner['name']}"
+    sweep = write_sweep(
+        # Hyperband runs successive halving per bracket, so it needs more trials to compare
+        name=name,
+        trials=6 if pruner["name"] == "hyperband" else 3,
+        pruner=pruner,
+        train={"epochs": 4, "batch_size": 128},
+        space={"n_layers": 1, "units": 16, "activation": "relu", "learning_rate": [0.01, 1e-6]},
+    )
+    study = create_or_resume(load_spec(sweep), stores.storage, name)
+    for point in ORDER:
+        study.enqueue_trial(point)
+    result = cli("run", sweep, *stores.args, "--quiet")
+    assert result.code == 0, result.err
+
+    study = optuna.load_study(study_name=name, storage=stores.storage)
+    pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
+    assert pruned, [(t.number, t.state.name, t.params) for t in study.trials]
+    assert any(t.params["learning_rate"] == 1e-6 for t in pruned)  # a loser was cut short
+    client = MlflowClient(stores.tracking_uri)
+    for t in pruned:
+        run = client.get_run(t.user_attrs["nnsweep.mlflow_run_id"])
+        assert run.data.tags["nnsweep.state"] == "PRUNED" and run.info.status == "FINISHED"
+        curve = client.get_metric_history(run.info.run_id, "val_accuracy")
+        assert len(curve) == max(t.intermediate_values)  # curve up to the epoch it was cut
