@@ -74,21 +74,27 @@ def _stores(storage: str | None, tracking_uri: str | None) -> tuple[str, str]:
 
 @app.command()
 def run(
-    sweep: Annotated[Path, typer.Argument(metavar="SWEEP", help="Sweep file, e.g. sweeps/quickstart.yaml.")],
+    sweep: Annotated[
+        Path, typer.Argument(metavar="SWEEP", help="Sweep file, e.g. sweeps/quickstart.yaml.")
+    ],
     trials: Annotated[
         int | None, typer.Option(min=1, help="COMPLETE trials wanted in total (overrides file).")
     ] = None,
     timeout: Annotated[
         float | None, typer.Option(min=1, help="Stop starting trials after S seconds.")
     ] = None,
-    study: Annotated[str | None, typer.Option(help="Study name [default: the sweep's name].")] = None,
+    study: Annotated[
+        str | None, typer.Option(help="Study name [default: the sweep's name].")
+    ] = None,
     storage: Storage = None,
     tracking_uri: TrackingUri = None,
     data_path: Annotated[
         Path | None, typer.Option(help="Local dataset: an .npz or a folder of the 4 IDX files.")
     ] = None,
     seed: Annotated[int | None, typer.Option(min=0, help="Seed (overrides file).")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Log lines only, no live bar.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Log lines only, no live bar.")
+    ] = False,
     jobs: Annotated[
         int,
         typer.Option(
@@ -113,8 +119,18 @@ def run(
     storage_url, uri = _stores(storage, tracking_uri)
     _interrupt_on_signals()
     if jobs > 1:
-        _run_jobs(sweep, spec, jobs, storage_url, uri, trials=trials, timeout=timeout,
-                  study=study, data_path=data_path, seed=seed)
+        _run_jobs(
+            sweep,
+            spec,
+            jobs,
+            storage_url,
+            uri,
+            trials=trials,
+            timeout=timeout,
+            study=study,
+            data_path=data_path,
+            seed=seed,
+        )
         return
     progress = SweepProgress(quiet=quiet, metric=spec.objective.metric)
     try:
@@ -142,8 +158,10 @@ def run(
             f"best trial #{result.best['number']}: {spec.objective.metric}="
             f"{result.best['value']:.4f}  params={json.dumps(result.best['params'])}"
         )
-    typer.echo(f"browse: nnsweep ui{_uri_flag(tracking_uri)}   export: nnsweep export "
-               f"{result.study_name} --out exports/{result.study_name}")
+    typer.echo(
+        f"browse: nnsweep ui{_uri_flag(tracking_uri)}   export: nnsweep export "
+        f"{result.study_name} --out exports/{result.study_name}"
+    )
 
 
 def _interrupt_on_signals() -> None:
@@ -172,13 +190,22 @@ def _run_jobs(
     check_storage(storage_url, uri)
     check_tracking_uri(uri)
     name = overrides["study"] or spec.name
-    create_or_resume(spec, storage_url, name)  # once, before the workers race to create it
+    # create the study and the MLflow schema/experiment once, before the workers race to
+    create_or_resume(spec, storage_url, name)
+    from .tracking import Tracker
+
+    Tracker(uri, spec.name)
     args = [str(sweep)]
     for key, value in overrides.items():
         if value is not None:
             args += [f"--{key.replace('_', '-')}", str(value)]
-    code = run_workers(args, jobs=jobs, storage_url=storage_url, tracking_uri=uri,
-                       echo=lambda line: typer.echo(line, err=True))
+    code = run_workers(
+        args,
+        jobs=jobs,
+        storage_url=storage_url,
+        tracking_uri=uri,
+        echo=lambda line: typer.echo(line, err=True),
+    )
     summary = summarize(load_study(name, storage_url))
     states = ", ".join(f"{n} {s}" for s, n in summary["states"].items() if n)
     typer.echo(f"study {name}: {states or 'no trials'} ({jobs} workers)")
@@ -192,7 +219,9 @@ def _uri_flag(tracking_uri: str | None) -> str:
 
 @app.command()
 def status(
-    study: Annotated[str | None, typer.Argument(metavar="[STUDY]", help="Study name [default: all studies].")] = None,
+    study: Annotated[
+        str | None, typer.Argument(metavar="[STUDY]", help="Study name [default: all studies].")
+    ] = None,
     storage: Storage = None,
     tracking_uri: TrackingUri = None,
     as_json: JsonFlag = False,
@@ -216,8 +245,15 @@ def status(
     for s in summaries:
         st = s["states"]
         best = f"{s['best']['value']:.4f} (#{s['best']['number']})" if s["best"] else "—"
-        table.add_row(s["study"], str(st["COMPLETE"]), str(st["PRUNED"]), str(st["FAIL"]),
-                      str(st["RUNNING"]), best, s["metric"])
+        table.add_row(
+            s["study"],
+            str(st["COMPLETE"]),
+            str(st["PRUNED"]),
+            str(st["FAIL"]),
+            str(st["RUNNING"]),
+            best,
+            s["metric"],
+        )
     Console().print(table)
 
 

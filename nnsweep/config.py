@@ -139,7 +139,7 @@ class DiagnosisSpec(_Strict):
     overfit_gap: float = Field(0.05, gt=0.0, lt=1.0)
     val_loss_rise: float = Field(0.10, gt=0.0)
     underfit_accuracy: float = Field(0.80, gt=0.0, lt=1.0)
-    still_improving: float = Field(0.01, ge=0.0)
+    still_improving: float = Field(0.02, ge=0.0)
 
 
 IntDim = Annotated[Dimension, _num(int, minimum=1), _AS_YAML]

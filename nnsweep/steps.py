@@ -7,6 +7,8 @@ with a short or empty history.
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -28,4 +30,99 @@ def default_steps(spec: SweepSpec, tracker: Tracker) -> list[Step]:
         metrics: dict[str, Any] = {"epochs_run": epochs, "train_seconds": result.seconds}
         tracker.log_metrics(run_id, metrics)
 
-    return [log_timing]
+    from .modelstore import ModelLogger  # keeps the best-so-far model (spec.log_models)
+
+    return [log_timing, *fit_steps(spec, tracker), ModelLogger(spec, tracker)]
+
+
+FIT_TAG = "nnsweep.fit"
+FIT_REASON_TAG = "nnsweep.fit_reason"
+CURVES_ARTIFACT = "learning_curves.png"
+SUMMARY_ARTIFACT = "model_summary.txt"
+CONFIG_ARTIFACT = "model_config.json"
+ARTIFACT_ERROR_TAG = "nnsweep.artifact_error"
+
+_log = logging.getLogger(__name__)
+
+
+def fit_steps(spec: SweepSpec, tracker: Tracker) -> list[Step]:
+    """Make over- and underfitting visible on each trial's run.
+
+    ``log_diagnosis``: the metrics of :func:`nnsweep.diagnosis.diagnose` and the tags
+    ``nnsweep.fit`` / ``nnsweep.fit_reason``. ``log_curves``: ``learning_curves.png`` (what a
+    pruned or failed trial reached, too). ``log_model_text``: ``model_summary.txt`` (Keras'
+    layer table and parameter counts) and ``model_config.json`` (``model.to_json()``).
+    A trial that finished no usable epoch gets the reason tag and the model text only; an
+    artifact the store refuses becomes the tag ``nnsweep.artifact_error``, not a failed trial.
+    """
+    from .diagnosis import diagnose
+
+    def log_diagnosis(trial: optuna.Trial, run_id: str, result: TrialResult, state: str) -> None:
+        diag = diagnose(result.history, spec.diagnosis)
+        if diag is None:
+            tracker.set_tags(run_id, {FIT_REASON_TAG: "no epoch with finite loss and accuracy"})
+            return
+        tracker.log_metrics(run_id, diag.metrics())
+        tracker.set_tags(run_id, {FIT_TAG: diag.fit, FIT_REASON_TAG: diag.reason})
+
+    def log_curves(trial: optuna.Trial, run_id: str, result: TrialResult, state: str) -> None:
+        from .plots import learning_curves
+
+        diag = diagnose(result.history, spec.diagnosis)
+        if diag is None:
+            return
+        ran = len(result.history["loss"])
+        title = f"{curve_title(trial, state, ran)} · {diag.fit}"
+        fig = learning_curves(
+            result.history, title=title, best_epoch=diag.best_epoch, note=diag.reason
+        )
+        _upload(
+            tracker,
+            run_id,
+            CURVES_ARTIFACT,
+            lambda: tracker.client.log_figure(run_id, fig, CURVES_ARTIFACT),
+        )
+
+    def log_model_text(trial: optuna.Trial, run_id: str, result: TrialResult, state: str) -> None:
+        if result.model is None:
+            return
+        lines: list[str] = []
+        result.model.summary(print_fn=lambda line, *_, **__: lines.append(line))
+        summary = "\n".join(lines).rstrip() + "\n"
+        config = json.loads(result.model.to_json())
+        _upload(
+            tracker,
+            run_id,
+            SUMMARY_ARTIFACT,
+            lambda: tracker.client.log_text(run_id, summary, SUMMARY_ARTIFACT),
+        )
+        _upload(
+            tracker,
+            run_id,
+            CONFIG_ARTIFACT,
+            lambda: tracker.log_dict(run_id, config, CONFIG_ARTIFACT),
+        )
+
+    return [log_diagnosis, log_curves, log_model_text]
+
+
+def curve_title(trial: optuna.Trial, state: str, epochs: int) -> str:
+    """``"trial 3 · PRUNED after 2 epochs"``: the head of a learning-curve figure's title."""
+    plural = "" if epochs == 1 else "s"
+    return f"trial {trial.number} · {state} after {epochs} epoch{plural}"
+
+
+def _upload(tracker: Tracker, run_id: str, name: str, write: Callable[[], None]) -> None:
+    """Run ``write``, which stores artifact ``name`` on the run.
+
+    An artifact store that cannot take a file must not fail a trial whose metrics are fine
+    (as for models, see :mod:`nnsweep.modelstore`): the failure becomes the run's tag
+    ``nnsweep.artifact_error`` and a warning. Only the upload is guarded; a figure or summary
+    that cannot be made still raises.
+    """
+    try:
+        write()
+    except Exception as exc:  # storage failures come as OSError, MlflowException, …
+        reason = f"{name}: {type(exc).__name__}: {exc}".splitlines()[0][:500]
+        _log.warning("run %s: artifact not logged (%s)", run_id, reason)
+        tracker.set_tags(run_id, {ARTIFACT_ERROR_TAG: reason})

@@ -1,0 +1,414 @@
+"""Export a study's best model: a portable, evaluated and optionally registered artifact.
+
+``export_best`` writes to one folder:
+
+* ``model.keras``: Keras 3 native file; plain ``keras.saving.load_model`` (safe mode on)
+  loads it in any process, without nnsweep.
+* ``saved_model/``: TensorFlow SavedModel from ``model.export()``, for TF Serving.
+* ``model_card.json`` and ``MODEL_CARD.md``: where the model comes from and how good it is.
+
+The model is the one the sweep logged on the best trial's MLflow run (see
+:mod:`nnsweep.modelstore`), or, with ``retrain``, the best params refit on train+validation for
+as many epochs as the trial's model saw. The held-out test split is read here and nowhere else
+in nnsweep: test accuracy, loss and the confusion matrix are measured at export and also logged
+to the best trial's run. With ``register``, the model becomes a new version of a registered
+model in the MLflow Model Registry, under the alias ``champion``.
+
+Files are written to a staging folder beside ``out`` and moved in at the end, so a failed
+export leaves ``out`` as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .card import (
+    CARD_FORMAT,
+    INPUT_NOTE,
+    architecture,
+    diagnosis_of,
+    evaluate,
+    render_markdown,
+    validation_summary,
+    versions,
+)
+from .errors import ExportError
+from .model import HyperParams, count_params
+from .modelstore import (
+    MLFLOW_KERAS_FILE,
+    MODEL_ERROR_TAG,
+    MODEL_URI_TAG,
+    download_model,
+    log_keras_model,
+    model_uri_of,
+    require_tracking_store,
+    sweep_dataset,
+)
+from .tracking import EPOCH_METRICS
+from .urls import mask_url
+
+if TYPE_CHECKING:
+    import keras
+    import optuna
+    from mlflow import MlflowClient
+    from mlflow.entities import Run
+
+    from .config import SweepSpec
+    from .data import Dataset
+
+KERAS_FILE = "model.keras"
+SAVED_MODEL_DIR = "saved_model"
+CARD_JSON = "model_card.json"
+CARD_MD = "MODEL_CARD.md"
+OUTPUTS = (KERAS_FILE, SAVED_MODEL_DIR, CARD_JSON, CARD_MD)
+CHAMPION = "champion"
+
+
+@dataclass
+class ExportResult:
+    """What :func:`export_best` did."""
+
+    out: Path
+    card: dict[str, Any]
+    seconds: float
+
+
+def check_out_dir(out: Path, force: bool) -> None:
+    """Refuse an ``out`` that is a file, or a non-empty folder without ``force``.
+
+    Raises:
+        ExportError: with the path and the fix.
+    """
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"--out {out}: is a file, not a folder; give a folder path")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise ExportError(
+            f"--out {out}: folder is not empty; pass --force to overwrite it or pick another"
+        )
+    for parent in out.absolute().parents:
+        if parent.exists() and not parent.is_dir():
+            raise ExportError(f"--out {out}: {parent} is a file, not a folder; fix the path")
+
+
+def check_registry_name(name: str) -> None:
+    """MLflow's rule for registered model names, checked before any work is done."""
+    if not name.strip() or any(c in name for c in "/:@"):
+        raise ExportError(
+            f"--register {name!r}: a registered model name must be non-empty and contain no "
+            "'/', ':' or '@'; e.g. --register mnist-mlp"
+        )
+
+
+def export_best(
+    study_name: str,
+    *,
+    out: str | Path,
+    storage_url: str,
+    tracking_uri: str,
+    register: str | None = None,
+    retrain: bool = False,
+    force: bool = False,
+) -> ExportResult:
+    """Export the best COMPLETE trial of ``study_name`` to ``out`` (see the module docstring).
+
+    Raises:
+        ExportError: bad ``out`` or ``register``, the run or its model is missing, or MLflow
+            refuses the registration.
+        StudyNotFoundError, NoCompleteTrialError, StorageError, DataError: as they say.
+    """
+    from mlflow import MlflowClient
+
+    from .study import best_trial, load_study
+
+    start = time.perf_counter()
+    out = Path(out)
+    check_out_dir(out, force)
+    if register is not None:
+        check_registry_name(register)
+    require_tracking_store(tracking_uri)
+    study = load_study(study_name, storage_url)
+    best = best_trial(study)
+    spec = _spec_of(study)
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    run = _run_of(client, best, tracking_uri)
+    dataset = sweep_dataset(spec)
+    hp = HyperParams.from_params(best["params"])
+    history = _history(client, run.info.run_id)
+    weights = _weights_epoch(spec, history)
+
+    retrained: dict[str, Any] | None = None
+    if retrain:
+        model, retrained = _retrain(hp, dataset, seed=spec.seed + best["number"], epochs=weights)
+    else:
+        model = _logged_model(run, best["number"], tracking_uri)
+    test = evaluate(model, dataset.x_test, dataset.y_test)
+
+    card = {
+        "format": CARD_FORMAT,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "study": study.study_name,
+        "trial": best["number"],
+        "mlflow": {
+            "tracking_uri": mask_url(tracking_uri),
+            "experiment_id": run.info.experiment_id,
+            "run_id": run.info.run_id,
+            "model_uri": model_uri_of(run),
+        },
+        "objective": {
+            "metric": spec.objective.metric,
+            "direction": spec.objective.direction,
+            "reduce": spec.objective.reduce,
+            "value": best["value"],
+        },
+        "params": best["params"],
+        "parameter_count": count_params(hp),
+        "architecture": architecture(hp),
+        "validation": validation_summary(history, spec),
+        "weights": {
+            "source": "retrained on train+validation" if retrain else "the sweep's trial",
+            "epoch": weights,
+        },
+        "retrain": retrained,
+        "test": test,
+        "dataset": {
+            "name": dataset.name,
+            "source": dataset.source,
+            "sizes": dataset.sizes,
+            "validation_fraction": spec.dataset.validation,
+            "input": INPUT_NOTE,
+        },
+        "diagnosis": diagnosis_of(run),
+        "versions": versions(),
+        "registry": None,
+        "files": {"keras": KERAS_FILE, "saved_model": SAVED_MODEL_DIR + "/"},
+    }
+
+    out.absolute().parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name or 'export'}-", dir=out.absolute().parent))
+    try:
+        model.save(stage / KERAS_FILE)
+        model.export(str(stage / SAVED_MODEL_DIR), verbose=False)
+        if register is not None:
+            example = dataset.x_train[:2].copy()
+            card["registry"] = _register(client, register, run, model, card, example)
+        _log_test_metrics(client, run.info.run_id, card)
+        (stage / CARD_JSON).write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+        (stage / CARD_MD).write_text(render_markdown(card), encoding="utf-8")
+        _move_into(stage, out)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return ExportResult(out=out, card=card, seconds=time.perf_counter() - start)
+
+
+# -- where the model and its story come from ------------------------------------------------
+def _spec_of(study: optuna.Study) -> SweepSpec:
+    from .config import SweepSpec
+
+    raw = study.user_attrs.get("nnsweep.spec")
+    if raw is None:
+        raise ExportError(
+            f"study {study.study_name!r} has no nnsweep.spec attribute (not made by `nnsweep "
+            "run`); export needs the sweep's dataset and seed"
+        )
+    return SweepSpec.model_validate(raw)
+
+
+def _run_of(client: MlflowClient, best: dict[str, Any], tracking_uri: str) -> Run:
+    from mlflow.exceptions import MlflowException
+
+    run_id = best.get("run_id")
+    where = f"tracking store {mask_url(tracking_uri)}"
+    if not run_id:
+        raise ExportError(f"best trial #{best['number']} has no MLflow run id; re-run the sweep")
+    try:
+        return client.get_run(run_id)
+    except MlflowException:
+        raise ExportError(
+            f"best trial #{best['number']}: run {run_id} is not in {where}; pass the "
+            "--tracking-uri the sweep logged to"
+        ) from None
+
+
+def _logged_model(run: Run, number: int, tracking_uri: str) -> keras.Model:
+    """Load the Keras model the sweep logged on the best trial's run."""
+    import keras
+
+    uri = model_uri_of(run)
+    if uri is None:
+        why = run.data.tags.get(MODEL_ERROR_TAG)
+        reason = f"logging it failed: {why}" if why else "the sweep ran with log_models: none?"
+        raise ExportError(
+            f"best trial #{number}: run {run.info.run_id} has no {MODEL_URI_TAG} tag ({reason}); "
+            "export with --retrain to refit it from its params"
+        )
+    with tempfile.TemporaryDirectory(prefix="nnsweep-model-") as tmp:
+        local = download_model(uri, tmp, tracking_uri)
+        return keras.saving.load_model(local / MLFLOW_KERAS_FILE)
+
+
+def _history(client: MlflowClient, run_id: str) -> dict[str, list[float]]:
+    """The run's per-epoch curves, epoch 1 first."""
+    history: dict[str, list[float]] = {}
+    for key in EPOCH_METRICS:
+        points = sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)
+        if points:
+            history[key] = [float(m.value) for m in points]
+    return history
+
+
+def _weights_epoch(spec: SweepSpec, history: dict[str, list[float]]) -> int:
+    """The epoch whose weights the trial's model holds (1-based).
+
+    The last epoch, unless early stopping restored its best epoch: that is replayed here with
+    Keras' rule (an improvement beats the best by more than ``min_delta``).
+    """
+    metric = spec.objective.metric
+    values = history.get(metric) or history.get("loss") or []
+    if not values:
+        raise ExportError(f"the best trial's run has no {metric} history; it cannot be exported")
+    es = spec.train.early_stopping
+    if es is None or not es.restore_best_weights:
+        return len(values)
+    sign = 1.0 if spec.objective.direction == "maximize" else -1.0
+    best_epoch, best = 1, sign * values[0]
+    for epoch, value in enumerate(values[1:], start=2):
+        if sign * value - es.min_delta > best:
+            best_epoch, best = epoch, sign * value
+    return best_epoch
+
+
+def _retrain(
+    hp: HyperParams, data: Dataset, *, seed: int, epochs: int
+) -> tuple[keras.Model, dict[str, Any]]:
+    """Refit ``hp`` on train+validation for ``epochs`` epochs, seeded."""
+    import keras
+
+    from .model import build_model
+
+    x = np.concatenate([data.x_train, data.x_val])
+    y = np.concatenate([data.y_train, data.y_val])
+    keras.utils.set_random_seed(seed)
+    model = build_model(hp)
+    start = time.perf_counter()
+    fit = model.fit(x, y, epochs=epochs, batch_size=hp.batch_size, verbose=0)
+    info = {
+        "data": "train+validation",
+        "train_size": int(len(y)),
+        "epochs": epochs,
+        "batch_size": hp.batch_size,
+        "seed": seed,
+        "final_loss": float(fit.history["loss"][-1]),
+        "final_accuracy": float(fit.history["accuracy"][-1]),
+        "seconds": round(time.perf_counter() - start, 2),
+    }
+    return model, info
+
+
+# -- side effects -----------------------------------------------------------------------------
+def _register(
+    client: MlflowClient,
+    name: str,
+    run: Run,
+    model: keras.Model,
+    card: dict[str, Any],
+    example: np.ndarray,
+) -> dict[str, Any]:
+    """A new version of registered model ``name`` with alias ``champion``.
+
+    The version points at the model the sweep logged on the run; a retrained model is first
+    logged on the same run (as ``model-retrained``), so the registry never holds weights that
+    MLflow cannot trace to a run.
+    """
+    from mlflow.exceptions import MlflowException
+
+    retrained = card["retrain"] is not None
+    source = model_uri_of(run)
+    try:
+        if retrained or source is None:
+            source = log_keras_model(
+                client,
+                run.info.experiment_id,
+                run.info.run_id,
+                model,
+                input_example=example,
+                name="model-retrained" if retrained else "model",
+                params=card["params"],
+                tags={
+                    "nnsweep.study": card["study"],
+                    "nnsweep.trial": card["trial"],
+                    "nnsweep.retrained": str(retrained).lower(),
+                },
+            )
+        try:
+            client.get_registered_model(name)
+        except MlflowException:
+            client.create_registered_model(name, description="nnsweep export")
+        model_id = source.removeprefix("models:/")
+        # The files' location, not models:/m-…: MLflow's SQL registry resolves a models:/
+        # source through the *global* tracking URI, which need not be this store, and does
+        # not keep model_id; the tag nnsweep.model_uri keeps the link to the logged model.
+        version = client.create_model_version(
+            name,
+            source=client.get_logged_model(model_id).artifact_location,
+            run_id=run.info.run_id,
+            model_id=model_id,
+            tags={
+                "nnsweep.study": card["study"],
+                "nnsweep.trial": str(card["trial"]),
+                "nnsweep.retrained": str(retrained).lower(),
+                MODEL_URI_TAG: source,
+                "test_accuracy": f"{card['test']['accuracy']:.4f}",
+            },
+            description=f"{card['study']} trial #{card['trial']}: {card['architecture']}",
+        )
+        client.set_registered_model_alias(name, CHAMPION, version.version)
+    except MlflowException as exc:
+        reason = str(exc).splitlines()[0][:200]
+        raise ExportError(
+            f"--register {name}: the MLflow Model Registry refused ({reason})"
+        ) from None
+    return {
+        "name": name,
+        "version": int(version.version),
+        "alias": CHAMPION,
+        "uri": f"models:/{name}@{CHAMPION}",
+        "source": source,
+    }
+
+
+def _log_test_metrics(client: MlflowClient, run_id: str, card: dict[str, Any]) -> None:
+    """Log test accuracy/loss on the best trial's run, linked to the exported model if MLflow
+    holds it (``retrained_test_*`` for a refit, so the sweep model's numbers stay)."""
+    from mlflow.entities import Metric
+
+    retrained = card["retrain"] is not None
+    uri = (card["registry"] or {}).get("source") or (
+        None if retrained else card["mlflow"]["model_uri"]
+    )
+    model_id = uri.removeprefix("models:/") if uri else None
+    prefix = "retrained_test_" if retrained else "test_"
+    now = int(time.time() * 1000)
+    metrics = [
+        Metric(prefix + key, float(card["test"][key]), now, 0, model_id=model_id)
+        for key in ("accuracy", "loss")
+    ]
+    client.log_batch(run_id, metrics=metrics)
+
+
+def _move_into(stage: Path, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    for name in OUTPUTS:
+        target = out / name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        elif target.exists() or target.is_symlink():
+            target.unlink()
+        (stage / name).replace(target)

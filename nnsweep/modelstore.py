@@ -1,0 +1,301 @@
+"""Trial models in MLflow: the step that keeps the best-so-far model, and the helpers behind it.
+
+With ``log_models: best`` (the default) a COMPLETE trial whose objective value ties or beats
+the study's best COMPLETE value logs its fitted Keras model on its own child run, so the best
+trial of a finished study always has its weights in MLflow; ``all`` also logs every other
+COMPLETE or PRUNED trial, ``none`` logs nothing (``nnsweep export --retrain`` still works).
+
+Each model is an MLflow *LoggedModel* (the run's "Models" tab) in the Keras 3 flavour with a
+pyfunc entry point, a tensor signature (float32 ``(-1, 784)`` in, ``(-1, 10)`` out) and an
+input example. The run gets the tag ``nnsweep.model_uri`` (``models:/m-…``), which the
+exporter reads.
+
+The model is written with ``mlflow.keras.save_model`` into a folder and uploaded with
+:class:`mlflow.MlflowClient`, instead of ``mlflow.keras.log_model``: in MLflow 3.17 the latter
+fails when given an input example (mlflow/mlflow#16183) and, with no explicit requirements,
+spends ~15 s per call inferring them in a subprocess. Pinned requirements keep a log at
+well under a second.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import ExportError
+from .model import INPUT_DIM, N_CLASSES
+from .objective import TrialFailure, reduce_history
+from .tracking import check_tracking_uri, sqlite_path
+from .urls import mask_url
+
+if TYPE_CHECKING:
+    import keras
+    import numpy as np
+    import optuna
+    from mlflow import MlflowClient
+
+    from .config import SweepSpec
+    from .data import Dataset
+    from .objective import TrialResult
+    from .tracking import Tracker
+
+MODEL_URI_TAG = "nnsweep.model_uri"
+MODEL_ERROR_TAG = "nnsweep.model_error"
+BEST_SO_FAR_TAG = "nnsweep.best_so_far"
+MODEL_NAME = "model"
+MLFLOW_KERAS_FILE = "data/model.keras"  # where mlflow.keras.save_model puts the .keras file
+_PROGRESS_ENV = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+
+_log = logging.getLogger(__name__)
+
+
+def sweep_dataset(spec: SweepSpec) -> Dataset:
+    """The dataset exactly as the sweep loaded it (same call, so the per-process cache hits)."""
+    from .data import load_dataset
+
+    return load_dataset(
+        spec.dataset.name,
+        str(spec.dataset.path) if spec.dataset.path else None,
+        validation=spec.dataset.validation,
+        seed=spec.seed,
+    )
+
+
+def pip_requirements() -> list[str]:
+    """Pinned requirements of a logged model (MLflow adds its own pin)."""
+    reqs = []
+    for dist in ("keras", "tensorflow-cpu", "tensorflow", "numpy"):
+        try:
+            reqs.append(f"{dist}=={metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            continue
+    return reqs
+
+
+def signature() -> Any:
+    """The tensor signature: float32 pixel rows in [0, 1] → 10 class probabilities."""
+    import numpy as np
+    from mlflow.models.signature import ModelSignature
+    from mlflow.types import Schema, TensorSpec
+
+    # Unnamed input: pyfunc then hands Keras a plain array, not a {"pixels": …} dict.
+    return ModelSignature(
+        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, INPUT_DIM))]),
+        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, N_CLASSES), "probabilities")]),
+    )
+
+
+def log_keras_model(
+    client: MlflowClient,
+    experiment_id: str,
+    run_id: str,
+    model: keras.Model,
+    *,
+    input_example: np.ndarray,
+    name: str = MODEL_NAME,
+    params: dict[str, Any] | None = None,
+    tags: dict[str, Any] | None = None,
+) -> str:
+    """Log ``model`` as an MLflow LoggedModel produced by ``run_id``; returns ``models:/m-…``.
+
+    Raises:
+        Exception: whatever MLflow or Keras raise; the LoggedModel is then marked FAILED.
+    """
+    import mlflow.keras
+    from mlflow.entities import LoggedModelOutput, LoggedModelStatus
+    from mlflow.models import Model
+
+    logged = client.create_logged_model(
+        experiment_id,
+        name=name,
+        source_run_id=run_id,
+        params={k: str(v) for k, v in (params or {}).items()},
+        tags={k: str(v) for k, v in (tags or {}).items()},
+    )
+    try:
+        with tempfile.TemporaryDirectory(prefix="nnsweep-model-") as tmp:
+            mlflow.keras.save_model(
+                model,
+                tmp,
+                mlflow_model=Model(
+                    artifact_path=logged.artifact_location,
+                    run_id=run_id,
+                    model_id=logged.model_id,
+                    model_uuid=logged.model_id,
+                ),
+                signature=signature(),
+                input_example=input_example,
+                pip_requirements=pip_requirements(),
+            )
+            client.log_model_artifacts(logged.model_id, tmp)
+        client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])
+        client.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            client.finalize_logged_model(logged.model_id, LoggedModelStatus.FAILED)
+        raise
+    return f"models:/{logged.model_id}"
+
+
+class ModelLogger:
+    """Per-trial step (see :mod:`nnsweep.steps`) that logs the fitted model when it should.
+
+    Args:
+        spec: the sweep; ``spec.log_models`` says which trials keep their model.
+        tracker: the sweep's MLflow writer.
+    """
+
+    def __init__(self, spec: SweepSpec, tracker: Tracker) -> None:
+        self.spec = spec
+        self.tracker = tracker
+        self._example: np.ndarray | None = None
+
+    def __call__(self, trial: optuna.Trial, run_id: str, result: TrialResult, state: str) -> None:
+        mode = self.spec.log_models
+        if mode == "none" or result.model is None or state not in ("COMPLETE", "PRUNED"):
+            return
+        best = state == "COMPLETE" and self._beats_study(trial, result)
+        if not best and mode != "all":
+            return
+        # A model that cannot be stored must not fail a trial whose metrics are good; the tag
+        # says why, and `nnsweep export --retrain` can rebuild it from the params.
+        try:
+            uri = log_keras_model(
+                self.tracker.client,
+                self.tracker.experiment_id,
+                run_id,
+                result.model,
+                input_example=self._input_example(),
+                params=result.params.as_params(),
+                tags={
+                    "nnsweep.study": trial.study.study_name,
+                    "nnsweep.trial": trial.number,
+                    "nnsweep.state": state,
+                    BEST_SO_FAR_TAG: str(best).lower(),
+                },
+            )
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+            _log.warning("trial %d: model not logged (%s)", trial.number, reason)
+            self.tracker.set_tags(run_id, {MODEL_ERROR_TAG: reason})
+            return
+        self.tracker.set_tags(run_id, {MODEL_URI_TAG: uri, BEST_SO_FAR_TAG: str(best).lower()})
+        trial.set_user_attr(MODEL_URI_TAG, uri)
+
+    def _beats_study(self, trial: optuna.Trial, result: TrialResult) -> bool:
+        """True if this trial's value ties or beats the best COMPLETE trial before it.
+
+        Ties count, so whichever of two equal trials Optuna calls best has a model.
+        """
+        obj = self.spec.objective
+        try:
+            value = reduce_history(result.history, obj.metric, str(obj.direction), obj.reduce)
+        except TrialFailure:
+            return False
+        try:
+            best = trial.study.best_value
+        except ValueError:  # no COMPLETE trial yet
+            return True
+        return value >= best if obj.direction == "maximize" else value <= best
+
+    def _input_example(self) -> np.ndarray:
+        if self._example is None:
+            self._example = sweep_dataset(self.spec).x_train[:2].copy()
+        return self._example
+
+
+def require_tracking_store(uri: str) -> None:
+    """Fail when ``uri`` cannot hold the runs we are about to read.
+
+    MLflow would silently create a missing SQLite file; for a reader that is a wrong URI.
+
+    Raises:
+        ExportError: the SQLite file does not exist.
+        StorageError: the folder is missing or the server does not answer.
+    """
+    path = sqlite_path(uri)
+    if path is not None and not path.is_file():
+        raise ExportError(
+            f"tracking URI {mask_url(uri)}: {path} does not exist; pass the --tracking-uri "
+            "(or MLFLOW_TRACKING_URI) the sweep logged to"
+        )
+    check_tracking_uri(uri)
+
+
+def model_location(uri: str, tracking_uri: str) -> str:
+    """Where the files of MLflow model ``uri`` live, resolved in the store at ``tracking_uri``.
+
+    ``uri`` is ``models:/m-…`` (a logged model), ``models:/NAME@ALIAS``, ``models:/NAME/VERSION``
+    or ``models:/NAME/latest``. Resolved here with an explicit client because MLflow's own
+    ``models:/`` resolution reads the *global* tracking URI, whatever URI it is given.
+
+    Raises:
+        ExportError: not a ``models:/`` URI, or no such model, alias or version.
+    """
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    rest = uri.removeprefix("models:/").strip("/") if uri.startswith("models:/") else ""
+    name, sep, pointer = rest.rpartition("@") if "@" in rest else rest.rpartition("/")
+    if not rest or (not sep and not rest.startswith("m-")):
+        raise ExportError(
+            f"{uri}: not an MLflow model URI; use models:/NAME@ALIAS, models:/NAME/VERSION or "
+            "models:/m-ID"
+        )
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    try:
+        if not sep:
+            return str(client.get_logged_model(rest).artifact_location)
+        if sep == "@":
+            version = client.get_model_version_by_alias(name, pointer).version
+        elif pointer == "latest":
+            found = client.search_model_versions(f"name = '{name}'")
+            if not found:
+                raise MlflowException(f"Registered Model with name={name} not found")
+            version = str(max(int(v.version) for v in found))
+        else:
+            version = pointer
+        return str(client.get_model_version_download_uri(name, version))
+    except MlflowException as exc:
+        reason = str(exc).strip().splitlines()[0][:200]
+        raise ExportError(
+            f"{uri}: not found in {mask_url(tracking_uri)} ({reason}); check the name, version "
+            "or alias, and --tracking-uri"
+        ) from None
+
+
+def download_model(uri: str, dst: str | Path, tracking_uri: str) -> Path:
+    """Copy the files of MLflow model ``uri`` (see :func:`model_location`) into ``dst``.
+
+    Raises:
+        ExportError: the model cannot be resolved or fetched (one line, with MLflow's reason).
+    """
+    import mlflow
+
+    location = model_location(uri, tracking_uri)
+    # MLflow draws a progress bar on stderr for every download; a CLI line is enough.
+    previous = os.environ.get(_PROGRESS_ENV)
+    os.environ[_PROGRESS_ENV] = "false"
+    try:
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=location, dst_path=str(dst), tracking_uri=tracking_uri
+        )
+    except Exception as exc:
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise ExportError(f"{uri}: cannot download its files from {location} ({reason})") from None
+    finally:
+        if previous is None:
+            os.environ.pop(_PROGRESS_ENV, None)
+        else:
+            os.environ[_PROGRESS_ENV] = previous
+    return Path(local)
+
+
+def model_uri_of(run: Any) -> str | None:
+    """The ``models:/m-…`` URI the sweep logged on a trial's MLflow run, if any."""
+    return run.data.tags.get(MODEL_URI_TAG)

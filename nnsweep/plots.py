@@ -1,0 +1,137 @@
+"""Learning-curve figures (matplotlib): one trial's two panels, and an overlay of several trials.
+
+Figures are plain :class:`matplotlib.figure.Figure` objects on the Agg canvas, never pyplot,
+so no window opens, nothing global is kept between trials, and no figure has to be closed.
+matplotlib is imported inside the functions, so importing this module stays cheap.
+
+The x axis is the epoch counted from 1, as Keras prints it and as MLflow's metric steps are.
+Non-finite values (a loss that turned NaN) are left out of the lines rather than drawn.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+History = Mapping[str, Sequence[float]]
+PANELS = (("accuracy", "val_accuracy", "accuracy"), ("loss", "val_loss", "loss"))
+DPI = 100
+
+
+@dataclass(frozen=True)
+class Curves:
+    """One trial's history under a legend label, for :func:`accuracy_overlay`."""
+
+    label: str
+    history: History
+
+
+def _figure(width: float, height: float) -> Figure:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _points(values: Sequence[float]) -> tuple[list[int], list[float]]:
+    """(epochs from 1, values) with the non-finite values dropped."""
+    pairs = [(i + 1, float(v)) for i, v in enumerate(values) if math.isfinite(float(v))]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+def _epoch_axis(ax: Axes, n_epochs: int) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlim(0.5, max(n_epochs, 1) + 0.5)
+    ax.grid(True, alpha=0.3)
+
+
+def learning_curves(
+    history: History, *, title: str, best_epoch: int | None = None, note: str = ""
+) -> Figure:
+    """Two panels by epoch: accuracy vs val_accuracy, and loss vs val_loss.
+
+    Args:
+        history: Keras history, one value per epoch (a pruned trial's is just shorter).
+        title: the figure's title, e.g. ``"trial 3 · PRUNED after 2 epochs · underfit"``.
+        best_epoch: marked with a dotted vertical line on both panels when given.
+        note: a smaller line under the title (wrapped), e.g. why the fit got its tag.
+    """
+    import textwrap
+
+    fig = _figure(10, 4.4 if note else 4)
+    heading = title
+    if note:
+        heading += "\n" + "\n".join(textwrap.wrap(note, 130))
+    fig.suptitle(heading, fontsize="medium")
+    n = max((len(v) for v in history.values()), default=0)
+    for ax, (train, val, label) in zip(fig.subplots(1, 2), PANELS, strict=True):
+        for key, style in ((train, "-o"), (val, "-s")):
+            x, y = _points(history.get(key, ()))
+            if x:
+                ax.plot(x, y, style, markersize=3, label=key)
+        if best_epoch is not None:
+            ax.axvline(best_epoch, linestyle=":", color="grey", label=f"best epoch ({best_epoch})")
+        ax.set_ylabel(label)
+        _epoch_axis(ax, n)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="best", fontsize="small")
+    return fig
+
+
+def accuracy_overlay(panels: Sequence[tuple[str, Sequence[Curves]]], *, title: str) -> Figure:
+    """Train (dashed) and validation (solid) accuracy of several trials, one colour per trial.
+
+    Args:
+        panels: ``(panel title, curves)`` pairs, drawn side by side; an empty panel says so.
+        title: the figure's title.
+    """
+    fig = _figure(6 * max(len(panels), 1), 4.5)
+    fig.suptitle(f"{title}\n(solid: val_accuracy, dashed: accuracy on the training data)")
+    axes = fig.subplots(1, max(len(panels), 1), squeeze=False)[0]
+    colors: dict[str, str] = {}  # one colour per trial, the same in every panel
+    for _, curves in panels:
+        for c in curves:
+            colors.setdefault(c.label, f"C{len(colors) % 10}")
+    for ax, (panel_title, curves) in zip(axes, panels, strict=False):
+        ax.set_title(panel_title)
+        n = max((len(c.history.get("accuracy", ())) for c in curves), default=0)
+        for c in curves:
+            color = colors[c.label]
+            x, y = _points(c.history.get("val_accuracy", ()))
+            ax.plot(x, y, "-", color=color, marker="o", markersize=3, label=c.label)
+            x, y = _points(c.history.get("accuracy", ()))
+            ax.plot(x, y, "--", color=color, alpha=0.8)
+        if not curves:
+            ax.text(
+                0.5,
+                0.5,
+                "no trials in this group",
+                ha="center",
+                va="center",
+                transform=ax.transAxes,
+            )
+        ax.set_ylabel("accuracy")
+        _epoch_axis(ax, n)
+        if curves:
+            ax.legend(loc="lower right", fontsize="small")
+    return fig
+
+
+def save(fig: Figure, path: str | Path) -> Path:
+    """Write ``fig`` as a PNG (the format follows the suffix) and return the path."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=DPI)
+    return out

@@ -1,0 +1,258 @@
+"""The fit diagnosis on hand-written histories: each rule, its edges, and the thresholds."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from nnsweep.config import DiagnosisSpec, parse_spec
+from nnsweep.diagnosis import FIT_TAGS, diagnose, usable_epochs
+from nnsweep.errors import SpecError
+
+NAN = float("nan")
+RULES = DiagnosisSpec()
+
+
+def hist(loss: list[float], acc: list[float], val_loss: list[float], val_acc: list[float]):
+    return {"loss": loss, "accuracy": acc, "val_loss": val_loss, "val_accuracy": val_acc}
+
+
+# A model that keeps memorising: val_loss bottoms out at epoch 3 and climbs while loss falls.
+OVERFIT_BY_LOSS = hist(
+    [0.9, 0.40, 0.20, 0.10, 0.05, 0.02],
+    [0.75, 0.88, 0.93, 0.95, 0.96, 0.97],
+    [0.50, 0.35, 0.30, 0.36, 0.40, 0.45],
+    [0.85, 0.90, 0.92, 0.93, 0.93, 0.935],
+)
+# Converged: small gap, val_loss flat around its minimum.
+GOOD = hist(
+    [0.9, 0.35, 0.25, 0.21, 0.20, 0.195],
+    [0.75, 0.90, 0.93, 0.94, 0.945, 0.946],
+    [0.40, 0.28, 0.24, 0.23, 0.231, 0.232],
+    [0.88, 0.92, 0.925, 0.93, 0.93, 0.929],
+)
+# Still learning fast at the last epoch: both losses fall ~10 % per epoch, new minimum.
+STILL_IMPROVING = hist(
+    [1.5, 1.0, 0.8, 0.65, 0.55],
+    [0.60, 0.78, 0.84, 0.87, 0.89],
+    [1.2, 0.9, 0.75, 0.64, 0.56],
+    [0.70, 0.80, 0.84, 0.86, 0.88],
+)
+
+CASES = {
+    "overfit: val_loss rose while loss fell": (OVERFIT_BY_LOSS, "overfit", "val_loss_rise"),
+    "overfit: gap over the last 3 epochs": (
+        hist(
+            [0.5, 0.3, 0.2, 0.15, 0.1],
+            [0.85, 0.92, 0.96, 0.98, 0.99],
+            [0.40, 0.35, 0.34, 0.335, 0.33],
+            [0.86, 0.88, 0.89, 0.90, 0.90],
+        ),
+        "overfit",
+        "overfit_gap",
+    ),
+    "good: converged": (GOOD, "good", "no rule fired"),
+    "underfit: still improving": (STILL_IMPROVING, "underfit", "still_improving"),
+    "underfit: train accuracy stays low": (
+        hist([2.3, 2.2, 2.1], [0.20, 0.25, 0.30], [2.3, 2.2, 2.1], [0.21, 0.26, 0.31]),
+        "underfit",
+        "underfit_accuracy",
+    ),
+    "one epoch, high accuracy: good": (hist([0.3], [0.91], [0.25], [0.92]), "good", "no rule"),
+    "one epoch, low accuracy: underfit": (
+        hist([2.2], [0.3], [2.1], [0.35]),
+        "underfit",
+        "underfit_accuracy",
+    ),
+    "one epoch, large gap: overfit": (hist([0.1], [0.99], [0.6], [0.85]), "overfit", "gap"),
+    "two epochs still improving: underfit": (
+        hist([0.6, 0.3], [0.85, 0.92], [0.4, 0.3], [0.88, 0.91]),
+        "underfit",
+        "still_improving",
+    ),
+    "flat curves at chance: underfit": (
+        hist([2.303] * 4, [0.1] * 4, [2.303] * 4, [0.1] * 4),
+        "underfit",
+        "underfit_accuracy",
+    ),
+    "flat curves, trained: good": (
+        hist([0.2] * 4, [0.94] * 4, [0.22] * 4, [0.93] * 4),
+        "good",
+        "no rule fired",
+    ),
+    "val_loss rose but loss rose too (diverging, not memorising): good": (
+        hist(
+            [0.30, 0.25, 0.40, 0.50, 0.60],
+            [0.92, 0.93, 0.93, 0.93, 0.93],
+            [0.30, 0.26, 0.40, 0.50, 0.60],
+            [0.92, 0.93, 0.92, 0.92, 0.92],
+        ),
+        "good",
+        "no rule fired",
+    ),
+    "one noisy val_loss spike at the end is no trend: good": (
+        hist(
+            [0.9, 0.35, 0.25, 0.21, 0.20, 0.19],
+            [0.75, 0.90, 0.93, 0.94, 0.945, 0.95],
+            [0.40, 0.28, 0.24, 0.23, 0.24, 0.30],
+            [0.88, 0.92, 0.925, 0.93, 0.93, 0.925],
+        ),
+        "good",
+        "no rule fired",
+    ),
+    "a large gap at the last epoch only is no trend: good": (
+        hist(
+            [0.9, 0.35, 0.25, 0.21, 0.20, 0.19],
+            [0.75, 0.90, 0.93, 0.94, 0.945, 0.95],
+            [0.40, 0.28, 0.24, 0.23, 0.231, 0.232],
+            [0.88, 0.92, 0.925, 0.93, 0.93, 0.89],
+        ),
+        "good",
+        "no rule fired",
+    ),
+    "a noisy plateau that ends on a slightly lower val_loss: good": (
+        hist(
+            [0.40, 0.30, 0.26, 0.24, 0.22, 0.20],
+            [0.88, 0.91, 0.925, 0.93, 0.935, 0.94],
+            [0.30, 0.27, 0.26, 0.27, 0.254, 0.249],  # a new minimum, but 1.4 % per epoch
+            [0.90, 0.915, 0.92, 0.915, 0.925, 0.93],
+        ),
+        "good",
+        "no rule fired",
+    ),
+    "improving but the last epoch set no val_loss minimum: good": (
+        hist(
+            [1.5, 1.0, 0.8, 0.65, 0.55],
+            [0.80, 0.88, 0.90, 0.91, 0.92],
+            [0.60, 0.45, 0.30, 0.31, 0.305],
+            [0.84, 0.88, 0.90, 0.905, 0.91],
+        ),
+        "good",
+        "no rule fired",
+    ),
+}
+
+
+@pytest.mark.parametrize(("history", "fit", "why"), CASES.values(), ids=list(CASES))
+def test_rules(history: dict[str, list[float]], fit: str, why: str) -> None:
+    diag = diagnose(history, RULES)
+    assert diag is not None
+    assert diag.fit == fit, diag.reason
+    assert why in diag.reason
+    assert diag.fit in FIT_TAGS
+
+
+def test_metrics_of_an_overfitting_history() -> None:
+    diag = diagnose(OVERFIT_BY_LOSS, RULES)
+    assert diag is not None
+    assert set(diag.metrics()) == {
+        "best_epoch",
+        "best_val_accuracy",
+        "final_val_accuracy",
+        "gap_accuracy",
+        "gap_loss",
+        "val_loss_rise",
+    }
+    assert diag.epochs == 6
+    assert diag.best_epoch == 6  # val_accuracy peaks at the end even as val_loss climbs
+    assert diag.best_val_accuracy == pytest.approx(0.935)
+    assert diag.final_val_accuracy == pytest.approx(0.935)
+    assert diag.gap_accuracy == pytest.approx(0.97 - 0.935)
+    assert diag.gap_loss == pytest.approx(0.45 - 0.02)
+    assert diag.val_loss_rise == pytest.approx(0.45 / 0.30 - 1)
+    assert "epoch 3" in diag.reason  # where val_loss bottomed out
+
+
+def test_best_epoch_is_the_first_of_a_tie() -> None:
+    diag = diagnose(
+        hist([0.3, 0.2, 0.2], [0.9, 0.93, 0.93], [0.3, 0.25, 0.25], [0.9, 0.92, 0.92]), RULES
+    )
+    assert diag is not None and diag.best_epoch == 2
+
+
+def test_nan_epochs_are_skipped_and_epoch_numbers_kept() -> None:
+    # The loss turned NaN at epoch 4 (Keras stops there): judge epochs 1-3 only.
+    history = hist(
+        [0.6, 0.3, 0.25, NAN],
+        [0.85, 0.92, 0.93, NAN],
+        [0.4, 0.3, 0.29, NAN],
+        [0.88, 0.91, 0.95, 0.10],
+    )
+    diag = diagnose(history, RULES)
+    assert diag is not None
+    assert diag.epochs == 3
+    assert diag.final_val_accuracy == pytest.approx(0.95)
+    assert all(math.isfinite(v) for v in diag.metrics().values())
+    # A NaN in the middle: epoch numbering stays Keras', so the best epoch is 3, not 2.
+    middle = hist([0.6, NAN, 0.3], [0.85, NAN, 0.93], [0.4, NAN, 0.3], [0.88, NAN, 0.92])
+    assert usable_epochs(middle) == [0, 2]
+    diag = diagnose(middle, RULES)
+    assert diag is not None and diag.best_epoch == 3 and diag.epochs == 2
+
+
+@pytest.mark.parametrize(
+    "history",
+    [
+        {},
+        hist([], [], [], []),
+        hist([NAN], [NAN], [NAN], [NAN]),
+        hist([NAN, NAN], [0.1, 0.1], [NAN, NAN], [0.1, 0.1]),
+    ],
+    ids=["empty dict", "empty series", "NaN from epoch 1", "NaN losses"],
+)
+def test_nothing_to_judge(history: dict[str, list[float]]) -> None:
+    assert diagnose(history, RULES) is None
+
+
+@pytest.mark.parametrize(
+    ("history", "message"),
+    [
+        ({"loss": [0.3], "accuracy": [0.9]}, "no val_loss, val_accuracy"),
+        (hist([0.3, 0.2], [0.9, 0.92], [0.3], [0.9]), "differ in length"),
+    ],
+)
+def test_malformed_history_is_an_error(history: dict[str, list[float]], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        diagnose(history, RULES)
+
+
+def test_zero_validation_loss_does_not_divide_by_zero() -> None:
+    diag = diagnose(hist([0.0, 0.0], [1.0, 1.0], [0.0, 0.0], [1.0, 1.0]), RULES)
+    assert diag is not None and diag.val_loss_rise == 0.0 and diag.fit == "good"
+
+
+@pytest.mark.parametrize(
+    ("history", "changes", "before", "after"),
+    [
+        (OVERFIT_BY_LOSS, {"val_loss_rise": 0.6}, "overfit", "good"),
+        (GOOD, {"overfit_gap": 0.005}, "good", "overfit"),
+        (GOOD, {"underfit_accuracy": 0.95}, "good", "underfit"),
+        (STILL_IMPROVING, {"still_improving": 0.2}, "underfit", "good"),
+    ],
+    ids=["val_loss_rise", "overfit_gap", "underfit_accuracy", "still_improving"],
+)
+def test_thresholds_come_from_the_sweep_file(
+    history: dict[str, list[float]], changes: dict[str, float], before: str, after: str
+) -> None:
+    spec = parse_spec(
+        "name: t\ndataset: mnist_5k\ntrials: 1\ndiagnosis:\n"
+        + "".join(f"  {k}: {v}\n" for k, v in changes.items())
+    )
+    assert diagnose(history, RULES).fit == before  # type: ignore[union-attr]
+    assert diagnose(history, spec.diagnosis).fit == after  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ("overfit_gap: 1.5", "diagnosis.overfit_gap"),
+        ("val_loss_rise: 0", "diagnosis.val_loss_rise"),
+        ("underfit_accuracy: -0.1", "diagnosis.underfit_accuracy"),
+        ("still_improving: -1", "diagnosis.still_improving"),
+        ("overfit: 0.1", "unknown key 'overfit'; allowed keys: overfit_gap"),
+    ],
+)
+def test_bad_diagnosis_section_names_the_field(section: str, message: str) -> None:
+    with pytest.raises(SpecError, match=message):
+        parse_spec(f"name: t\ndataset: mnist_5k\ntrials: 1\ndiagnosis:\n  {section}\n", "x.yaml")

@@ -1,0 +1,120 @@
+"""The model-logging step: which trials keep their model, and that a storage failure is a tag,
+not a failed trial. Real MLflow (SQLite), a real Optuna study and a real (untrained) Keras
+model; no training."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.conftest import TINY_SWEEP, Stores
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Stores:
+    """One MLflow SQLite store for the module (creating one costs seconds)."""
+    root = tmp_path_factory.mktemp("modelstore")
+    return Stores(root, f"sqlite:///{root / 'optuna.db'}", f"sqlite:///{root / 'mlflow.db'}")
+
+
+def _logger_and_run(store: Stores, **changes: Any) -> tuple[Any, Any, str]:
+    """A ModelLogger for the tiny sweep with ``changes``, and a fresh child run to log on."""
+    from nnsweep.config import SweepSpec
+    from nnsweep.modelstore import ModelLogger
+    from nnsweep.tracking import Tracker
+
+    spec = SweepSpec.model_validate({**TINY_SWEEP, **changes})
+    tracker = Tracker(store.tracking_uri, spec.name)
+    parent = tracker.start_parent(spec.name, tags={}, params={})
+    run_id = tracker.start_trial(parent, spec.name, 0, {})
+    return ModelLogger(spec, tracker), tracker, run_id
+
+
+def _result(metric: str, value: float) -> Any:
+    from nnsweep.model import HyperParams, build_model
+    from nnsweep.objective import TrialResult
+
+    hp = HyperParams(n_layers=1, units=(8,), epochs=2)
+    other = "val_loss" if metric == "val_accuracy" else "val_accuracy"
+    history = {"loss": [1.0, 0.9], metric: [value, value], other: [0.5, 0.5]}
+    return TrialResult(params=hp, history=history, model=build_model(hp))
+
+
+CASES = [
+    # mode, state, metric, best COMPLETE value before, this trial's value, logged?
+    ("best", "COMPLETE", "val_accuracy", None, 0.7, True),
+    ("best", "COMPLETE", "val_accuracy", 0.6, 0.7, True),
+    ("best", "COMPLETE", "val_accuracy", 0.7, 0.7, True),  # a tie keeps its model too
+    ("best", "COMPLETE", "val_accuracy", 0.8, 0.7, False),
+    ("best", "COMPLETE", "val_loss", 0.5, 0.4, True),
+    ("best", "COMPLETE", "val_loss", 0.3, 0.4, False),
+    ("best", "PRUNED", "val_accuracy", None, 0.7, False),
+    ("all", "COMPLETE", "val_accuracy", 0.8, 0.7, True),
+    ("all", "PRUNED", "val_accuracy", 0.8, 0.7, True),
+    ("all", "FAIL", "val_accuracy", None, 0.7, False),
+    ("none", "COMPLETE", "val_accuracy", None, 0.7, False),
+]
+
+
+@pytest.mark.parametrize(("mode", "state", "metric", "before", "value", "logged"), CASES)
+def test_which_trials_keep_their_model(store, mode, state, metric, before, value, logged):
+    import optuna
+
+    step, tracker, run_id = _logger_and_run(store, log_models=mode, objective=metric)
+    direction = "maximize" if metric == "val_accuracy" else "minimize"
+    study = optuna.create_study(direction=direction)
+    if before is not None:
+        study.tell(study.ask(), before)
+    trial = study.ask()
+
+    step(trial, run_id, _result(metric, value), state)
+
+    tags = tracker.client.get_run(run_id).data.tags
+    assert ("nnsweep.model_uri" in tags) == logged
+    assert "nnsweep.model_error" not in tags
+    if logged:
+        uri = tags["nnsweep.model_uri"]
+        assert trial.user_attrs["nnsweep.model_uri"] == uri
+        model = tracker.client.get_logged_model(uri.removeprefix("models:/"))
+        assert model.source_run_id == run_id and model.status.name == "READY"
+        assert model.params["units_0"] == "8"
+
+
+def test_logged_model_round_trips_through_keras(store, tmp_path):
+    import keras
+    import numpy as np
+    import optuna
+
+    from nnsweep.modelstore import MLFLOW_KERAS_FILE, download_model
+
+    step, tracker, run_id = _logger_and_run(store)
+
+    trial = optuna.create_study(direction="maximize").ask()
+    result = _result("val_accuracy", 0.7)
+    step(trial, run_id, result, "COMPLETE")
+    uri = tracker.client.get_run(run_id).data.tags["nnsweep.model_uri"]
+    local = download_model(uri, tmp_path, store.tracking_uri)
+    loaded = keras.saving.load_model(local / MLFLOW_KERAS_FILE)
+    x = np.random.default_rng(0).random((3, 784), dtype=np.float32)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), result.model.predict(x, verbose=0))
+
+
+def test_storage_failure_is_a_tag_not_a_failed_trial(store):
+    """If the artifact store cannot take the model, the trial keeps its result; the run says
+    why, and export will point at --retrain."""
+    import optuna
+
+    # The sweep "broken" gets its artifacts under mlruns/broken, which is a file here.
+    (store.root / "mlruns").mkdir(exist_ok=True)
+    (store.root / "mlruns" / "broken").write_text("a file where the artifact folder should be")
+    step, tracker, run_id = _logger_and_run(store, name="broken")
+    trial = optuna.create_study(direction="maximize").ask()
+
+    step(trial, run_id, _result("val_accuracy", 0.7), "COMPLETE")
+
+    tags = tracker.client.get_run(run_id).data.tags
+    assert "nnsweep.model_uri" not in tags
+    assert tags["nnsweep.model_error"].split(":")[0] in {
+        "FileExistsError", "NotADirectoryError", "OSError", "MlflowException"
+    }  # fmt: skip

@@ -1,0 +1,297 @@
+"""The study report: the trials table, its order, the files, and the CLI commands.
+
+Most tests read a hand-made study (Optuna trials + MLflow runs with known diagnoses); the slow
+one runs a real sweep and checks what lands in MLflow and on disk.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import TrialState, create_trial
+
+from nnsweep.errors import NoCompleteTrialError, StorageError
+from nnsweep.report import (
+    OPTUNA_PLOTS,
+    OVERLAY_PNG,
+    REPORT_ARTIFACT_DIR,
+    TABLE_CSV,
+    TABLE_MD,
+    display_frame,
+    fit_counts,
+    open_client,
+    overlay_groups,
+    sort_trials,
+    to_markdown,
+    trials_frame,
+    write_report,
+)
+from nnsweep.steps import CURVES_ARTIFACT, FIT_TAG
+from nnsweep.tracking import Tracker
+from tests.conftest import CliResult, Stores
+
+DISTRIBUTIONS = {
+    "units_0": IntDistribution(8, 128, log=True),
+    "learning_rate": FloatDistribution(1e-4, 1e-2, log=True),
+    "activation": CategoricalDistribution(["relu", "tanh"]),
+}
+# number: (state, value, units_0, learning_rate, fit, best val acc, gap)
+TRIALS: dict[int, tuple[TrialState, float | None, int, float, str | None, float, float]] = {
+    0: (TrialState.COMPLETE, 0.93, 64, 3e-3, "good", 0.93, 0.02),
+    1: (TrialState.COMPLETE, 0.95, 128, 1e-3, "overfit", 0.95, 0.09),
+    2: (TrialState.COMPLETE, 0.80, 8, 1e-4, "underfit", 0.80, -0.01),
+    3: (TrialState.PRUNED, None, 16, 2e-4, "underfit", 0.60, 0.00),
+    4: (TrialState.FAIL, None, 32, 9e-3, None, math.nan, math.nan),
+    5: (TrialState.COMPLETE, 0.91, 96, 2e-3, "overfit", 0.91, 0.12),
+}
+
+
+def _add_trials(study: optuna.Study, tracker: Tracker, spec: dict[int, Any]) -> None:
+    parent = tracker.start_parent(study.study_name, tags={}, params={})
+    for number, (state, value, units, lr, fit, best, gap) in spec.items():
+        params = {"units_0": units, "learning_rate": lr, "activation": "relu"}
+        run_id = tracker.start_trial(parent, study.study_name, number, params)
+        for epoch in (1, 2, 3):
+            tracker.log_metrics(
+                run_id, {"accuracy": 0.5 + 0.1 * epoch, "val_accuracy": 0.45 + 0.1 * epoch}, epoch
+            )
+        if fit is not None:
+            tracker.log_metrics(
+                run_id,
+                {
+                    "best_val_accuracy": best,
+                    "final_val_accuracy": best - 0.005,
+                    "gap_accuracy": gap,
+                    "best_epoch": 3,
+                },
+            )
+            tracker.set_tags(run_id, {FIT_TAG: fit})
+        tracker.end_trial(run_id, state.name)
+        study.add_trial(
+            create_trial(
+                state=state,
+                value=value,
+                params=params,
+                distributions=DISTRIBUTIONS,
+                user_attrs={"nnsweep.mlflow_run_id": run_id, "nnsweep.params": params},
+            )
+        )
+
+
+@pytest.fixture(scope="module")
+def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return f"sqlite:///{tmp_path_factory.mktemp('report') / 'mlflow.db'}"
+
+
+@pytest.fixture(scope="module")
+def made(tracking_uri: str) -> tuple[optuna.Study, MlflowClient]:
+    """A study of six trials with known diagnoses, plus one surplus trial that never ran."""
+    tracker = Tracker(tracking_uri, "made")
+    study = optuna.create_study(study_name="made", direction="maximize")
+    study.set_user_attr("nnsweep.experiment_id", tracker.experiment_id)
+    study.set_user_attr("nnsweep.objective", "val_accuracy")
+    _add_trials(study, tracker, TRIALS)
+    study.add_trial(
+        create_trial(
+            state=TrialState.PRUNED,
+            user_attrs={"nnsweep.surplus": True},
+            params={},
+            distributions={},
+        )
+    )
+    return study, tracker.client
+
+
+def test_trials_frame_joins_optuna_and_mlflow(made: tuple[optuna.Study, MlflowClient]) -> None:
+    study, client = made
+    frame = trials_frame(study, client)
+    assert frame["trial"].tolist() == [0, 1, 2, 3, 4, 5]  # the surplus trial is left out
+    assert frame.columns[:3].tolist() == ["trial", "state", "value"]
+    assert {"params.units_0", "params.learning_rate", "params.activation"} <= set(frame.columns)
+    assert frame.columns[-3:].tolist() == ["epochs", "duration_s", "run_id"]
+    row = frame.set_index("trial").loc[1]
+    assert (row["state"], row["fit"], row["params.units_0"]) == ("COMPLETE", "overfit", 128)
+    assert row["gap_accuracy"] == pytest.approx(0.09)
+    assert row["final_val_accuracy"] == pytest.approx(0.945)
+    assert len(row["run_id"]) == 32
+    failed = frame.set_index("trial").loc[4]
+    assert failed["fit"] == "none" and math.isnan(failed["value"])
+    assert math.isnan(failed["best_val_accuracy"])
+
+
+def test_fit_counts(made: tuple[optuna.Study, MlflowClient]) -> None:
+    frame = trials_frame(*made)
+    assert fit_counts(frame) == {"underfit": 2, "good": 1, "overfit": 2, "none": 1}
+    assert "none" not in fit_counts(frame[frame["fit"] != "none"])
+
+
+@pytest.mark.parametrize(
+    ("column", "direction", "reverse", "order"),
+    [
+        ("value", "maximize", False, [1, 0, 5, 2, 3, 4]),  # best first, no value last
+        ("value", "minimize", False, [2, 5, 0, 1, 3, 4]),
+        ("gap_accuracy", "maximize", False, [5, 1, 0, 3, 2, 4]),  # worst overfitter first
+        ("gap_accuracy", "maximize", True, [2, 3, 0, 1, 5, 4]),
+        ("trial", "maximize", False, [0, 1, 2, 3, 4, 5]),
+        ("fit", "maximize", False, [0, 4, 1, 5, 2, 3]),  # text: A to Z (good, none, over…)
+        ("learning_rate", "maximize", False, [4, 0, 5, 1, 3, 2]),  # a bare param name
+    ],
+)
+def test_sort_trials(
+    made: tuple[optuna.Study, MlflowClient],
+    column: str,
+    direction: str,
+    reverse: bool,
+    order: list[int],
+) -> None:
+    frame = trials_frame(*made)
+    ordered = sort_trials(frame, column, direction=direction, reverse=reverse)
+    assert ordered["trial"].tolist() == order
+
+
+def test_sort_by_an_unknown_column_lists_the_columns(
+    made: tuple[optuna.Study, MlflowClient],
+) -> None:
+    with pytest.raises(ValueError, match=r"no column 'bogus'; sort by one of trial, state, value"):
+        sort_trials(trials_frame(*made), "bogus")
+
+
+def test_display_frame_and_markdown(made: tuple[optuna.Study, MlflowClient]) -> None:
+    shown = display_frame(sort_trials(trials_frame(*made)))
+    assert shown.columns.tolist() == [
+        "trial", "state", "params", "best val_acc", "final val_acc", "gap", "fit", "duration",
+        "run id",
+    ]  # fmt: skip
+    first = shown.iloc[0]
+    # activation is relu everywhere, so only the params that vary are shown
+    assert first["params"] == "units_0=128 learning_rate=0.001"
+    assert (first["best val_acc"], first["gap"], first["fit"]) == ("0.9500", "0.090", "overfit")
+    assert shown.iloc[-1]["best val_acc"] == "—"
+    md = to_markdown(pd.DataFrame({"a": ["x|y", None], "b": [1.5, math.nan]}))
+    assert md.splitlines() == ["| a | b |", "| --- | --- |", "| x\\|y | 1.5000 |", "| — | — |"]
+
+
+def test_overlay_groups(made: tuple[optuna.Study, MlflowClient]) -> None:
+    frame = trials_frame(*made)
+    top, bad = overlay_groups(frame, "maximize", top_k=2, worst=1)
+    assert top == [1, 0]
+    assert bad == [5, 3]  # largest gap among overfitters, lowest best val acc among underfitters
+
+
+def test_write_report_files(made: tuple[optuna.Study, MlflowClient], tmp_path: Path) -> None:
+    stale = tmp_path / "param_importances.html"
+    stale.write_text("old")
+    report = write_report(*made, tmp_path)
+    assert set(report.files) == {TABLE_CSV, TABLE_MD, "fit_counts.csv", OVERLAY_PNG, *OPTUNA_PLOTS}
+    assert report.notes == []
+    assert report.n_trials == 6
+    for name in report.files:
+        assert (tmp_path / name).stat().st_size > 0
+    assert stale.read_text() != "old"
+    html = (tmp_path / "parallel_coordinate.html").read_text(encoding="utf-8")
+    assert "plotly" in html and "units_0" in html
+    table = pd.read_csv(tmp_path / TABLE_CSV)
+    assert table["trial"].tolist() == [1, 0, 5, 2, 3, 4]
+    md = (tmp_path / TABLE_MD).read_text(encoding="utf-8")
+    assert "6 trials (4 COMPLETE, 1 FAIL, 1 PRUNED); objective: maximize val_accuracy" in md
+    assert "| overfit | 2 |" in md and "(accuracy_overlay.png)" in md
+    counts = pd.read_csv(tmp_path / "fit_counts.csv")
+    assert dict(zip(counts["fit"], counts["runs"], strict=True))["none"] == 1
+
+
+def test_plots_that_need_more_complete_trials_are_skipped_with_a_note(
+    tracking_uri: str, tmp_path: Path
+) -> None:
+    tracker = Tracker(tracking_uri, "one")
+    study = optuna.create_study(study_name="one", direction="maximize")
+    study.set_user_attr("nnsweep.experiment_id", tracker.experiment_id)
+    _add_trials(study, tracker, {0: TRIALS[0], 1: TRIALS[3]})
+    (tmp_path / "param_importances.html").write_text("from an earlier report")
+    report = write_report(study, tracker.client, tmp_path)
+    assert "optimization_history.html" in report.files
+    assert "param_importances.html" not in report.files
+    assert not (tmp_path / "param_importances.html").exists()  # no stale plot left behind
+    assert any("needs 2 COMPLETE trials, the study has 1" in n for n in report.notes)
+    assert "Not drawn:" in (tmp_path / TABLE_MD).read_text(encoding="utf-8")
+
+
+def test_a_store_without_the_runs_is_an_error(
+    made: tuple[optuna.Study, MlflowClient], tmp_path: Path
+) -> None:
+    study, _ = made
+    other = Tracker(f"sqlite:///{tmp_path / 'other.db'}", "unrelated")
+    with pytest.raises(StorageError, match="holds none of the 6 runs of study 'made'"):
+        trials_frame(study, other.client)
+
+
+def test_missing_sqlite_store_is_an_error_and_is_not_created(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.db"
+    with pytest.raises(StorageError, match="does not exist; pass the --tracking-uri"):
+        open_client(f"sqlite:///{missing}")
+    assert not missing.exists()
+
+
+def test_a_study_without_trials_is_an_error(tracking_uri: str) -> None:
+    study = optuna.create_study(study_name="empty")
+    with pytest.raises(NoCompleteTrialError, match="has no trials yet; run it with"):
+        trials_frame(study, open_client(tracking_uri))
+
+
+# -- a real sweep -------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_a_sweep_leaves_curves_tags_and_the_report_in_mlflow_and_on_disk(
+    cli: Callable[..., CliResult],
+    write_sweep: Callable[..., Path],
+    stores: Stores,
+    tmp_path: Path,
+) -> None:
+    result = cli("run", write_sweep("tiny", trials=3), "-q", *stores.args)
+    assert result.code == 0, result.err
+
+    client = MlflowClient(tracking_uri=stores.tracking_uri)
+    exp = client.get_experiment_by_name("tiny")
+    runs = client.search_runs([exp.experiment_id])
+    children = [r for r in runs if r.data.tags.get("nnsweep.role") == "trial"]
+    (parent,) = [r for r in runs if r.data.tags.get("nnsweep.role") == "study"]
+    assert len(children) == 3
+    for run in children:
+        assert run.data.tags[FIT_TAG] in ("underfit", "good", "overfit")
+        names = {a.path for a in client.list_artifacts(run.info.run_id)}
+        assert {CURVES_ARTIFACT, "model_summary.txt", "model_config.json"} <= names
+        assert {"best_epoch", "gap_accuracy", "val_loss_rise", "trainable_params"} <= set(
+            run.data.metrics
+        )
+    logged = {a.path for a in client.list_artifacts(parent.info.run_id, REPORT_ARTIFACT_DIR)}
+    expected = {TABLE_CSV, TABLE_MD, *OPTUNA_PLOTS}
+    assert {f"{REPORT_ARTIFACT_DIR}/{name}" for name in expected} <= logged
+
+    out = tmp_path / "rep"
+    result = cli("report", "tiny", "--out", out, *stores.args)
+    assert result.code == 0, result.err
+    assert f"report of 3 trials written to {out}" in result.out
+    for name in (*expected, OVERLAY_PNG):
+        assert (out / name).is_file()
+    table = pd.read_csv(out / TABLE_CSV)
+    assert sorted(table["run_id"]) == sorted(r.info.run_id for r in children)
+
+    result = cli("compare", "tiny", *stores.args)
+    assert result.code == 0, result.err
+    for run in children:
+        assert run.info.run_id in result.out
+    assert "fit: " in result.out and "best val_acc" in result.out
+    top = cli("compare", "tiny", "--top", "1", "--sort", "trial", "--reverse", *stores.args)
+    assert "1 of 3 trials by trial" in top.out
+    assert sum(r.info.run_id in top.out for r in children) == 1
+
+    bad = cli("compare", "tiny", "--sort", "bogus", *stores.args)
+    assert bad.code == 2 and "no column 'bogus'" in bad.err
+    missing = cli("report", "nope", *stores.args)
+    assert missing.code == 2 and "no study 'nope'" in missing.err

@@ -1,0 +1,255 @@
+"""Per-trial steps: fit diagnosis, learning curves and model text on each trial's MLflow run.
+
+The unit tests feed hand-written histories through the steps into a real SQLite MLflow store;
+the slow ones train real Keras models built to overfit, underfit or fit well, and read the tag
+back from the run the Objective opened.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import pytest
+import yaml
+from mlflow.entities import Run
+
+from nnsweep.config import SweepSpec, parse_spec
+from nnsweep.data import Dataset, load_dataset, stratified_split
+from nnsweep.model import HyperParams, build_model, count_params
+from nnsweep.objective import Objective, TrialResult
+from nnsweep.steps import (
+    ARTIFACT_ERROR_TAG,
+    CONFIG_ARTIFACT,
+    CURVES_ARTIFACT,
+    FIT_REASON_TAG,
+    FIT_TAG,
+    SUMMARY_ARTIFACT,
+    curve_title,
+    default_steps,
+    fit_steps,
+)
+from nnsweep.tracking import Tracker
+
+HP = HyperParams(n_layers=2, units=(16, 8), dropout=0.1, epochs=6)
+GOOD_HISTORY = {
+    "loss": [0.9, 0.35, 0.25, 0.21, 0.20, 0.195],
+    "accuracy": [0.75, 0.90, 0.93, 0.94, 0.945, 0.946],
+    "val_loss": [0.40, 0.28, 0.24, 0.23, 0.231, 0.232],
+    "val_accuracy": [0.88, 0.92, 0.925, 0.93, 0.93, 0.929],
+}
+
+
+def spec_of(**changes: Any) -> SweepSpec:
+    data: dict[str, Any] = {
+        "name": "fit",
+        "dataset": "mnist_5k",
+        "trials": 1,
+        "seed": 0,
+        "sampler": "random",
+        "pruner": "none",
+        "log_models": "none",
+    }
+    data.update(changes)
+    return parse_spec(yaml.safe_dump(data))
+
+
+def artifacts(tracker: Tracker, run_id: str) -> set[str]:
+    return {f.path for f in tracker.client.list_artifacts(run_id)}
+
+
+@pytest.fixture(scope="module")
+def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One MLflow store for this module: creating a SQLite store takes seconds."""
+    return f"sqlite:///{tmp_path_factory.mktemp('steps') / 'mlflow.db'}"
+
+
+@pytest.fixture
+def tracker(tracking_uri: str) -> Tracker:
+    return Tracker(tracking_uri, "steps")
+
+
+def open_trial(tracker: Tracker) -> tuple[optuna.Trial, str]:
+    study = optuna.create_study(direction="maximize")
+    trial = study.ask()
+    parent = tracker.start_parent("steps", tags={}, params={})
+    return trial, tracker.start_trial(parent, "steps", trial.number, {})
+
+
+def run_steps(tracker: Tracker, result: TrialResult, state: str) -> Run:
+    trial, run_id = open_trial(tracker)
+    for step in fit_steps(spec_of(), tracker):
+        step(trial, run_id, result, state)
+    return tracker.client.get_run(run_id)
+
+
+def test_diagnosis_curves_and_model_text_land_on_the_run(tracker: Tracker, tmp_path: Path) -> None:
+    result = TrialResult(params=HP, history=GOOD_HISTORY, model=build_model(HP))
+    run = run_steps(tracker, result, "COMPLETE")
+
+    assert run.data.tags[FIT_TAG] == "good"
+    assert "no rule fired" in run.data.tags[FIT_REASON_TAG]
+    metrics = run.data.metrics
+    assert metrics["best_epoch"] == 4
+    assert metrics["best_val_accuracy"] == pytest.approx(0.93)
+    assert metrics["final_val_accuracy"] == pytest.approx(0.929)
+    assert metrics["gap_accuracy"] == pytest.approx(0.946 - 0.929)
+    assert metrics["gap_loss"] == pytest.approx(0.232 - 0.195)
+    assert metrics["val_loss_rise"] == pytest.approx(0.232 / 0.23 - 1)
+
+    assert artifacts(tracker, run.info.run_id) == {
+        CURVES_ARTIFACT,
+        SUMMARY_ARTIFACT,
+        CONFIG_ARTIFACT,
+    }
+    local = Path(tracker.client.download_artifacts(run.info.run_id, "", str(tmp_path)))
+    from PIL import Image
+
+    with Image.open(local / CURVES_ARTIFACT) as png:
+        assert png.format == "PNG" and png.size[0] >= 800
+    summary = (local / SUMMARY_ARTIFACT).read_text(encoding="utf-8")
+    assert "hidden_0 (Dense)" in summary and "dropout_1 (Dropout)" in summary
+    assert f"Trainable params: {count_params(HP):,}" in summary
+    config = json.loads((local / CONFIG_ARTIFACT).read_text(encoding="utf-8"))
+    assert config["class_name"] == "Sequential"
+    names = [layer["config"]["name"] for layer in config["config"]["layers"]]
+    assert names[-1] == "digits" and "hidden_1" in names
+
+
+def test_a_pruned_trial_gets_curves_of_what_it_reached(tracker: Tracker) -> None:
+    short = {k: v[:2] for k, v in GOOD_HISTORY.items()}
+    run = run_steps(tracker, TrialResult(params=HP, history=short, model=build_model(HP)), "PRUNED")
+    assert run.data.tags[FIT_TAG] == "underfit"  # 2 epochs, both losses still falling fast
+    assert CURVES_ARTIFACT in artifacts(tracker, run.info.run_id)
+
+
+def test_a_trial_with_no_usable_epoch_gets_a_reason_and_no_tag(tracker: Tracker) -> None:
+    nan = float("nan")
+    diverged = {"loss": [nan], "accuracy": [0.1], "val_loss": [nan], "val_accuracy": [0.1]}
+    for history, model in (({}, None), (diverged, build_model(HP))):
+        run = run_steps(tracker, TrialResult(params=HP, history=history, model=model), "FAIL")
+        assert FIT_TAG not in run.data.tags
+        assert "no epoch" in run.data.tags[FIT_REASON_TAG]
+        assert "best_epoch" not in run.data.metrics
+        expected = {SUMMARY_ARTIFACT, CONFIG_ARTIFACT} if model is not None else set()
+        assert artifacts(tracker, run.info.run_id) == expected
+
+
+def test_an_artifact_store_that_refuses_files_costs_the_files_not_the_trial(
+    tracking_uri: str,
+) -> None:
+    root = Path(tracking_uri.removeprefix("sqlite:///")).parent
+    (root / "mlruns").mkdir(exist_ok=True)
+    (root / "mlruns" / "refusing").write_text("a file where the artifact folder should be")
+    tracker = Tracker(tracking_uri, "refusing")
+    run = run_steps(
+        tracker, TrialResult(params=HP, history=GOOD_HISTORY, model=build_model(HP)), "COMPLETE"
+    )
+    assert run.data.tags[FIT_TAG] == "good" and "gap_accuracy" in run.data.metrics
+    assert run.data.tags[ARTIFACT_ERROR_TAG].startswith(CONFIG_ARTIFACT)  # the last one tried
+
+
+@pytest.mark.parametrize(
+    ("state", "epochs", "expected"),
+    [("PRUNED", 2, "trial 0 · PRUNED after 2 epochs"), ("COMPLETE", 1, "after 1 epoch")],
+)
+def test_curve_title(tracker: Tracker, state: str, epochs: int, expected: str) -> None:
+    trial, _ = open_trial(tracker)
+    assert expected in curve_title(trial, state, epochs)
+
+
+def test_every_sweep_runs_the_fit_steps(tracker: Tracker) -> None:
+    names = [getattr(s, "__name__", "") for s in default_steps(spec_of(), tracker)]
+    assert {"log_diagnosis", "log_curves", "log_model_text"} <= set(names)
+
+
+# -- real training -----------------------------------------------------------------------------
+def few_samples(n: int) -> Dataset:
+    """``n`` stratified training images of the bundled digits; the usual validation split."""
+    full = load_dataset("mnist_5k", validation=0.1, seed=0)
+    _, keep = stratified_split(full.y_train, n / len(full.y_train), seed=0)
+    return Dataset(
+        name=full.name,
+        source=f"{full.source}, {n} training images",
+        x_train=np.ascontiguousarray(full.x_train[keep]),
+        y_train=full.y_train[keep],
+        x_val=full.x_val,
+        y_val=full.y_val,
+        x_test=full.x_test,
+        y_test=full.y_test,
+    )
+
+
+def train_one(
+    tracker: Tracker,
+    spec: SweepSpec,
+    data: Dataset,
+    pruner: optuna.pruners.BasePruner | None = None,
+) -> tuple[optuna.trial.FrozenTrial, Run]:
+    """One real trial through the Objective, with the fit steps as its only steps."""
+    tracker = Tracker(tracker.tracking_uri, spec.name)
+    parent = tracker.start_parent(spec.name, tags={}, params={})
+    study = optuna.create_study(direction="maximize", pruner=pruner or optuna.pruners.NopPruner())
+    steps = fit_steps(spec, tracker)
+    objective = Objective(spec, data, tracker, parent, spec.name, on_result=steps)
+    study.optimize(objective, n_trials=1, catch=(Exception,))
+    trial = study.trials[0]
+    run = tracker.client.get_run(trial.user_attrs["nnsweep.mlflow_run_id"])
+    assert CURVES_ARTIFACT in artifacts(tracker, run.info.run_id)
+    return trial, run
+
+
+FITS = {
+    # 512 hidden units for 300 images, 12 epochs, no dropout: memorises its training set.
+    "overfit": (
+        {"units": 512, "learning_rate": 1e-3, "dropout": 0.0},
+        {"epochs": 12, "batch_size": 32},
+        300,
+    ),
+    # One linear unit, plain SGD at 1e-5, 2 epochs: cannot even fit the training data.
+    "underfit": (
+        {"units": 1, "activation": "linear", "optimizer": "sgd", "learning_rate": 1e-5},
+        {"epochs": 2, "batch_size": 128},
+        None,
+    ),
+    # 64 units with dropout on all 3,600 images, trained until validation loss levels off.
+    "good": (
+        {"units": 64, "learning_rate": 3e-3, "dropout": 0.3},
+        {"epochs": 10, "batch_size": 128},
+        None,
+    ),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("expected", list(FITS))
+def test_real_training_is_tagged(tracker: Tracker, expected: str) -> None:
+    space, train, n_train = FITS[expected]
+    spec = spec_of(space={"n_layers": 1, **space}, train=train)
+    data = few_samples(n_train) if n_train else load_dataset("mnist_5k", validation=0.1, seed=0)
+    trial, run = train_one(tracker, spec, data)
+    assert trial.state.name == "COMPLETE"
+    assert run.data.tags[FIT_TAG] == expected, run.data.tags[FIT_REASON_TAG]
+    m = run.data.metrics
+    if expected == "overfit":
+        assert m["gap_accuracy"] > 0.1  # ~1.00 train vs ~0.86 validation
+    elif expected == "underfit":
+        assert m["best_val_accuracy"] < 0.3
+    else:
+        assert m["best_val_accuracy"] > 0.9 and abs(m["gap_accuracy"]) < 0.05
+
+
+@pytest.mark.slow
+def test_a_really_pruned_trial_is_diagnosed_on_what_it_reached(tracker: Tracker) -> None:
+    space, train, _ = FITS["underfit"]
+    spec = spec_of(space={"n_layers": 1, **space}, train={**train, "epochs": 4})
+    pruner = optuna.pruners.ThresholdPruner(lower=0.99, n_warmup_steps=2)  # stops it at epoch 2
+    trial, run = train_one(tracker, spec, load_dataset("mnist_5k", validation=0.1, seed=0), pruner)
+    assert trial.state.name == "PRUNED"
+    assert run.data.tags[FIT_TAG] == "underfit"
+    assert run.data.metrics["best_epoch"] <= 2
+    history = tracker.client.get_metric_history(run.info.run_id, "val_accuracy")
+    assert [m.step for m in history] == [1, 2]
