@@ -133,6 +133,7 @@ def make_sampler(spec: SweepSpec, n_existing: int = 0) -> optuna.samplers.BaseSa
     """The sampler the spec names, seeded by ``seed + n_existing`` so a resumed sweep does not
     replay the random start-up points of its first invocation."""
     import optuna.samplers as s
+    from optuna.exceptions import ExperimentalWarning
 
     from .workers import worker_index
 
@@ -149,7 +150,9 @@ def make_sampler(spec: SweepSpec, n_existing: int = 0) -> optuna.samplers.BaseSa
         extra = {"n_startup_trials": startup} if startup is not None else {}
         return s.CmaEsSampler(seed=seed, warn_independent_sampling=False, **extra)
     if name == "qmc":
-        return s.QMCSampler(seed=spec.seed, warn_independent_sampling=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            return s.QMCSampler(seed=seed, warn_independent_sampling=False)
     if name == "grid":
         return s.GridSampler(grid_space(spec), seed=seed)
     raise ValueError(f"unknown sampler {name!r}")

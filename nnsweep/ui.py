@@ -4,9 +4,11 @@ Runs ``mlflow server`` (what ``mlflow ui`` runs) in a child process, waits until
 prints the URL of the sweep's runs table and stops the server cleanly on Ctrl-C or SIGTERM.
 
 MLflow 3 opens an experiment page in its GenAI mode (traces, an empty overview); the runs table
-lives in the "Model training" mode. Experiments are tagged for that mode by
-:mod:`nnsweep.tracking`, and the printed URL asks for it explicitly with
-``workflowType=machine_learning``. It also sorts the table by the objective metric, best first.
+lives in the "Model training" mode. :mod:`nnsweep.tracking` tags every experiment
+``mlflow.experimentKind=custom_model_development``, MLflow's mark of a model-training
+experiment, but the 3.17 UI takes its mode from the URL or from the browser's last choice in
+its sidebar, so the printed URL asks for it with ``workflowType=machine_learning``. The URL
+also sorts the runs by the sweep's objective metric, best first.
 """
 
 from __future__ import annotations
@@ -25,11 +27,11 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 from .errors import NnsweepError, StorageError
-from .tracking import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, STUDY_TAG, sqlite_path
+from .tracking import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, ROLE_TAG, STUDY_TAG, sqlite_path
 from .urls import mask_url
 
 DEFAULT_PORT = 5000
@@ -102,27 +104,46 @@ def base_url(host: str, port: int) -> str:
     return f"http://{shown}:{port}"
 
 
-def runs_url(base: str, experiment_id: str | None, sort_metric: str | None = SORT_METRIC) -> str:
+def runs_url(
+    base: str,
+    experiment_id: str | None,
+    sort_metric: str | None = SORT_METRIC,
+    ascending: bool = False,
+) -> str:
     """The URL of an experiment's runs table in the UI's "Model training" mode.
 
-    Sorted by ``sort_metric``, highest first, when given. Without an experiment: the UI's
-    experiment list.
+    Sorted by ``sort_metric`` (best first for a metric that is maximized: ``ascending``
+    False), when given. Without an experiment: the UI's list of experiments.
     """
     base = base.rstrip("/")
     if experiment_id is None:
         return base + "/#/experiments"
     query = {"workflowType": "machine_learning"}
     if sort_metric:
-        query |= {"orderByKey": f"metrics.`{sort_metric}`", "orderByAsc": "false"}
+        query |= {"orderByKey": f"metrics.`{sort_metric}`", "orderByAsc": str(ascending).lower()}
     encoded = urllib.parse.urlencode(query, quote_via=urllib.parse.quote)
     return f"{base}/#/experiments/{experiment_id}/runs?{encoded}"
 
 
-def find_experiment(tracking_uri: str, name: str | None) -> tuple[str, str] | None:
-    """``(id, name)`` of the experiment to open; None when the store holds no sweep yet.
+@dataclass(frozen=True)
+class Landing:
+    """Where the printed URL lands: an experiment's runs table, sorted by its objective."""
+
+    experiment_id: str
+    name: str
+    metric: str = SORT_METRIC
+    ascending: bool = False
+
+    def url(self, base: str) -> str:
+        return runs_url(base, self.experiment_id, self.metric, self.ascending)
+
+
+def find_experiment(tracking_uri: str, name: str | None) -> Landing | None:
+    """The experiment to open; None when the store holds no sweep yet.
 
     ``name`` is a sweep (experiment) name or a study name given with ``run --study``; without
-    it, the experiment a sweep wrote to last.
+    it, the experiment a sweep wrote to last. The sort follows the objective recorded on the
+    newest parent run (params ``objective`` and ``direction``), else ``val_accuracy``.
 
     Raises:
         StorageError: ``name`` matches no experiment and no study.
@@ -130,38 +151,69 @@ def find_experiment(tracking_uri: str, name: str | None) -> tuple[str, str] | No
     path = sqlite_path(tracking_uri)
     if path is not None and not path.exists():
         if name is not None:
-            raise StorageError(f"no experiment {name!r}: {path} does not exist yet; check "
-                               "--tracking-uri")
+            raise StorageError(
+                f"no experiment {name!r}: {path} does not exist yet; check --tracking-uri"
+            )
         return None
     from mlflow import MlflowClient
     from mlflow.entities import ViewType
 
     client = MlflowClient(tracking_uri)
+    active = client.search_experiments(ViewType.ACTIVE_ONLY)
+    exp: Any = None
     if name is not None:
         exp = client.get_experiment_by_name(name)
-        if exp is not None:
-            return str(exp.experiment_id), str(exp.name)
-        ids = [e.experiment_id for e in client.search_experiments(ViewType.ACTIVE_ONLY)]
-        escaped = name.replace("'", "\\'")
-        runs = client.search_runs(ids, f"tags.`{STUDY_TAG}` = '{escaped}'", max_results=1)
-        if not runs:
-            raise StorageError(f"no experiment or study {name!r} in {mask_url(tracking_uri)}; "
-                               "check --study (`nnsweep status` lists the studies)")
-        exp = client.get_experiment(runs[0].info.experiment_id)
-        return str(exp.experiment_id), str(exp.name)
-    exps = [e for e in client.search_experiments(ViewType.ACTIVE_ONLY) if e.name != "Default"]
-    ours = [e for e in exps if e.tags.get(EXPERIMENT_KIND_TAG) == EXPERIMENT_KIND] or exps
-    if not ours:
-        return None
-    newest = max(ours, key=lambda e: e.last_update_time or 0)
-    return str(newest.experiment_id), str(newest.name)
+        if exp is None:
+            escaped = name.replace("'", "\\'")
+            ids = [e.experiment_id for e in active]
+            runs = client.search_runs(ids, f"tags.`{STUDY_TAG}` = '{escaped}'", max_results=1)
+            if not runs:
+                raise StorageError(
+                    f"no experiment or study {name!r} in "
+                    f"{mask_url(tracking_uri)}; check --study (`nnsweep status` "
+                    "lists the studies)"
+                )
+            exp = client.get_experiment(runs[0].info.experiment_id)
+    else:
+        exps = [e for e in active if e.name != "Default"]
+        ours = [e for e in exps if e.tags.get(EXPERIMENT_KIND_TAG) == EXPERIMENT_KIND] or exps
+        if not ours:
+            return None
+        exp = max(ours, key=lambda e: e.last_update_time or 0)
+    parents = client.search_runs(
+        [exp.experiment_id],
+        f"tags.`{ROLE_TAG}` = 'study'",
+        max_results=1,
+        order_by=["attributes.start_time DESC"],
+    )
+    params = parents[0].data.params if parents else {}
+    metric = params.get("objective", SORT_METRIC).split()[-1]
+    return Landing(
+        str(exp.experiment_id),
+        str(exp.name),
+        metric,
+        ascending=params.get("direction") == "minimize",
+    )
 
 
 def server_command(tracking_uri: str, host: str, port: int) -> list[str]:
     """The ``mlflow server`` command line: one worker, no access log, the store's artifacts."""
-    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking_uri,
-           "--host", host.strip("[]"), "--port", str(port), "--workers", "1",
-           "--uvicorn-opts", "--no-access-log"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        tracking_uri,
+        "--host",
+        host.strip("[]"),
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--uvicorn-opts",
+        "--no-access-log",
+    ]
     path = sqlite_path(tracking_uri)
     if path is not None:
         # Where nnsweep.tracking puts each experiment's artifacts: mlruns/ beside the database.
@@ -187,8 +239,10 @@ def wait_until_up(proc: subprocess.Popen[Any], url: str, timeout: float) -> None
     while not _answers(url):
         code = proc.poll()
         if code is not None:
-            raise ServerError(f"the MLflow server exited with status {code} before it answered; "
-                              "its messages are above")
+            raise ServerError(
+                f"the MLflow server exited with status {code} before it answered; "
+                "its messages are above"
+            )
         if time.monotonic() > deadline:
             raise ServerError(f"the MLflow server did not answer {url} within {timeout:.0f} s")
         time.sleep(0.25)
@@ -263,20 +317,27 @@ def serve(
     check_tracking_uri(tracking_uri)
     if tracking_uri.startswith(("http://", "https://")):
         found = find_experiment(tracking_uri, experiment)
-        url = runs_url(tracking_uri.split("?")[0], found[0] if found else None)
+        server = tracking_uri.split("?")[0]
+        url = found.url(server) if found else runs_url(server, None)
         echo(f"{mask_url(tracking_uri)} is an MLflow server already; its UI: {mask_url(url)}")
         return 0
-    check_port(host, port)
     if not is_loopback(host):
-        warn(f"warning: binding {host} makes the UI reachable from other machines, and it "
-             "has no login; use the default --host 127.0.0.1 unless you mean that")
+        warn(
+            f"warning: binding {host} makes the UI reachable from other machines, and it "
+            "has no login; use the default --host 127.0.0.1 unless you mean that"
+        )
+    check_port(host, port)
     base = base_url(host, port)
     env = {**SERVER_ENV_DEFAULTS, **os.environ}
     echo(f"starting the MLflow UI on {mask_url(tracking_uri)} …")
     with _interrupt_on_signals():
         started = time.monotonic()
-        proc = subprocess.Popen(server_command(tracking_uri, host, port), env=env,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            server_command(tracking_uri, host, port),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         try:
             found = find_experiment(tracking_uri, experiment)  # while the server boots
             try:
@@ -287,10 +348,12 @@ def serve(
                 raise
             if found is None:
                 echo("no sweep in this store yet; run one with `nnsweep run SWEEP`")
+                url = runs_url(base, None)
             else:
-                echo(f"experiment {found[1]!r}: runs sorted by {SORT_METRIC}")
-            echo(f"MLflow UI ready in {time.monotonic() - started:.0f} s: "
-                 f"{runs_url(base, found[0] if found else None)}")
+                order = "lowest" if found.ascending else "highest"
+                echo(f"sweep {found.name!r}: its runs, {order} {found.metric} first")
+                url = found.url(base)
+            echo(f"MLflow UI ready in {time.monotonic() - started:.0f} s: {url}")
             echo("press Ctrl-C to stop")
             code = proc.wait()
         except KeyboardInterrupt:
@@ -301,5 +364,6 @@ def serve(
             stop_server(proc)
             raise
     stop_server(proc)
-    raise ServerError(f"the MLflow server stopped by itself with status {code}; "
-                      "its messages are above")
+    raise ServerError(
+        f"the MLflow server stopped by itself with status {code}; its messages are above"
+    )
