@@ -49,10 +49,9 @@ from .modelstore import (
     download_model,
     log_keras_model,
     model_uri_of,
-    require_tracking_store,
     sweep_dataset,
 )
-from .tracking import EPOCH_METRICS
+from .tracking import fetch_history, open_reader
 from .urls import mask_url
 
 if TYPE_CHECKING:
@@ -133,7 +132,7 @@ def export_best(
     check_out_dir(out, force)
     if register is not None:
         check_registry_name(register)
-    require_tracking_store(tracking_uri)
+    open_reader(tracking_uri)  # refuses a missing store before MLflow creates one
     study = load_study(study_name, storage_url)
     best = best_trial(study)
     spec = _spec_of(study)
@@ -141,7 +140,7 @@ def export_best(
     run = _run_of(client, best, tracking_uri)
     dataset = sweep_dataset(spec)
     hp = HyperParams.from_params(best["params"])
-    history = _history(client, run.info.run_id)
+    history = fetch_history(client, run.info.run_id)
     weights = _weights_epoch(spec, history)
 
     retrained: dict[str, Any] | None = None
@@ -252,16 +251,6 @@ def _logged_model(run: Run, number: int, tracking_uri: str) -> keras.Model:
     with tempfile.TemporaryDirectory(prefix="nnsweep-model-") as tmp:
         local = download_model(uri, tmp, tracking_uri)
         return keras.saving.load_model(local / MLFLOW_KERAS_FILE)
-
-
-def _history(client: MlflowClient, run_id: str) -> dict[str, list[float]]:
-    """The run's per-epoch curves, epoch 1 first."""
-    history: dict[str, list[float]] = {}
-    for key in EPOCH_METRICS:
-        points = sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)
-        if points:
-            history[key] = [float(m.value) for m in points]
-    return history
 
 
 def _weights_epoch(spec: SweepSpec, history: dict[str, list[float]]) -> int:

@@ -30,7 +30,6 @@ from typing import TYPE_CHECKING, Any
 from .errors import ExportError
 from .model import INPUT_DIM, N_CLASSES
 from .objective import TrialFailure, reduce_history
-from .tracking import check_tracking_uri, sqlite_path
 from .urls import mask_url
 
 if TYPE_CHECKING:
@@ -207,24 +206,6 @@ class ModelLogger:
         if self._example is None:
             self._example = sweep_dataset(self.spec).x_train[:2].copy()
         return self._example
-
-
-def require_tracking_store(uri: str) -> None:
-    """Fail when ``uri`` cannot hold the runs we are about to read.
-
-    MLflow would silently create a missing SQLite file; for a reader that is a wrong URI.
-
-    Raises:
-        ExportError: the SQLite file does not exist.
-        StorageError: the folder is missing or the server does not answer.
-    """
-    path = sqlite_path(uri)
-    if path is not None and not path.is_file():
-        raise ExportError(
-            f"tracking URI {mask_url(uri)}: {path} does not exist; pass the --tracking-uri "
-            "(or MLFLOW_TRACKING_URI) the sweep logged to"
-        )
-    check_tracking_uri(uri)
 
 
 def model_location(uri: str, tracking_uri: str) -> str:

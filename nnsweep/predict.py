@@ -287,9 +287,10 @@ def load_predictor(model: str, tracking_uri: str) -> Predictor:
 def _mlflow_predictor(uri: str, tracking_uri: str) -> Predictor:
     import mlflow.pyfunc
 
-    from .modelstore import download_model, require_tracking_store
+    from .modelstore import download_model
+    from .tracking import open_reader
 
-    require_tracking_store(tracking_uri)
+    open_reader(tracking_uri)  # refuses a missing store before MLflow creates one
     with tempfile.TemporaryDirectory(prefix="nnsweep-predict-") as tmp:
         local = download_model(uri, tmp, tracking_uri)
         try:

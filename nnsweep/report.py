@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from .diagnosis import FIT_TAGS
 from .errors import NoCompleteTrialError, StorageError
-from .tracking import EPOCH_METRICS, sqlite_path
+from .tracking import fetch_history, open_reader
 from .urls import mask_url
 
 if TYPE_CHECKING:
@@ -79,27 +79,6 @@ class Report:
 
 
 # -- MLflow side ------------------------------------------------------------------------------
-def open_client(tracking_uri: str) -> MlflowClient:
-    """An MLflow client for a store that must already hold the sweep's runs.
-
-    Raises:
-        StorageError: the SQLite file does not exist (MLflow would create an empty one), its
-            folder is missing, or the server does not answer.
-    """
-    from mlflow import MlflowClient
-
-    from .tracking import check_tracking_uri
-
-    path = sqlite_path(tracking_uri)
-    if path is not None and not path.is_file():
-        raise StorageError(
-            f"tracking URI {mask_url(tracking_uri)}: {path} does not exist; pass the "
-            "--tracking-uri (or MLFLOW_TRACKING_URI) the sweep logged to"
-        )
-    check_tracking_uri(tracking_uri)
-    return MlflowClient(tracking_uri=tracking_uri)
-
-
 def _experiment_ids(client: MlflowClient, study: optuna.Study) -> list[str]:
     """The experiments that may hold the study's runs: the one the sweep recorded, by id and
     by the sweep's name (a study resumed against another store has a stale id)."""
@@ -133,16 +112,6 @@ def fetch_runs(client: MlflowClient, study: optuna.Study, run_ids: list[str]) ->
         ):
             found[run.info.run_id] = run
     return found
-
-
-def fetch_history(client: MlflowClient, run_id: str) -> dict[str, list[float]]:
-    """A run's per-epoch curves (MLflow steps are epochs from 1), epoch 1 first."""
-    history: dict[str, list[float]] = {}
-    for key in EPOCH_METRICS:
-        points = sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)
-        if points:
-            history[key] = [float(m.value) for m in points]
-    return history
 
 
 # -- the table --------------------------------------------------------------------------------
@@ -481,7 +450,7 @@ def study_report(study_name: str, storage_url: str, tracking_uri: str, out: str 
     from .study import load_study
 
     study = load_study(study_name, storage_url)
-    return write_report(study, open_client(tracking_uri), out)
+    return write_report(study, open_reader(tracking_uri), out)
 
 
 def study_table(study_name: str, storage_url: str, tracking_uri: str) -> tuple[str, pd.DataFrame]:
@@ -489,4 +458,4 @@ def study_table(study_name: str, storage_url: str, tracking_uri: str) -> tuple[s
     from .study import load_study
 
     study = load_study(study_name, storage_url)
-    return study.direction.name.lower(), trials_frame(study, open_client(tracking_uri))
+    return study.direction.name.lower(), trials_frame(study, open_reader(tracking_uri))

@@ -84,6 +84,38 @@ def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
             ) from None
 
 
+def open_reader(tracking_uri: str) -> MlflowClient:
+    """A client for reading a sweep's runs back, refusing a store that is not there.
+
+    MLflow would silently create a missing SQLite file; for a reader that is a wrong URI.
+
+    Raises:
+        StorageError: the SQLite file does not exist, its folder is missing, or the server
+            does not answer.
+    """
+    from mlflow import MlflowClient
+
+    path = sqlite_path(tracking_uri)
+    if path is not None and not path.is_file():
+        raise StorageError(
+            f"tracking URI {mask_url(tracking_uri)}: {path} does not exist; pass the "
+            "--tracking-uri (or MLFLOW_TRACKING_URI) the sweep logged to"
+        )
+    check_tracking_uri(tracking_uri)
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    return MlflowClient(tracking_uri=tracking_uri)
+
+
+def fetch_history(client: MlflowClient, run_id: str) -> dict[str, list[float]]:
+    """A run's per-epoch curves (MLflow steps are epochs from 1), epoch 1 first."""
+    history: dict[str, list[float]] = {}
+    for key in EPOCH_METRICS:
+        points = sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)
+        if points:
+            history[key] = [float(m.value) for m in points]
+    return history
+
+
 class Tracker:
     """Writes one sweep's runs to an MLflow tracking store.
 

@@ -377,10 +377,10 @@ def test_export_needs_a_logged_model_or_retrain(exported, cli, client, tmp_path)
 
 
 def test_missing_tracking_store_is_refused(stores, cli, tmp_path):
-    from nnsweep.errors import ExportError
+    from nnsweep.errors import StorageError
     from nnsweep.export import export_best
 
-    with pytest.raises(ExportError, match=r"mlflow\.db does not exist; pass the --tracking-uri"):
+    with pytest.raises(StorageError, match=r"mlflow\.db does not exist; pass the --tracking-uri"):
         export_best("tiny", out=tmp_path / "o", storage_url=stores.storage,
                     tracking_uri=stores.tracking_uri)  # fmt: skip
     assert not (stores.root / "mlflow.db").exists()

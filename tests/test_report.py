@@ -27,7 +27,6 @@ from nnsweep.report import (
     TABLE_MD,
     display_frame,
     fit_counts,
-    open_client,
     overlay_groups,
     sort_trials,
     to_markdown,
@@ -35,7 +34,7 @@ from nnsweep.report import (
     write_report,
 )
 from nnsweep.steps import CURVES_ARTIFACT, FIT_TAG
-from nnsweep.tracking import Tracker
+from nnsweep.tracking import Tracker, open_reader
 from tests.conftest import CliResult, Stores
 
 DISTRIBUTIONS = {
@@ -235,14 +234,14 @@ def test_a_store_without_the_runs_is_an_error(
 def test_missing_sqlite_store_is_an_error_and_is_not_created(tmp_path: Path) -> None:
     missing = tmp_path / "nope.db"
     with pytest.raises(StorageError, match="does not exist; pass the --tracking-uri"):
-        open_client(f"sqlite:///{missing}")
+        open_reader(f"sqlite:///{missing}")
     assert not missing.exists()
 
 
 def test_a_study_without_trials_is_an_error(tracking_uri: str) -> None:
     study = optuna.create_study(study_name="empty")
     with pytest.raises(NoCompleteTrialError, match="has no trials yet; run it with"):
-        trials_frame(study, open_client(tracking_uri))
+        trials_frame(study, open_reader(tracking_uri))
 
 
 # -- a real sweep -------------------------------------------------------------------------------
