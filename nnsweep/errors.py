@@ -57,3 +57,15 @@ class SweepFailedError(NnsweepError, RuntimeError):
     """Raised when a sweep ran but no trial completed (every trial failed)."""
 
     exit_code = 1
+
+
+class PortBusyError(NnsweepError):
+    """Raised when the port (or address) asked for the UI cannot be bound."""
+
+    exit_code = 2
+
+
+class ServerError(NnsweepError, RuntimeError):
+    """Raised when the MLflow server exits before it answers, or does not answer in time."""
+
+    exit_code = 1

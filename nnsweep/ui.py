@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import NnsweepError, StorageError
+from .errors import PortBusyError, ServerError, StorageError
 from .tracking import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, ROLE_TAG, STUDY_TAG, sqlite_path
 from .urls import mask_url
 
@@ -44,18 +44,6 @@ STOP_TIMEOUT = 15.0
 # that nnsweep never uses and that outlive the server when it is killed; keep it off unless
 # the user turns it on.
 SERVER_ENV_DEFAULTS = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-
-
-class PortBusyError(NnsweepError):
-    """Raised when the port (or address) asked for cannot be bound."""
-
-    exit_code = 2
-
-
-class ServerError(NnsweepError, RuntimeError):
-    """Raised when the MLflow server exits before it answers, or does not answer in time."""
-
-    exit_code = 1
 
 
 def is_loopback(host: str) -> bool:
