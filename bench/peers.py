@@ -1,0 +1,155 @@
+"""Target 2: nnsweep vs Optuna+MLflowCallback and KerasTuner, same space, data and budget.
+
+Runs each contender in its own fresh process, one after another, and times the whole process
+(Python start, imports, data, search, tracking): Optuna TPE + MLflowCallback, KerasTuner
+RandomSearch, KerasTuner Hyperband, then ``nnsweep run bench/peers.yaml`` (the real CLI,
+full tracking, temporary SQLite stores). Space, data split and budget: see bench/space.py and
+bench/peers.yaml.
+
+    .venv/bin/python bench/peers.py            # all five runs, ~6 minutes on 2 cores
+    .venv/bin/python bench/peers.py --only nnsweep
+
+nnsweep runs twice: ``trials: 20`` counts COMPLETE trials, so with pruning it runs 20 full
+fits *plus* the pruned ones (more work than the peers' 20 trials); the second run adds
+``--timeout`` = 0.8 x the fastest peer's wall time (minus a start-up allowance), so it stops
+starting trials when its share of the time is used, and the accuracy it found is compared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._common import BENCH, ROOT, machine, stores, versions  # noqa: E402
+
+PY = sys.executable
+CONTENDERS = {
+    "optuna": [PY, str(BENCH / "peer_optuna_mlflow.py")],
+    "kt-random": [PY, str(BENCH / "peer_kerastuner.py"), "--tuner", "random"],
+    "kt-hyperband": [PY, str(BENCH / "peer_kerastuner.py"), "--tuner", "hyperband"],
+}
+OURS = ("nnsweep", "nnsweep-budget")
+# nnsweep-budget's --timeout is 0.8 x the fastest peer's wall time minus this: the process
+# start before the first trial (~7 s), the trial still running at the deadline, the report.
+SLACK_SECONDS = 12.0
+
+
+def run_peer(name: str) -> dict:
+    start = time.perf_counter()
+    proc = subprocess.run(CONTENDERS[name], capture_output=True, text=True, cwd=ROOT)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{name} failed:\n{proc.stderr[-3000:]}")
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["wall_seconds"] = wall
+    return result
+
+
+def run_nnsweep(timeout: float | None = None) -> dict:
+    import optuna
+
+    tmp, storage, tracking = stores("peers")
+    cmd = [
+        str(Path(PY).parent / "nnsweep"),
+        "run",
+        str(BENCH / "peers.yaml"),
+        "--quiet",
+        "--storage",
+        storage,
+        "--tracking-uri",
+        tracking,
+    ]
+    if timeout is not None:
+        cmd += ["--timeout", f"{timeout:.0f}"]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"nnsweep failed:\n{proc.stderr[-3000:]}")
+    study = optuna.load_study(study_name="bench-peers", storage=storage)
+    states = [t.state.name for t in study.trials]
+    epochs = sum(len(t.intermediate_values) for t in study.trials)
+    shutil.rmtree(tmp, ignore_errors=True)
+    return {
+        "peer": "nnsweep, 20 COMPLETE trials"
+        if timeout is None
+        else f"nnsweep, 20 COMPLETE trials or --timeout {timeout:.0f} s",
+        "trials": len(states),
+        "complete": states.count("COMPLETE"),
+        "pruned": states.count("PRUNED"),
+        "epochs_trained": epochs,
+        "best_val_accuracy": study.best_value,
+        "wall_seconds": wall,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", nargs="*", choices=[*CONTENDERS, *OURS])
+    ap.add_argument(
+        "--fastest-peer",
+        type=float,
+        help="seconds of the fastest peer from an earlier run (for --only nnsweep-budget)",
+    )
+    ap.add_argument("--best-peer", type=float, help="best peer val_accuracy from that run")
+    args = ap.parse_args()
+    names = args.only or [*CONTENDERS, *OURS]
+    dists = (
+        "nnsweep",
+        "tensorflow-cpu",
+        "keras",
+        "optuna",
+        "mlflow",
+        "optuna-integration",
+        "keras-tuner",
+    )
+    print(f"# {machine()}; {versions(*dists)}")
+    print("# data mnist_5k: 3,600 train / 400 val (seed 42); 20 trials x 10 epochs, batch 128")
+    results = {}
+    for name in names:
+        if name == "nnsweep":
+            res = run_nnsweep()
+        elif name == "nnsweep-budget":
+            peer_times = [r["wall_seconds"] for k, r in results.items() if k in CONTENDERS]
+            peer_times += [args.fastest_peer] if args.fastest_peer else []
+            if not peer_times:
+                continue
+            res = run_nnsweep(timeout=max(0.8 * min(peer_times) - SLACK_SECONDS, 1))
+        else:
+            res = run_peer(name)
+        results[name] = res
+        extra = "".join(
+            f", {k} {res[k]}" for k in ("complete", "pruned", "epochs_trained") if k in res
+        )
+        print(
+            f"{res['peer']}: {res['wall_seconds']:.1f} s, best val_accuracy "
+            f"{res['best_val_accuracy']:.4f}, trials {res['trials']}{extra}",
+            flush=True,
+        )
+    peers = [r for k, r in results.items() if k in CONTENDERS]
+    if not peers and not (args.fastest_peer and args.best_peer):
+        return
+    fastest = min([r["wall_seconds"] for r in peers] + [args.fastest_peer or float("inf")])
+    best = max([r["best_val_accuracy"] for r in peers] + [args.best_peer or 0.0])
+    for name in OURS:
+        if name not in results:
+            continue
+        me = results[name]
+        ratio = me["wall_seconds"] / fastest
+        ok = ratio <= 0.8 and me["best_val_accuracy"] >= best
+        print(
+            f"peers [{me['peer']}]: {me['wall_seconds']:.1f} s / fastest peer {fastest:.1f} s = "
+            f"ratio {ratio:.2f} (target <= 0.80); best val_accuracy {me['best_val_accuracy']:.4f}"
+            f" vs best peer {best:.4f} (target >=) {'MET' if ok else 'MISSED'}"
+        )
+
+
+if __name__ == "__main__":
+    main()
