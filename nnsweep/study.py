@@ -271,22 +271,43 @@ def reap_dead_local_trials(study: optuna.Study) -> list[int]:
     return reaped
 
 
+def count_states(study: optuna.Study) -> Counter[str]:
+    """Trial counts by state name.
+
+    On an RDB storage this is one ``GROUP BY`` query: loading 1,000 trials with their
+    intermediate values only to count them took ~1.5 s. Journal storages are read whole.
+    """
+    from optuna.storages import RDBStorage
+
+    backend = getattr(study._storage, "_backend", study._storage)
+    if not isinstance(backend, RDBStorage):
+        return Counter(t.state.name for t in study.get_trials(deepcopy=False))
+    from optuna.storages._rdb.models import TrialModel
+    from sqlalchemy import func, select
+
+    query = (
+        select(TrialModel.state, func.count())
+        .where(TrialModel.study_id == study._study_id)
+        .group_by(TrialModel.state)
+    )
+    with backend.engine.connect() as conn:
+        return Counter({state.name: n for state, n in conn.execute(query)})
+
+
 def summarize(study: optuna.Study) -> dict[str, Any]:
     """Trial counts by state and the best trial, as ``status --json`` prints them."""
     from optuna.trial import TrialState
 
-    trials = study.get_trials(deepcopy=False)
-    counts = Counter(t.state.name for t in trials)
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    counts = count_states(study)
     summary: dict[str, Any] = {
         "study": study.study_name,
         "direction": study.direction.name.lower(),
         "metric": study.user_attrs.get("nnsweep.objective", "value"),
-        "n_trials": len(trials),
+        "n_trials": sum(counts.values()),
         "states": {s.name: counts.get(s.name, 0) for s in TrialState},
         "best": None,
     }
-    if complete:
+    if counts.get(TrialState.COMPLETE.name):
         best = study.best_trial
         summary["best"] = {"number": best.number, "value": best.value}
     return summary

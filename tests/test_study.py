@@ -10,12 +10,14 @@ from pathlib import Path
 
 import optuna
 import pytest
+from optuna.trial import TrialState
 
 from nnsweep.config import parse_spec
 from nnsweep.errors import NoCompleteTrialError, StorageError, StudyNotFoundError
 from nnsweep.study import (
     best_trial,
     check_storage,
+    count_states,
     create_or_resume,
     grid_space,
     load_study,
@@ -160,3 +162,24 @@ def test_trial_of_a_dead_local_process_is_failed_and_requeued(tmp_path: Path) ->
     assert states[alive.number] == optuna.trial.TrialState.RUNNING
     waiting = [t for t in study.trials if t.state == optuna.trial.TrialState.WAITING]
     assert len(waiting) == 1 and waiting[0].params == study.trials[orphan.number].params
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+def test_count_states_matches_the_trials_on_every_storage(tmp_path: Path, kind: str) -> None:
+    url = f"sqlite:///{tmp_path}/optuna.db" if kind == "sqlite" else f"journal:///{tmp_path}/j.log"
+    study = create_or_resume(parse_spec(BASE), url, "s")
+    other = create_or_resume(parse_spec(BASE), url, "other")
+    other.add_trial(optuna.trial.create_trial(value=0.1, params={}, distributions={}))
+    states = [TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.COMPLETE]
+    for i, state in enumerate(states):
+        value = 0.5 + i / 10 if state == TrialState.COMPLETE else None
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=state, value=value, params={}, distributions={}, intermediate_values={1: 0.3}
+            )
+        )
+    study.ask()
+    assert count_states(study) == {"COMPLETE": 2, "PRUNED": 1, "FAIL": 1, "RUNNING": 1}
+    summary = summarize(study)
+    assert summary["n_trials"] == 5 and summary["states"]["WAITING"] == 0
+    assert summary["best"] == {"number": 3, "value": 0.8}
