@@ -78,7 +78,12 @@ def run(
         Path, typer.Argument(metavar="SWEEP", help="Sweep file, e.g. sweeps/quickstart.yaml.")
     ],
     trials: Annotated[
-        int | None, typer.Option(min=1, help="COMPLETE trials wanted in total (overrides file).")
+        int | None,
+        typer.Option(
+            min=1,
+            help="Trials wanted in total, COMPLETE ones unless the file says "
+            "trials_count: all (overrides file).",
+        ),
     ] = None,
     timeout: Annotated[
         float | None, typer.Option(min=1, help="Stop starting trials after S seconds.")
@@ -104,7 +109,8 @@ def run(
         ),
     ] = 1,
 ) -> None:
-    """Run a sweep, or resume it: trials run until the study has TRIALS COMPLETE trials.
+    """Run a sweep, or resume it: trials run until the study has TRIALS COMPLETE trials
+    (or TRIALS finished ones, pruned included, with `trials_count: all` in the sweep file).
 
     Any number of `nnsweep run` processes with the same sweep file and --storage work on one
     study together, on one machine (--jobs N) or many, and stop at exactly TRIALS.
@@ -132,7 +138,7 @@ def run(
             seed=seed,
         )
         return
-    progress = SweepProgress(quiet=quiet, metric=spec.objective.metric)
+    progress = SweepProgress(quiet=quiet, metric=spec.objective.metric, count=spec.trials_count)
     try:
         result = run_sweep(
             spec,
@@ -147,8 +153,8 @@ def run(
         progress.stop()
     if result.parent_run_id is None:
         typer.echo(
-            f"study {result.study_name} already has {result.n_complete} COMPLETE trials "
-            f"(target {result.target}); raise --trials to run more"
+            f"study {result.study_name} already has its target of {result.target} trials "
+            f"({result.n_complete} COMPLETE); raise --trials to run more"
         )
     ran = ", ".join(f"{n} {s}" for s, n in sorted(result.ran.items())) or "no trials"
     if result.parent_run_id is not None:

@@ -175,6 +175,7 @@ class SweepSpec(_Strict):
     name: str
     dataset: Annotated[DatasetSpec, _shorthand("name")]
     trials: int | None = Field(None, ge=1)
+    trials_count: Literal["complete", "all"] = "complete"
     timeout: float | None = Field(None, gt=0)
     seed: int = Field(0, ge=0)
     objective: Annotated[ObjectiveSpec, _shorthand("metric")] = ObjectiveSpec()

@@ -25,6 +25,8 @@ from .model import HyperParams, build_model, count_params
 # epoch; epoch-end callbacks (logging, pruning, early stopping) and the metrics are unchanged.
 STEPS_PER_EXECUTION = 8
 
+SURPLUS_ATTR = "nnsweep.surplus"  # a trial that stepped back because the target was filled
+
 if TYPE_CHECKING:
     import optuna
 
@@ -74,6 +76,36 @@ def reduce_history(history: dict[str, list[float]], metric: str, direction: str,
     if how == "last":
         return history[metric][-1]
     return max(values) if direction == "maximize" else min(values)
+
+
+def counts_toward_target(trial: optuna.trial.FrozenTrial, count: str) -> bool:
+    """Whether a finished ``trial`` counts towards the sweep's ``trials`` target.
+
+    ``count="complete"`` (the default of sweep files): only COMPLETE trials. ``"all"``: every
+    trial that ran to an end, pruned and failed ones included, like Optuna's ``n_trials``;
+    trials that stepped back as surplus never count.
+    """
+    from optuna.trial import TrialState
+
+    if count == "complete":
+        return trial.state == TrialState.COMPLETE
+    return trial.state.is_finished() and not trial.user_attrs.get(SURPLUS_ATTR)
+
+
+def target_counts(study: optuna.Study, count: str, before: int | None = None) -> tuple[int, int]:
+    """(trials counting towards the target, RUNNING trials) of the study, all workers together.
+
+    With ``before``, only RUNNING trials numbered below it are counted.
+    """
+    from optuna.trial import TrialState
+
+    done = running = 0
+    for t in study.get_trials(deepcopy=False):
+        if t.state == TrialState.RUNNING:
+            running += before is None or t.number < before
+        else:
+            done += counts_toward_target(t, count)
+    return done, running
 
 
 @dataclass
@@ -160,22 +192,17 @@ class Objective:
         self.target = target
 
     def _is_surplus(self, trial: optuna.Trial) -> bool:
-        """True when other workers' earlier trials already fill the COMPLETE target.
+        """True when other workers' earlier trials already fill the target.
 
         Two workers can start a trial at the same moment for the last slot; the one with the
         higher number steps back before training, so the study ends at exactly ``target``.
         """
-        from optuna.trial import TrialState
-
         if self.target is None:
             return False
-        complete = running_before = 0
-        for t in trial.study.get_trials(deepcopy=False):
-            if t.state == TrialState.COMPLETE:
-                complete += 1
-            elif t.state == TrialState.RUNNING and t.number < trial.number:
-                running_before += 1
-        return complete + running_before >= self.target
+        done, running_before = target_counts(
+            trial.study, self.spec.trials_count, before=trial.number
+        )
+        return done + running_before >= self.target
 
     def __call__(self, trial: optuna.Trial) -> float:
         import optuna
@@ -183,7 +210,7 @@ class Objective:
         from .runtime import release_trial_memory
 
         if self._is_surplus(trial):
-            trial.set_user_attr("nnsweep.surplus", True)
+            trial.set_user_attr(SURPLUS_ATTR, True)
             raise optuna.TrialPruned("not started: the study's target was reached by others")
         hp = sample_params(trial, self.spec)
         params = hp.as_params()

@@ -14,10 +14,13 @@ if TYPE_CHECKING:
 class SweepProgress:
     """Optuna callback + start hook that reports progress on stderr."""
 
-    def __init__(self, *, quiet: bool = False, metric: str = "value") -> None:
+    def __init__(
+        self, *, quiet: bool = False, metric: str = "value", count: str = "complete"
+    ) -> None:
         from rich.console import Console
 
         self.quiet = quiet
+        self.count = count
         self.metric = metric
         self.console = Console(stderr=True, highlight=False, soft_wrap=True)
         self.progress: Any = None
@@ -32,7 +35,9 @@ class SweepProgress:
         self.direction = study.direction.name.lower()
         if done:
             self.console.print(
-                f"resuming study [bold]{study.study_name}[/]: {done} COMPLETE trial(s) so far"
+                f"resuming study [bold]{study.study_name}[/]: {done} "
+                + ("COMPLETE trial(s)" if self.count == "complete" else "trial(s)")
+                + " so far"
                 + (f", target {target}" if target else "")
             )
         if self.quiet or not self.console.is_terminal:
@@ -64,7 +69,9 @@ class SweepProgress:
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         from optuna.trial import TrialState
 
-        if trial.user_attrs.get("nnsweep.surplus"):
+        from .objective import SURPLUS_ATTR, counts_toward_target
+
+        if trial.user_attrs.get(SURPLUS_ATTR):
             return
         seconds = trial.duration.total_seconds() if trial.duration else 0.0
         value = f"{self.metric}={trial.value:.4f}" if trial.value is not None else ""
@@ -82,7 +89,7 @@ class SweepProgress:
         line = f"trial {trial.number:>3} {trial.state.name:<8} {value}  {seconds:.1f}s  best {best}"
         if self.progress is not None:
             self.progress.console.print(line)
-            advance = 1 if trial.state == TrialState.COMPLETE else 0
+            advance = int(counts_toward_target(trial, self.count))
             self.progress.update(self.task, advance=advance, best=best)
         else:
             print(line, file=sys.stderr, flush=True)

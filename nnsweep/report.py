@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from .diagnosis import FIT_TAGS
 from .errors import NoCompleteTrialError, StorageError
+from .objective import SURPLUS_ATTR
 from .tracking import fetch_history, open_reader
 from .urls import mask_url
 
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
     from .tracking import Tracker
 
 RUN_ID_ATTR = "nnsweep.mlflow_run_id"
-SURPLUS_ATTR = "nnsweep.surplus"
 FIT_TAG = "nnsweep.fit"
 NO_FIT = "none"  # a trial with no diagnosis: it finished no usable epoch
 DIAGNOSIS_COLUMNS = (

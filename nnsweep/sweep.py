@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from .data import load_dataset
 from .errors import SweepFailedError
+from .objective import SURPLUS_ATTR, target_counts
 from .study import check_storage, create_or_resume, reap_dead_local_trials
 from .tracking import Tracker, check_tracking_uri
 from .urls import mask_url
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
 
 MAX_CONSECUTIVE_FAILURES = 5
 POLL_SECONDS = 2.0
-SURPLUS_ATTR = "nnsweep.surplus"
 
 TrialHook = Callable[["optuna.Study", "optuna.trial.FrozenTrial"], None]
 
@@ -49,12 +49,15 @@ class SweepResult:
 class _Budget:
     """Optuna callback: counts what this invocation ran and says when to stop.
 
-    Stops when the study has ``target`` COMPLETE trials, or after ``max_failures`` failed
-    trials in a row (a space where every trial fails should not loop forever).
+    Stops when the study has ``target`` trials that count (COMPLETE ones, or every finished one
+    with ``trials_count: all``), or after ``max_failures`` failed trials in a row (a space
+    where every trial fails should not loop forever).
     """
 
-    def __init__(self, target: int | None, max_failures: int = MAX_CONSECUTIVE_FAILURES):
-        self.target, self.max_failures = target, max_failures
+    def __init__(
+        self, target: int | None, count: str, max_failures: int = MAX_CONSECUTIVE_FAILURES
+    ):
+        self.target, self.count, self.max_failures = target, count, max_failures
         self.consecutive_failures = 0
         self.ran: dict[str, int] = {}
         self.reasons: list[str] = []
@@ -74,7 +77,7 @@ class _Budget:
             self.consecutive_failures = 0
         if self.consecutive_failures >= self.max_failures:
             self.stop = True
-        if self.target is not None and n_complete(study) >= self.target:
+        if self.target is not None and target_counts(study, self.count)[0] >= self.target:
             self.stop = True
 
 
@@ -82,14 +85,6 @@ def n_complete(study: optuna.Study) -> int:
     from optuna.trial import TrialState
 
     return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-
-
-def _counts(study: optuna.Study) -> tuple[int, int]:
-    """(COMPLETE, RUNNING) trials of the study, all workers together."""
-    from optuna.trial import TrialState
-
-    states = [t.state for t in study.get_trials(deepcopy=False)]
-    return states.count(TrialState.COMPLETE), states.count(TrialState.RUNNING)
 
 
 def _grid_exhausted(study: optuna.Study) -> bool:
@@ -160,8 +155,8 @@ def run_sweep(
     tracker = Tracker(tracking_uri, spec.name)
     _close_orphan_runs(study, tracker)
 
-    done = n_complete(study)
-    result = SweepResult(name, tracker.experiment_id, None, done, spec.trials)
+    done = target_counts(study, spec.trials_count)[0]
+    result = SweepResult(name, tracker.experiment_id, None, n_complete(study), spec.trials)
     if spec.trials is not None and done >= spec.trials:
         result.best = _best(study)
         return result
@@ -192,7 +187,7 @@ def run_sweep(
         tracker.client.log_text(parent, spec_text, "sweep.yaml")
     study.set_user_attr("nnsweep.experiment_id", tracker.experiment_id)
 
-    budget = _Budget(spec.trials)
+    budget = _Budget(spec.trials, spec.trials_count)
 
     def best_so_far(st: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         if trial.state == TrialState.COMPLETE:
@@ -217,15 +212,15 @@ def run_sweep(
     deadline = time.monotonic() + spec.timeout if spec.timeout else None
     try:
         # One trial per optimize() call: between trials the loop checks the shared budget,
-        # so several workers on one study stop at exactly `trials` COMPLETE trials.
+        # so several workers on one study stop at exactly `trials` counted trials.
         while not budget.stop:
             if deadline is not None and time.monotonic() >= deadline:
                 break
             if spec.trials is not None:
-                complete, running = _counts(study)
-                if complete >= spec.trials:
+                counted, running = target_counts(study, spec.trials_count)
+                if counted >= spec.trials:
                     break
-                if complete + running >= spec.trials:  # the last trials run elsewhere
+                if counted + running >= spec.trials:  # the last trials run elsewhere
                     time.sleep(POLL_SECONDS)
                     _fail_stale(study)
                     continue

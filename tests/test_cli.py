@@ -66,7 +66,7 @@ def test_run_logs_one_child_per_trial_and_resumes_without_duplicates(
 
     again = cli("run", sweep, *stores.args, "--quiet")
     assert again.code == 0, again.err
-    assert "already has 2 COMPLETE trials" in again.out
+    assert "already has its target of 2 trials (2 COMPLETE)" in again.out
     assert len(_runs(stores)) == 3
 
     more = cli("run", sweep, *stores.args, "--quiet", "--trials", "3")

@@ -93,6 +93,7 @@ BAD = [
     (MINIMAL + "dataset: {name: mnist, validation: 0.9}\n", r"dataset.validation"),
     ("name: s\ndataset: mnist_5k\n", r"give trials: N and/or timeout"),
     (MINIMAL + "train: {epochs: 0}\n", r"train.epochs"),
+    (MINIMAL + "trials_count: pruned\n", r"trials_count: 'pruned' is not one of complete, all"),
     (MINIMAL + "train: {epochs: ten}\n", r"train.epochs: .*got 'ten'"),
     (MINIMAL + "objective: {metric: val_loss, direction: maximize}\n", r"should be minimized"),
     (

@@ -169,3 +169,32 @@ def test_each_pruner_prunes_losers_and_keeps_their_partial_curves(
         assert run.data.tags["nnsweep.state"] == "PRUNED" and run.info.status == "FINISHED"
         curve = client.get_metric_history(run.info.run_id, "val_accuracy")
         assert len(curve) == max(t.intermediate_values)  # curve up to the epoch it was cut
+
+
+def test_trials_count_all_counts_pruned_trials_like_optunas_n_trials(
+    stores: Stores, write_sweep: Callable[..., Path], cli: Cli
+) -> None:
+    sweep = write_sweep(
+        name="count_all",
+        trials=4,
+        trials_count="all",
+        pruner={"name": "median", "n_startup_trials": 1, "n_warmup_steps": 0},
+        train={"epochs": 3, "batch_size": 128},
+        space={"n_layers": 1, "units": 16, "activation": "relu", "learning_rate": [0.01, 1e-6]},
+    )
+    study = create_or_resume(load_spec(sweep), stores.storage, "count_all")
+    for point in ORDER:
+        study.enqueue_trial(point)
+
+    def states() -> Counter[str]:
+        st = optuna.load_study(study_name="count_all", storage=stores.storage)
+        return Counter(t.state.name for t in st.trials)
+
+    assert cli("run", sweep, *stores.args, "--quiet").code == 0
+    first = states()
+    assert first["COMPLETE"] + first["PRUNED"] == 4 and first["PRUNED"] >= 1, first
+    again = cli("run", sweep, *stores.args, "--quiet")
+    assert "already has its target of 4 trials" in again.out
+    assert cli("run", sweep, *stores.args, "--quiet", "--trials", "6").code == 0
+    second = states()
+    assert second["COMPLETE"] + second["PRUNED"] == 6 and second["WAITING"] == 8, second
