@@ -136,7 +136,7 @@ def _callback_classes() -> tuple[type, type]:
             logs = {k: float(v) for k, v in (logs or {}).items()}
             for k, v in logs.items():
                 self.history.setdefault(k, []).append(v)
-            self.tracker.log_metrics(self.run_id, logs, step=epoch + 1)
+            self.tracker.log_epoch(self.run_id, logs, epoch + 1)
             if not all(math.isfinite(v) for v in logs.values()):
                 self.nan_epoch = epoch + 1
                 self.model.stop_training = True

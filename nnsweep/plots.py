@@ -33,11 +33,11 @@ class Curves:
     history: History
 
 
-def _figure(width: float, height: float) -> Figure:
+def _figure(width: float, height: float, layout: str | None = "constrained") -> Figure:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    fig = Figure(figsize=(width, height), dpi=DPI, layout=layout)
     FigureCanvasAgg(fig)
     return fig
 
@@ -70,11 +70,21 @@ def learning_curves(
     """
     import textwrap
 
-    fig = _figure(10, 4.4 if note else 4)
     heading = title
     if note:
         heading += "\n" + "\n".join(textwrap.wrap(note, 130))
-    fig.suptitle(heading, fontsize="medium")
+    # Fixed margins, not the constrained layout: every trial draws this figure, and the layout
+    # solver cost ~0.1-0.3 s of the ~0.3-0.5 s it took. Room above the panels for the heading.
+    height = 4.0 + 0.2 * heading.count("\n")
+    fig = _figure(10, height, layout=None)
+    fig.subplots_adjust(
+        left=0.07,
+        right=0.985,
+        bottom=0.5 / height,
+        top=1 - (0.3 + 0.2 * heading.count("\n")) / height,
+        wspace=0.22,
+    )
+    fig.suptitle(heading, fontsize="medium", y=1 - 0.08 / height, va="top")
     n = max((len(v) for v in history.values()), default=0)
     for ax, (train, val, label) in zip(fig.subplots(1, 2), PANELS, strict=True):
         for key, style in ((train, "-o"), (val, "-s")):

@@ -4,13 +4,17 @@ All calls go through an explicit :class:`mlflow.MlflowClient` with explicit run 
 global "active run" state leaks between trials. Child runs are opened *before* a trial trains
 and closed after it, so the UI shows real durations and live curves.
 
-Metric steps are epochs counted from 1, as Keras prints them ("Epoch 1/10").
+Metric steps are epochs counted from 1, as Keras prints them ("Epoch 1/10"). Per-epoch metrics
+are written by a background thread (:class:`_EpochWriter`), in order, so the next epoch starts
+while the store commits; closing a trial's run waits for them and raises what failed.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import queue
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -116,6 +120,44 @@ def fetch_history(client: MlflowClient, run_id: str) -> dict[str, list[float]]:
     return history
 
 
+class _EpochWriter:
+    """Applies queued ``log_metrics`` calls on one daemon thread, in the order they came.
+
+    A store write that fails is kept and raised by the next :meth:`flush`; later queued writes
+    are dropped, so the run is closed with what was stored before the failure.
+    """
+
+    def __init__(self, write: Any) -> None:
+        self._write = write
+        self._queue: queue.Queue[tuple[Any, ...]] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def put(self, *args: Any) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._work, name="nnsweep-metrics", daemon=True)
+            self._thread.start()
+        self._queue.put(args)
+
+    def _work(self) -> None:
+        while True:
+            args = self._queue.get()
+            try:
+                if self._error is None:
+                    self._write(*args)
+            except BaseException as exc:  # handed to the trainer's thread by flush()
+                self._error = exc
+            finally:
+                self._queue.task_done()
+
+    def flush(self) -> None:
+        """Wait until every queued write is stored; raise the first one that failed."""
+        self._queue.join()
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+
 class Tracker:
     """Writes one sweep's runs to an MLflow tracking store.
 
@@ -131,6 +173,7 @@ class Tracker:
         logging.getLogger("mlflow").setLevel(logging.WARNING)
         self.tracking_uri = tracking_uri
         self.client: MlflowClient = MlflowClient(tracking_uri=tracking_uri)
+        self._epochs = _EpochWriter(self.log_metrics)
         self.experiment_id = self._ensure_experiment(experiment)
 
     def _ensure_experiment(self, name: str) -> str:
@@ -195,13 +238,23 @@ class Tracker:
             for i in range(0, len(items), 100):
                 self.client.log_batch(run_id, params=items[i : i + 100])
 
-    def log_metrics(self, run_id: str, metrics: dict[str, float], step: int = 0) -> None:
+    def log_metrics(
+        self, run_id: str, metrics: dict[str, float], step: int = 0, timestamp: int | None = None
+    ) -> None:
         from mlflow.entities import Metric
 
-        now = int(time.time() * 1000)
+        now = timestamp or int(time.time() * 1000)
         batch = [Metric(k, float(v), now, step) for k, v in metrics.items() if v is not None]
         if batch:
             self.client.log_batch(run_id, metrics=batch)
+
+    def log_epoch(self, run_id: str, metrics: dict[str, float], epoch: int) -> None:
+        """Queue one epoch's metrics (step = ``epoch``, time = now) for the background writer."""
+        self._epochs.put(run_id, dict(metrics), epoch, int(time.time() * 1000))
+
+    def flush(self) -> None:
+        """Wait for queued epoch metrics; raises the store error that stopped them, if any."""
+        self._epochs.flush()
 
     def set_tags(self, run_id: str, tags: dict[str, Any]) -> None:
         from mlflow.entities import RunTag
@@ -213,13 +266,25 @@ class Tracker:
         self.client.log_text(run_id, json.dumps(data, indent=2, default=str), name)
 
     def end_trial(self, run_id: str, state: str, reason: str | None = None) -> None:
-        """Close a child run: ``state`` is COMPLETE, PRUNED or FAIL (Optuna's words)."""
+        """Close a child run: ``state`` is COMPLETE, PRUNED or FAIL (Optuna's words).
+
+        Waits for the run's queued epoch metrics first; if the store refused them, the run is
+        closed as FAILED with the reason and the store's error is raised.
+        """
+        error: BaseException | None = None
+        try:
+            self.flush()
+        except Exception as exc:
+            error = exc
+            state, reason = "FAIL", f"epoch metrics not stored: {type(exc).__name__}: {exc}"
         tags: dict[str, Any] = {STATE_TAG: state}
         if reason:
             tags["nnsweep.fail_reason"] = reason[:4000]
         self.set_tags(run_id, tags)
         status = "FAILED" if state == "FAIL" else "FINISHED"
         self.client.set_terminated(run_id, status=status)
+        if error is not None:
+            raise error
 
     def end_parent(self, run_id: str, status: str = "FINISHED") -> None:
         self.client.set_terminated(run_id, status=status)

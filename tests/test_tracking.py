@@ -1,0 +1,52 @@
+"""Tracker: runs, per-epoch metrics written behind the training thread, and closing runs."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from mlflow import MlflowClient
+
+from nnsweep.tracking import Tracker
+from tests.conftest import Stores
+
+
+@pytest.fixture
+def tracker(stores: Stores) -> Tracker:
+    return Tracker(stores.tracking_uri, "t")
+
+
+def test_epoch_metrics_arrive_in_order_with_epoch_steps_and_their_own_times(
+    tracker: Tracker, stores: Stores
+) -> None:
+    parent = tracker.start_parent("t", tags={}, params={})
+    run = tracker.start_trial(parent, "t", 0, {"units": 8})
+    stamps = []
+    for epoch in (1, 2, 3):
+        stamps.append(int(time.time() * 1000))
+        tracker.log_epoch(run, {"loss": 1.0 / epoch, "val_accuracy": 0.1 * epoch}, epoch)
+        time.sleep(0.02)
+    tracker.end_trial(run, "COMPLETE")  # waits for the writer
+    history = MlflowClient(stores.tracking_uri).get_metric_history(run, "val_accuracy")
+    assert [(m.step, round(m.value, 6)) for m in history] == [(1, 0.1), (2, 0.2), (3, 0.3)]
+    assert all(m.timestamp - s < 20 for m, s in zip(history, stamps, strict=True))
+    assert MlflowClient(stores.tracking_uri).get_run(run).info.status == "FINISHED"
+
+
+def test_a_refused_epoch_write_fails_the_run_and_is_raised_on_close(
+    tracker: Tracker, stores: Stores
+) -> None:
+    parent = tracker.start_parent("t", tags={}, params={})
+    run = tracker.start_trial(parent, "t", 0, {})
+    tracker.log_epoch(run, {"loss": 0.5}, 1)
+    tracker.log_epoch("0" * 32, {"loss": 0.4}, 2)  # no such run: the store refuses it
+    tracker.log_epoch(run, {"loss": 0.3}, 3)  # dropped after the failure
+    with pytest.raises(Exception, match="0{32}|not found|No Run"):
+        tracker.end_trial(run, "COMPLETE")
+    client = MlflowClient(stores.tracking_uri)
+    closed = client.get_run(run)
+    assert closed.info.status == "FAILED"
+    assert closed.data.tags["nnsweep.state"] == "FAIL"
+    assert closed.data.tags["nnsweep.fail_reason"].startswith("epoch metrics not stored")
+    assert [m.step for m in client.get_metric_history(run, "loss")] == [1]
+    tracker.flush()  # the error was handed over once
