@@ -31,6 +31,7 @@ ACTIVATIONS = (
     "hard_sigmoid", "linear", "leaky_relu", "gelu", "swish",
 )  # fmt: skip
 OPTIMIZERS = ("sgd", "sgd_momentum", "rmsprop", "adam", "adamw", "nadam")
+LR_SCHEDULES = ("constant", "cosine")
 DATASETS = ("mnist", "fashion_mnist", "mnist_5k")
 SAMPLERS = ("tpe", "random", "grid", "cmaes", "qmc")
 PRUNERS = ("median", "hyperband", "successive_halving", "none")
@@ -153,6 +154,7 @@ class SpaceSpec(_Strict):
     activation: Annotated[Dimension, _cat(ACTIVATIONS), _AS_YAML] = Fixed("relu")
     optimizer: Annotated[Dimension, _cat(OPTIMIZERS), _AS_YAML] = Fixed("adam")
     learning_rate: Annotated[Dimension, _num(float, positive=True), _AS_YAML] = Fixed(1e-3)
+    lr_schedule: Annotated[Dimension, _cat(LR_SCHEDULES), _AS_YAML] = Fixed("constant")
     batch_size: IntDim | None = None
     dropout: Annotated[Dimension, _num(float, minimum=0.0, maximum=1.0), _AS_YAML] = Fixed(0.0)
     epochs: IntDim | None = None

@@ -24,7 +24,7 @@ import json
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -285,7 +285,7 @@ def _retrain(
     x = np.concatenate([data.x_train, data.x_val])
     y = np.concatenate([data.y_train, data.y_val])
     keras.utils.set_random_seed(seed)
-    model = build_model(hp)
+    model = build_model(replace(hp, epochs=epochs), train_size=len(y))
     start = time.perf_counter()
     fit = model.fit(x, y, epochs=epochs, batch_size=hp.batch_size, verbose=0)
     info = {

@@ -7,6 +7,7 @@ importing this module (and ``nnsweep --help``) stays cheap.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,7 @@ class HyperParams:
     activation: str = "relu"
     optimizer: str = "adam"
     learning_rate: float = 1e-3
+    lr_schedule: str = "constant"
     batch_size: int = 128
     dropout: float = 0.0
     epochs: int = 10
@@ -44,6 +46,7 @@ class HyperParams:
             activation=self.activation,
             optimizer=self.optimizer,
             learning_rate=self.learning_rate,
+            lr_schedule=self.lr_schedule,
             batch_size=self.batch_size,
             dropout=self.dropout,
             epochs=self.epochs,
@@ -60,13 +63,16 @@ class HyperParams:
             activation=str(params["activation"]),
             optimizer=str(params["optimizer"]),
             learning_rate=float(params["learning_rate"]),
+            lr_schedule=str(params.get("lr_schedule", "constant")),
             batch_size=int(params["batch_size"]),
             dropout=float(params["dropout"]),
             epochs=int(params["epochs"]),
         )
 
 
-def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
+def make_optimizer(
+    name: str, learning_rate: float | keras.optimizers.schedules.LearningRateSchedule
+) -> keras.optimizers.Optimizer:
     """A fresh Keras optimizer for one of the names in :data:`nnsweep.config.OPTIMIZERS`."""
     import keras
 
@@ -84,10 +90,32 @@ def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimize
     return factories[name]()
 
 
+def learning_rate(
+    hp: HyperParams, train_size: int | None
+) -> float | keras.optimizers.schedules.LearningRateSchedule:
+    """``hp.learning_rate``, or with ``lr_schedule: cosine`` a cosine decay from it to 0 over
+    the fit's ``epochs`` x ceil(``train_size`` / ``batch_size``) optimizer steps."""
+    import keras
+
+    if hp.lr_schedule == "constant":
+        return hp.learning_rate
+    if hp.lr_schedule != "cosine":
+        raise ValueError(f"unknown lr_schedule {hp.lr_schedule!r}; use constant or cosine")
+    if not train_size:
+        raise ValueError("lr_schedule cosine needs the number of training images")
+    steps = hp.epochs * math.ceil(train_size / hp.batch_size)
+    return keras.optimizers.schedules.CosineDecay(hp.learning_rate, decay_steps=steps)
+
+
 def build_model(
-    hp: HyperParams, *, input_dim: int = INPUT_DIM, steps_per_execution: int = 1
+    hp: HyperParams,
+    *,
+    input_dim: int = INPUT_DIM,
+    train_size: int | None = None,
+    steps_per_execution: int = 1,
 ) -> keras.Sequential:
-    """Build and compile the MLP for ``hp``.
+    """Build and compile the MLP for ``hp`` (``train_size``: images per epoch, which a cosine
+    learning-rate schedule needs to know its length).
 
     ``steps_per_execution`` > 1 runs that many batches per call into the compiled function:
     fewer Python round trips, same results (the sweep uses 8). It is part of the compile
@@ -109,7 +137,7 @@ def build_model(
     layers.append(keras.layers.Dense(N_CLASSES, activation="softmax", name="digits"))
     model = keras.Sequential(layers, name="mlp")
     model.compile(
-        optimizer=make_optimizer(hp.optimizer, hp.learning_rate),
+        optimizer=make_optimizer(hp.optimizer, learning_rate(hp, train_size)),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
         steps_per_execution=steps_per_execution,

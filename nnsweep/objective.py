@@ -49,6 +49,7 @@ def sample_params(trial: optuna.Trial, spec: SweepSpec) -> HyperParams:
         activation=str(sp.activation.suggest(trial, "activation")),
         optimizer=str(sp.optimizer.suggest(trial, "optimizer")),
         learning_rate=float(sp.learning_rate.suggest(trial, "learning_rate")),
+        lr_schedule=str(sp.lr_schedule.suggest(trial, "lr_schedule")),
         batch_size=int(spec.batch_size_dim.suggest(trial, "batch_size")),
         dropout=float(sp.dropout.suggest(trial, "dropout")),
         epochs=int(spec.epochs_dim.suggest(trial, "epochs")),
@@ -255,7 +256,9 @@ class Objective:
         EpochLogger, PruningCallback = _callback_classes()
         hp = result.params
         keras.utils.set_random_seed(self.spec.seed + trial.number)
-        model = build_model(hp, steps_per_execution=STEPS_PER_EXECUTION)
+        model = build_model(
+            hp, train_size=len(self.data.y_train), steps_per_execution=STEPS_PER_EXECUTION
+        )
         result.model = model
         self.tracker.log_metrics(run_id, {"trainable_params": count_params(hp)})
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from nnsweep.config import ACTIVATIONS, OPTIMIZERS
-from nnsweep.model import HyperParams, build_model, count_params
+from nnsweep.model import HyperParams, build_model, count_params, learning_rate
 
 
 def test_seed_lab_model_has_19885_params() -> None:
@@ -48,6 +48,7 @@ def test_params_round_trip_from_strings() -> None:
         activation="elu",
         optimizer="nadam",
         learning_rate=0.003,
+        lr_schedule="cosine",
         batch_size=32,
         dropout=0.1,
         epochs=4,
@@ -55,6 +56,29 @@ def test_params_round_trip_from_strings() -> None:
     flat = hp.as_params()
     assert flat["units_0"] == 64 and flat["units_1"] == 8
     assert HyperParams.from_params({k: str(v) for k, v in flat.items()}) == hp
+
+
+def test_params_logged_before_lr_schedule_existed_mean_constant() -> None:
+    flat = HyperParams(n_layers=1, units=(8,)).as_params()
+    del flat["lr_schedule"]
+    assert HyperParams.from_params(flat).lr_schedule == "constant"
+
+
+def test_cosine_schedule_decays_to_zero_over_the_whole_fit() -> None:
+    hp = HyperParams(
+        n_layers=1, units=(4,), learning_rate=0.02, lr_schedule="cosine", batch_size=32, epochs=3
+    )
+    x = np.zeros((100, 784), np.float32)  # 4 steps per epoch, 12 in all
+    schedule = learning_rate(hp, len(x))
+    assert float(schedule(0)) == pytest.approx(0.02)
+    assert float(schedule(6)) == pytest.approx(0.01)
+    model = build_model(hp, train_size=len(x))
+    assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(0.02)
+    model.fit(x, np.zeros(100, np.int32), batch_size=32, epochs=3, verbose=0)
+    assert int(model.optimizer.iterations.numpy()) == 12
+    assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(0.0, abs=1e-9)
+    with pytest.raises(ValueError, match="needs the number of training images"):
+        build_model(hp)
 
 
 def test_units_must_match_layers() -> None:
