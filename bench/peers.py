@@ -6,13 +6,13 @@ RandomSearch, KerasTuner Hyperband, then ``nnsweep run bench/peers.yaml`` (the r
 full tracking, temporary SQLite stores). Space, data split and budget: see bench/space.py and
 bench/peers.yaml.
 
-    .venv/bin/python bench/peers.py            # all five runs, ~6 minutes on 2 cores
-    .venv/bin/python bench/peers.py --only nnsweep
+    .venv/bin/python bench/peers.py            # the four runs, ~6 minutes on 2 cores
+    .venv/bin/python bench/peers.py --only nnsweep nnsweep-complete
 
-nnsweep runs twice: ``trials: 20`` counts COMPLETE trials, so with pruning it runs 20 full
-fits *plus* the pruned ones (more work than the peers' 20 trials); the second run adds
-``--timeout`` = 0.8 x the fastest peer's wall time (minus a start-up allowance), so it stops
-starting trials when its share of the time is used, and the accuracy it found is compared.
+``nnsweep`` is the budget of the peers: 20 trials, pruned ones included
+(``trials_count: all``, Optuna's ``n_trials``), with median pruning. ``nnsweep-complete``
+(only when asked for) runs until 20 trials are COMPLETE, pruned ones on top: more work than
+any peer, for the accuracy a longer sweep buys.
 """
 
 from __future__ import annotations
@@ -35,10 +35,7 @@ CONTENDERS = {
     "kt-random": [PY, str(BENCH / "peer_kerastuner.py"), "--tuner", "random"],
     "kt-hyperband": [PY, str(BENCH / "peer_kerastuner.py"), "--tuner", "hyperband"],
 }
-OURS = ("nnsweep", "nnsweep-budget")
-# nnsweep-budget's --timeout is 0.8 x the fastest peer's wall time minus this: the process
-# start before the first trial (~7 s), the trial still running at the deadline, the report.
-SLACK_SECONDS = 12.0
+OURS = ("nnsweep", "nnsweep-complete")
 
 
 def run_peer(name: str) -> dict:
@@ -52,7 +49,7 @@ def run_peer(name: str) -> dict:
     return result
 
 
-def run_nnsweep(timeout: float | None = None) -> dict:
+def run_nnsweep(count: str = "all") -> dict:
     import optuna
 
     tmp, storage, tracking = stores("peers")
@@ -66,8 +63,12 @@ def run_nnsweep(timeout: float | None = None) -> dict:
         "--tracking-uri",
         tracking,
     ]
-    if timeout is not None:
-        cmd += ["--timeout", f"{timeout:.0f}"]
+    sweep = BENCH / "peers.yaml"
+    if count != "all":
+        sweep = Path(tmp) / "peers.yaml"
+        text = (BENCH / "peers.yaml").read_text()
+        sweep.write_text(text.replace("trials_count: all", f"trials_count: {count}"))
+    cmd[2] = str(sweep)
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp)
     wall = time.perf_counter() - start
@@ -78,9 +79,9 @@ def run_nnsweep(timeout: float | None = None) -> dict:
     epochs = sum(len(t.intermediate_values) for t in study.trials)
     shutil.rmtree(tmp, ignore_errors=True)
     return {
-        "peer": "nnsweep, 20 COMPLETE trials"
-        if timeout is None
-        else f"nnsweep, 20 COMPLETE trials or --timeout {timeout:.0f} s",
+        "peer": "nnsweep, 20 trials (pruned count)"
+        if count == "all"
+        else "nnsweep, 20 COMPLETE trials (pruned on top)",
         "trials": len(states),
         "complete": states.count("COMPLETE"),
         "pruned": states.count("PRUNED"),
@@ -94,13 +95,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", nargs="*", choices=[*CONTENDERS, *OURS])
     ap.add_argument(
-        "--fastest-peer",
-        type=float,
-        help="seconds of the fastest peer from an earlier run (for --only nnsweep-budget)",
+        "--fastest-peer", type=float, help="seconds of the fastest peer from an earlier run"
     )
     ap.add_argument("--best-peer", type=float, help="best peer val_accuracy from that run")
     args = ap.parse_args()
-    names = args.only or [*CONTENDERS, *OURS]
+    names = args.only or [*CONTENDERS, "nnsweep"]
     dists = (
         "nnsweep",
         "tensorflow-cpu",
@@ -114,14 +113,8 @@ def main() -> None:
     print("# data mnist_5k: 3,600 train / 400 val (seed 42); 20 trials x 10 epochs, batch 128")
     results = {}
     for name in names:
-        if name == "nnsweep":
-            res = run_nnsweep()
-        elif name == "nnsweep-budget":
-            peer_times = [r["wall_seconds"] for k, r in results.items() if k in CONTENDERS]
-            peer_times += [args.fastest_peer] if args.fastest_peer else []
-            if not peer_times:
-                continue
-            res = run_nnsweep(timeout=max(0.8 * min(peer_times) - SLACK_SECONDS, 1))
+        if name in OURS:
+            res = run_nnsweep("all" if name == "nnsweep" else "complete")
         else:
             res = run_peer(name)
         results[name] = res

@@ -4,44 +4,25 @@
     .venv/bin/python bench/run_all.py --skip-fashion
 
 Each script runs in its own process, one after another, so none disturbs another's timing.
-The Fashion-MNIST sweep (target 3) runs last: sweeps/fashion.yaml under a hard 30-minute
-limit, then ``nnsweep export`` reads its test accuracy from the model card.
+The Fashion-MNIST sweep (target 3, bench/fashion.py: sweeps/fashion.yaml, then
+``nnsweep export --retrain`` and its model card's test accuracy) runs last.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 PY = sys.executable
-NNSWEEP = str(Path(PY).parent / "nnsweep")
 
 
-def run(cmd: list[str], timeout: float | None = None) -> None:
+def run(cmd: list[str]) -> None:
     print(f"$ {' '.join(cmd)}", flush=True)
-    subprocess.run(cmd, check=True, cwd=ROOT, timeout=timeout)
-
-
-def fashion() -> None:
-    tmp = Path(tempfile.mkdtemp(prefix="nnsweep-fashion-"))
-    stores = [
-        "--storage",
-        f"sqlite:///{tmp}/optuna.db",
-        "--tracking-uri",
-        f"sqlite:///{tmp}/mlflow.db",
-    ]
-    run([NNSWEEP, "run", "sweeps/fashion.yaml", "--quiet", *stores], timeout=1800)
-    run([NNSWEEP, "export", "fashion", "--out", str(tmp / "export"), "--force", *stores])
-    card = json.loads((tmp / "export" / "model_card.json").read_text())
-    print(f"fashion: model card {json.dumps(card.get('test', card), default=str)[:300]}")
-    shutil.rmtree(tmp, ignore_errors=True)
+    subprocess.run(cmd, check=True, cwd=ROOT)
 
 
 def main() -> None:
@@ -53,7 +34,7 @@ def main() -> None:
     run([PY, "bench/scale.py"])
     run([PY, "bench/peers.py"])
     if not args.skip_fashion:
-        fashion()
+        run([PY, "bench/fashion.py"])
 
 
 if __name__ == "__main__":
