@@ -6,7 +6,8 @@ libraries (TensorFlow, MLflow, Optuna) are imported only when a function needs t
 
 from __future__ import annotations
 
-from .config import SweepSpec, load_spec, parse_spec
+from typing import TYPE_CHECKING, Any
+
 from .errors import (
     DataError,
     ExportError,
@@ -18,7 +19,22 @@ from .errors import (
     SweepFailedError,
 )
 
+if TYPE_CHECKING:
+    from .config import SweepSpec, load_spec, parse_spec
+
 __version__ = "0.1.0"
+_FROM_CONFIG = ("SweepSpec", "load_spec", "parse_spec")
+
+
+def __getattr__(name: str) -> Any:
+    """``nnsweep.load_spec`` & co. import pydantic on first use (~0.3 s), not with the package:
+    the commands that never read a sweep file (status, best, ui…) start faster."""
+    if name in _FROM_CONFIG:
+        from . import config
+
+        return getattr(config, name)
+    raise AttributeError(f"module 'nnsweep' has no attribute {name!r}")
+
 
 __all__ = [
     "DataError",

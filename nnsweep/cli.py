@@ -233,11 +233,13 @@ def status(
     as_json: JsonFlag = False,
 ) -> None:
     """Trial counts by state and the best value, for one study or all of them."""
-    from .study import list_studies, load_study, summarize
+    from .study import list_studies, load_study, read_summaries, summarize
 
     storage_url, _ = _stores(storage, tracking_uri)
-    names = [study] if study else list_studies(storage_url)
-    summaries = [summarize(load_study(n, storage_url)) for n in names]
+    summaries = read_summaries(storage_url, [study] if study else None)
+    if summaries is None:
+        names = [study] if study else list_studies(storage_url)
+        summaries = [summarize(load_study(n, storage_url)) for n in names]
     if as_json:
         typer.echo(json.dumps(summaries[0] if study else summaries, indent=2))
         return

@@ -294,6 +294,80 @@ def count_states(study: optuna.Study) -> Counter[str]:
         return Counter({state.name: n for state, n in conn.execute(query)})
 
 
+TRIAL_STATES = ("RUNNING", "COMPLETE", "PRUNED", "FAIL", "WAITING")  # Optuna's TrialState
+
+
+def read_summaries(storage_url: str, names: list[str] | None = None) -> list[dict] | None:
+    """:func:`summarize` for RDB storages with a few SQL queries on Optuna's tables, importing
+    neither Optuna nor Alembic (~0.8 s of the ~2 s ``nnsweep status`` took on 1,000 trials).
+
+    Returns None when it cannot answer (a journal storage, an unknown study, an unreachable
+    database, a schema it does not know): the caller then goes through Optuna, which also
+    gives the proper error.
+    """
+    if storage_url.startswith("journal:") or (
+        (path := sqlite_path(storage_url)) is not None and not path.exists()
+    ):
+        return None
+    import json
+
+    import sqlalchemy as sa
+
+    try:
+        engine = sa.create_engine(storage_url, connect_args=_connect_args(storage_url))
+        with engine.connect() as conn:
+            studies = dict(conn.execute(sa.text("SELECT study_name, study_id FROM studies")).all())
+            wanted = sorted(studies) if names is None else names
+            if any(n not in studies for n in wanted):
+                return None
+            out = []
+            for name in wanted:
+                sid = {"sid": studies[name]}
+                (direction,) = conn.execute(
+                    sa.text("SELECT direction FROM study_directions WHERE study_id = :sid"), sid
+                ).one()
+                metric = conn.execute(
+                    sa.text(
+                        "SELECT value_json FROM study_user_attributes "
+                        "WHERE study_id = :sid AND key = 'nnsweep.objective'"
+                    ),
+                    sid,
+                ).scalar()
+                counts = dict(
+                    conn.execute(
+                        sa.text(
+                            "SELECT state, COUNT(*) FROM trials WHERE study_id = :sid "
+                            "GROUP BY state"
+                        ),
+                        sid,
+                    ).all()
+                )
+                order = "DESC" if direction == "MAXIMIZE" else "ASC"
+                best = conn.execute(
+                    sa.text(
+                        "SELECT t.number, v.value FROM trials t JOIN trial_values v "
+                        "ON v.trial_id = t.trial_id WHERE t.study_id = :sid "
+                        "AND t.state = 'COMPLETE' AND v.objective = 0 "
+                        f"AND v.value_type = 'FINITE' ORDER BY v.value {order}, t.number LIMIT 1"
+                    ),
+                    sid,
+                ).first()
+                out.append(
+                    {
+                        "study": name,
+                        "direction": direction.lower(),
+                        "metric": json.loads(metric) if metric else "value",
+                        "n_trials": sum(counts.values()),
+                        "states": {st: counts.get(st, 0) for st in TRIAL_STATES},
+                        "best": {"number": best[0], "value": best[1]} if best else None,
+                    }
+                )
+        engine.dispose()
+        return out
+    except Exception:  # any surprise: let Optuna answer (and word the error)
+        return None
+
+
 def summarize(study: optuna.Study) -> dict[str, Any]:
     """Trial counts by state and the best trial, as ``status --json`` prints them."""
     from optuna.trial import TrialState

@@ -23,6 +23,7 @@ from nnsweep.study import (
     load_study,
     make_pruner,
     make_sampler,
+    read_summaries,
     reap_dead_local_trials,
     resolve_storage,
     summarize,
@@ -183,3 +184,26 @@ def test_count_states_matches_the_trials_on_every_storage(tmp_path: Path, kind: 
     summary = summarize(study)
     assert summary["n_trials"] == 5 and summary["states"]["WAITING"] == 0
     assert summary["best"] == {"number": 3, "value": 0.8}
+
+
+def test_read_summaries_answers_like_optuna_without_loading_it(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/optuna.db"
+    spec = parse_spec(BASE)
+    for name, values in (("up", [0.2, 0.9, 0.5]), ("empty", [])):
+        study = create_or_resume(spec, url, name)
+        for v in values:
+            study.add_trial(optuna.trial.create_trial(value=v, params={}, distributions={}))
+        study.add_trial(
+            optuna.trial.create_trial(state=TrialState.PRUNED, params={}, distributions={})
+        )
+    down = optuna.create_study(study_name="down", storage=url, direction="minimize")
+    for v in (0.3, 0.1, float("inf")):
+        down.add_trial(optuna.trial.create_trial(value=v, params={}, distributions={}))
+    fast = read_summaries(url)
+    assert fast == [summarize(load_study(n, url)) for n in ("down", "empty", "up")]
+    assert fast[2]["best"] == {"number": 1, "value": 0.9} and fast[1]["best"] is None
+    assert fast[0]["best"] == {"number": 1, "value": 0.1} and fast[0]["metric"] == "value"
+    assert read_summaries(url, ["up"]) == [fast[2]]
+    assert read_summaries(url, ["nope"]) is None  # Optuna words the error
+    assert read_summaries(f"sqlite:///{tmp_path}/missing.db") is None
+    assert read_summaries(f"journal:///{tmp_path}/j.log") is None
