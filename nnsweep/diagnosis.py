@@ -43,8 +43,10 @@ epochs is one that stopped too early.
 Overfitting is checked first: a model that is both weak and far better on its training data
 than on unseen data has a variance problem to fix before a capacity one. A history with no
 usable epoch (a crash before the first epoch ended, or NaN from epoch 1) has nothing to judge:
-:func:`diagnose` returns ``None``. The logged ``val_loss_rise`` and ``gap_accuracy`` are the
-last epoch's values; the tag's ``reason`` says which rule fired and with which numbers.
+:func:`diagnose` returns ``None``. Nor is a trial the pruner stopped judged by these rules: its
+history ends where the pruner cut it, so it is the group :data:`PRUNED`, not a verdict.
+The logged ``val_loss_rise`` and ``gap_accuracy`` are the last epoch's values; the tag's
+``reason`` says which rule fired and with which numbers.
 """
 
 from __future__ import annotations
@@ -59,6 +61,9 @@ if TYPE_CHECKING:
 
 FitTag = Literal["underfit", "good", "overfit"]
 FIT_TAGS: tuple[FitTag, ...] = ("underfit", "good", "overfit")
+# The ``nnsweep.fit`` group of a trial the pruner stopped: its history was cut short on
+# purpose, so no rule above is a verdict on it, and reports keep it out of the FIT_TAGS counts.
+PRUNED = "pruned"
 SERIES = ("loss", "accuracy", "val_loss", "val_accuracy")
 TREND_WINDOW = 3
 _TINY = 1e-12  # guards divisions by a loss of exactly 0

@@ -1,21 +1,23 @@
 """The study report: every trial side by side, so over- and underfitting compare across runs.
 
-:func:`trials_frame` joins the Optuna study (state, params, value, duration) with each trial's
-MLflow child run (the fit diagnosis of :mod:`nnsweep.diagnosis`: metrics and tag
-``nnsweep.fit``). :func:`write_report` writes, into one folder:
+The table comes from :func:`nnsweep.trials.trials_frame` (Optuna joined with each trial's MLflow
+run); this module renders it. :func:`write_report` writes, into one folder:
 
 * ``trials.csv`` (every column, params as ``params.<name>``) and ``trials.md`` (runs by fit
-  tag, then the table, best trial first);
+  group, then the table, best trial first);
 * ``optimization_history.html``, ``parallel_coordinate.html``, ``param_importances.html``:
   Optuna's plotly figures, self-contained so they open offline and in the MLflow UI;
-* ``accuracy_overlay.png``: train vs validation accuracy of the top trials and of the worst
-  over- and underfitters;
-* ``fit_counts.csv``: runs by fit tag.
+* ``accuracy_overlay.png``: train vs validation accuracy of the top trials, of the worst
+  over- and underfitters, and of the pruned trials (a panel of their own);
+* ``fit_counts.csv``: runs by fit group (``pruned`` apart from the three verdicts).
 
 ``nnsweep run`` logs the folder under ``report/`` on its parent run (:func:`log_study_report`);
-``nnsweep report`` writes it to disk; ``nnsweep compare`` prints the table. Trials that stepped
-back before training because other workers had filled the target (``nnsweep.surplus``) have no
-run and are left out.
+``nnsweep report`` writes it to disk; ``nnsweep compare`` prints the table. Validation scores
+are shown with the size of the validation split they were measured on (``n=``): on a few
+hundred images one image moves accuracy by a few tenths of a point.
+
+The table's functions (:func:`trials_frame`, :func:`sort_trials`, :func:`fit_counts`, …) are
+importable from here too, as before the split.
 """
 
 from __future__ import annotations
@@ -28,31 +30,56 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .diagnosis import FIT_TAGS
-from .errors import NoCompleteTrialError, StorageError
-from .objective import SURPLUS_ATTR
+from .diagnosis import PRUNED
 from .tracking import fetch_history, open_reader
-from .urls import mask_url
+from .trials import (
+    DIAGNOSIS_COLUMNS,
+    FIT_TAG,
+    NO_FIT,
+    RUN_ID_ATTR,
+    fetch_runs,
+    fit_counts,
+    reported_trials,
+    resolve_column,
+    sort_trials,
+    study_table,
+    trials_frame,
+    val_sizes,
+)
 
 if TYPE_CHECKING:
     import optuna
     import pandas as pd
     from mlflow import MlflowClient
-    from mlflow.entities import Run
 
     from .tracking import Tracker
 
-RUN_ID_ATTR = "nnsweep.mlflow_run_id"
-FIT_TAG = "nnsweep.fit"
-NO_FIT = "none"  # a trial with no diagnosis: it finished no usable epoch
-DIAGNOSIS_COLUMNS = (
-    "best_val_accuracy",
-    "final_val_accuracy",
-    "gap_accuracy",
-    "gap_loss",
-    "val_loss_rise",
-    "best_epoch",
-)
+__all__ = [
+    "COUNTS_CSV",
+    "DIAGNOSIS_COLUMNS",
+    "FIT_TAG",
+    "NO_FIT",
+    "OPTUNA_PLOTS",
+    "OVERLAY_PNG",
+    "REPORT_ARTIFACT_DIR",
+    "RUN_ID_ATTR",
+    "TABLE_CSV",
+    "TABLE_MD",
+    "Report",
+    "display_frame",
+    "fetch_runs",
+    "fit_counts",
+    "log_study_report",
+    "overlay_groups",
+    "resolve_column",
+    "sort_trials",
+    "study_report",
+    "study_table",
+    "to_markdown",
+    "trials_frame",
+    "write_report",
+]
+
 TABLE_CSV, TABLE_MD, COUNTS_CSV = "trials.csv", "trials.md", "fit_counts.csv"
 OVERLAY_PNG = "accuracy_overlay.png"
 OPTUNA_PLOTS = {
@@ -64,7 +91,6 @@ OUTPUTS = (TABLE_CSV, TABLE_MD, COUNTS_CSV, OVERLAY_PNG, *OPTUNA_PLOTS)
 REPORT_ARTIFACT_DIR = "report"
 TOP_K = 3
 WORST = 2
-_SEARCH_CHUNK = 100
 
 
 @dataclass
@@ -76,151 +102,7 @@ class Report:
     counts: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     n_trials: int = 0
-
-
-# -- MLflow side ------------------------------------------------------------------------------
-def _experiment_ids(client: MlflowClient, study: optuna.Study) -> list[str]:
-    """The experiments that may hold the study's runs: the one the sweep recorded, by id and
-    by the sweep's name (a study resumed against another store has a stale id)."""
-    from mlflow.exceptions import MlflowException
-
-    ids: list[str] = []
-    exp_id = study.user_attrs.get("nnsweep.experiment_id")
-    if exp_id is not None:
-        try:
-            ids.append(str(client.get_experiment(str(exp_id)).experiment_id))
-        except MlflowException:
-            pass
-    name = (study.user_attrs.get("nnsweep.spec") or {}).get("name", study.study_name)
-    exp = client.get_experiment_by_name(str(name))
-    if exp is not None and str(exp.experiment_id) not in ids:
-        ids.append(str(exp.experiment_id))
-    return ids
-
-
-def fetch_runs(client: MlflowClient, study: optuna.Study, run_ids: list[str]) -> dict[str, Run]:
-    """The MLflow runs with these ids (those the store holds), by run id."""
-    exp_ids = _experiment_ids(client, study)
-    found: dict[str, Run] = {}
-    if not exp_ids:
-        return found
-    for i in range(0, len(run_ids), _SEARCH_CHUNK):
-        chunk = run_ids[i : i + _SEARCH_CHUNK]
-        quoted = ", ".join(f"'{r}'" for r in chunk)
-        for run in client.search_runs(
-            exp_ids, filter_string=f"attributes.run_id IN ({quoted})", max_results=len(chunk)
-        ):
-            found[run.info.run_id] = run
-    return found
-
-
-# -- the table --------------------------------------------------------------------------------
-def _trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    return [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(SURPLUS_ATTR)]
-
-
-def trials_frame(study: optuna.Study, client: MlflowClient) -> pd.DataFrame:
-    """One row per trial: Optuna's view joined with the diagnosis on its MLflow run.
-
-    Columns: ``trial``, ``state``, ``value`` (the objective; NaN unless COMPLETE), one
-    ``params.<name>`` per hyperparameter, the diagnosis metrics, ``fit`` (``underfit``,
-    ``good``, ``overfit``, or ``none`` when undiagnosed), ``epochs``, ``duration_s`` and
-    ``run_id``. Rows are in trial order.
-
-    Raises:
-        NoCompleteTrialError: the study has no trial yet.
-        StorageError: trials have MLflow run ids but the store holds none of those runs.
-    """
-    import pandas as pd
-
-    trials = _trials(study)
-    if not trials:
-        raise NoCompleteTrialError(
-            f"study {study.study_name!r} has no trials yet; run it with `nnsweep run SWEEP`"
-        )
-    run_ids = [str(t.user_attrs[RUN_ID_ATTR]) for t in trials if RUN_ID_ATTR in t.user_attrs]
-    runs = fetch_runs(client, study, run_ids)
-    if run_ids and not runs:
-        raise StorageError(
-            f"tracking store {mask_url(str(client.tracking_uri))} holds none of the "
-            f"{len(run_ids)} runs of study {study.study_name!r}; pass the --tracking-uri "
-            "(or MLFLOW_TRACKING_URI) the sweep logged to"
-        )
-    rows = []
-    for t in trials:
-        run_id = t.user_attrs.get(RUN_ID_ATTR)
-        run = runs.get(str(run_id)) if run_id else None
-        metrics = run.data.metrics if run else {}
-        params = t.user_attrs.get("nnsweep.params") or t.params
-        row: dict[str, Any] = {
-            "trial": t.number,
-            "state": t.state.name,
-            "value": t.value if t.value is not None else math.nan,
-        }
-        row.update({f"params.{k}": v for k, v in params.items()})
-        row.update({k: metrics.get(k, math.nan) for k in DIAGNOSIS_COLUMNS})
-        row["fit"] = run.data.tags.get(FIT_TAG, NO_FIT) if run else NO_FIT
-        row["epochs"] = metrics.get("epochs_run", math.nan)
-        row["duration_s"] = t.duration.total_seconds() if t.duration is not None else math.nan
-        row["run_id"] = run_id or ""
-        rows.append(row)
-    frame = pd.DataFrame(rows)
-    tail = [*DIAGNOSIS_COLUMNS, "fit", "epochs", "duration_s", "run_id"]
-    head = ["trial", "state", "value"]
-    middle = [c for c in frame.columns if c not in head and c not in tail]
-    return frame[head + middle + tail]
-
-
-def resolve_column(frame: pd.DataFrame, column: str) -> str:
-    """``column`` as a column of ``frame``; a bare param name means ``params.<name>``.
-
-    Raises:
-        ValueError: no such column (the message lists them).
-    """
-    if column in frame.columns:
-        return column
-    if f"params.{column}" in frame.columns:
-        return f"params.{column}"
-    raise ValueError(f"no column {column!r}; sort by one of {', '.join(frame.columns)}")
-
-
-def sort_trials(
-    frame: pd.DataFrame,
-    column: str = "value",
-    *,
-    direction: str = "maximize",
-    reverse: bool = False,
-) -> pd.DataFrame:
-    """Rows in a useful order: ``value`` best first (by ``direction``), ``trial`` and text
-    columns ascending, other numbers largest first; NaN always last; ``reverse`` flips it.
-
-    Raises:
-        ValueError: no such column.
-    """
-    import pandas as pd
-
-    col = resolve_column(frame, column)
-    if col == "value":
-        ascending = direction == "minimize"
-    elif col == "trial" or not pd.api.types.is_numeric_dtype(frame[col]):
-        ascending = True
-    else:
-        ascending = False
-    if reverse:
-        ascending = not ascending
-    keys = [col] if col == "trial" else [col, "trial"]
-    return frame.sort_values(
-        keys, ascending=[ascending, True][: len(keys)], na_position="last", kind="stable"
-    ).reset_index(drop=True)
-
-
-def fit_counts(frame: pd.DataFrame) -> dict[str, int]:
-    """Runs by fit tag: ``underfit``, ``good``, ``overfit`` (always), ``none`` (when any)."""
-    counts = Counter(str(f) for f in frame["fit"])
-    out = {tag: counts.get(tag, 0) for tag in FIT_TAGS}
-    if counts.get(NO_FIT):
-        out[NO_FIT] = counts[NO_FIT]
-    return out
+    val_sizes: list[int] = field(default_factory=list)  # images in the validation split(s)
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
@@ -235,10 +117,18 @@ def _short(value: Any) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
+def size_label(sizes: list[int]) -> str:
+    """`` (n=500)`` for one validation size, ``""`` for none or several (then a column)."""
+    return f" (n={sizes[0]})" if len(sizes) == 1 else ""
+
+
 def display_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """The table as people read it (strings): trial, state, params, best/final val accuracy,
     gap, fit, duration, run id. ``params`` lists only the hyperparameters that vary between
-    the trials of ``frame`` (all of them when none does)."""
+    the trials of ``frame`` (all of them when none does).
+
+    The validation size goes with the scores: in their headers (``best val_acc (n=500)``)
+    when the trials share one split, else in a ``val n`` column after them."""
     import pandas as pd
 
     param_cols = [c for c in frame.columns if c.startswith("params.")]
@@ -252,13 +142,20 @@ def display_frame(frame: pd.DataFrame) -> pd.DataFrame:
             if not (isinstance(row[c], float) and math.isnan(row[c]))
         )
 
+    sizes = val_sizes(frame)
+    n = size_label(sizes)
+    columns: dict[str, Any] = {
+        "trial": frame["trial"].astype(str),
+        "state": frame["state"],
+        "params": [params_of(row) for _, row in frame.iterrows()],
+        f"best val_acc{n}": [_fmt(v) for v in frame["best_val_accuracy"]],
+        f"final val_acc{n}": [_fmt(v) for v in frame["final_val_accuracy"]],
+    }
+    if len(sizes) > 1:
+        columns["val n"] = [_fmt(int(v) if not math.isnan(v) else v) for v in frame["val_size"]]
     return pd.DataFrame(
         {
-            "trial": frame["trial"].astype(str),
-            "state": frame["state"],
-            "params": [params_of(row) for _, row in frame.iterrows()],
-            "best val_acc": [_fmt(v) for v in frame["best_val_accuracy"]],
-            "final val_acc": [_fmt(v) for v in frame["final_val_accuracy"]],
+            **columns,
             "gap": [_fmt(v, 3) for v in frame["gap_accuracy"]],
             "fit": frame["fit"],
             "duration": [
@@ -286,10 +183,11 @@ def to_markdown(frame: pd.DataFrame) -> str:
 # -- the figures ------------------------------------------------------------------------------
 def overlay_groups(
     frame: pd.DataFrame, direction: str, top_k: int = TOP_K, worst: int = WORST
-) -> tuple[list[int], list[int]]:
-    """Trial numbers for the overlay: the ``top_k`` COMPLETE trials by value, and the
+) -> tuple[list[int], list[int], list[int]]:
+    """Trial numbers for the overlay's panels: the ``top_k`` COMPLETE trials by value; the
     ``worst`` overfitters (largest gap) plus the ``worst`` underfitters (lowest best val
-    accuracy)."""
+    accuracy); and ``top_k`` pruned trials, those that ran the most epochs first. Pruned
+    trials are only ever in the last group."""
     complete = frame[(frame["state"] == "COMPLETE") & frame["value"].notna()]
     top = sort_trials(complete, "value", direction=direction)["trial"].head(top_k).tolist()
     over = frame[frame["fit"] == "overfit"].sort_values(
@@ -299,16 +197,25 @@ def overlay_groups(
         ["best_val_accuracy", "trial"], ascending=[True, True], na_position="last"
     )
     bad = over["trial"].head(worst).tolist() + under["trial"].head(worst).tolist()
-    return [int(n) for n in top], [int(n) for n in bad]
+    pruned = frame[frame["fit"] == PRUNED].sort_values(
+        ["epochs", "trial"], ascending=[False, True], na_position="last"
+    )
+    cut = pruned["trial"].head(top_k).tolist()
+    return [int(n) for n in top], [int(n) for n in bad], [int(n) for n in cut]
 
 
 def _write_overlay(
-    frame: pd.DataFrame, client: MlflowClient, direction: str, path: Path, study_name: str
+    frame: pd.DataFrame,
+    client: MlflowClient,
+    direction: str,
+    path: Path,
+    study_name: str,
+    top_k: int = TOP_K,
 ) -> bool:
     from .plots import Curves, accuracy_overlay, save
 
-    top, bad = overlay_groups(frame, direction)
-    if not top and not bad:
+    top, bad, pruned = overlay_groups(frame, direction, top_k=top_k)
+    if not top and not bad and not pruned:
         return False
     by_trial = frame.set_index("trial")
     cache: dict[int, dict[str, list[float]]] = {}
@@ -321,14 +228,22 @@ def _write_overlay(
                 continue
             if n not in cache:
                 cache[n] = fetch_history(client, str(row["run_id"]))
-            label = f"#{n} {row['fit']} (best val {_fmt(row['best_val_accuracy'], 3)})"
+            if row["fit"] == PRUNED:
+                label = f"#{n} pruned after {_fmt(row['epochs'], 0)} epochs"
+            else:
+                label = f"#{n} {row['fit']} (best val {_fmt(row['best_val_accuracy'], 3)})"
             out.append(Curves(label, cache[n]))
         return out
 
-    fig = accuracy_overlay(
-        [(f"top {len(top)} by objective", curves(top)), ("worst over/underfitters", curves(bad))],
-        title=f"study {study_name}: train vs validation accuracy",
-    )
+    panels = [
+        (f"top {len(top)} by objective", curves(top)),
+        ("worst over/underfitters", curves(bad)),
+    ]
+    if pruned:  # a study without a pruner gets no empty third panel
+        n_pruned = int((frame["fit"] == PRUNED).sum())
+        panels.append((f"pruned, no fit verdict ({len(pruned)} of {n_pruned})", curves(pruned)))
+    n = size_label(val_sizes(frame))
+    fig = accuracy_overlay(panels, title=f"study {study_name}: train vs validation accuracy{n}")
     save(fig, path)
     return True
 
@@ -376,7 +291,9 @@ def write_report(
     for name in OUTPUTS:  # a part skipped now must not leave an old file behind
         (folder / name).unlink(missing_ok=True)
 
-    report = Report(out=folder, counts=fit_counts(frame), n_trials=len(frame))
+    report = Report(
+        out=folder, counts=fit_counts(frame), n_trials=len(frame), val_sizes=val_sizes(frame)
+    )
     ordered.to_csv(folder / TABLE_CSV, index=False)
     _counts_frame(report.counts).to_csv(folder / COUNTS_CSV, index=False)
     report.files += [TABLE_CSV, COUNTS_CSV]
@@ -384,10 +301,12 @@ def write_report(
     n_complete = int((frame["state"] == TrialState.COMPLETE.name).sum())
     plots, report.notes = _write_optuna_plots(study, folder, n_complete, metric)
     report.files += plots
-    if _write_overlay(frame, client, direction, folder / OVERLAY_PNG, study.study_name):
+    if _write_overlay(frame, client, direction, folder / OVERLAY_PNG, study.study_name, top_k):
         report.files.append(OVERLAY_PNG)
     else:
-        report.notes.append(f"{OVERLAY_PNG} skipped: no COMPLETE, overfit or underfit trial")
+        report.notes.append(
+            f"{OVERLAY_PNG} skipped: no COMPLETE, overfit, underfit or pruned trial"
+        )
 
     (folder / TABLE_MD).write_text(
         _markdown_page(study.study_name, direction, metric, ordered, report), encoding="utf-8"
@@ -407,14 +326,29 @@ def _markdown_page(
 ) -> str:
     states = Counter(ordered["state"])
     state_text = ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
+    sizes = report.val_sizes
+    if len(sizes) == 1:
+        scored = f", scored on {sizes[0]:,} validation images"
+    elif sizes:
+        scored = f", scored on validation splits of {' / '.join(f'{n:,}' for n in sizes)} images"
+    else:
+        scored = ""
     parts = [
         f"# Study {study}",
         "",
-        f"{len(ordered)} trials ({state_text}); objective: {direction} {metric}.",
+        f"{len(ordered)} trials ({state_text}); objective: {direction} {metric}{scored}.",
         "",
-        "## Runs by fit tag",
+        "## Runs by fit group",
         "",
         to_markdown(_counts_frame(report.counts)),
+    ]
+    if report.counts.get(PRUNED):
+        parts += [
+            f"`{PRUNED}`: stopped early by the pruner. A history cut short on purpose is no fit",
+            "verdict, so these trials are not counted as underfit, good or overfit.",
+            "",
+        ]
+    parts += [
         "## Trials, best first",
         "",
         to_markdown(display_frame(ordered)),
@@ -432,7 +366,7 @@ def log_study_report(study: optuna.Study, tracker: Tracker, parent_run_id: str) 
 
     Returns ``None`` (and logs nothing) when the study has no trial to report.
     """
-    if not _trials(study):
+    if not reported_trials(study):
         return None
     with tempfile.TemporaryDirectory(prefix="nnsweep-report-") as tmp:
         report = write_report(study, tracker.client, tmp)
@@ -451,11 +385,3 @@ def study_report(study_name: str, storage_url: str, tracking_uri: str, out: str 
 
     study = load_study(study_name, storage_url)
     return write_report(study, open_reader(tracking_uri), out)
-
-
-def study_table(study_name: str, storage_url: str, tracking_uri: str) -> tuple[str, pd.DataFrame]:
-    """``nnsweep compare``: (the study's direction, its trials frame)."""
-    from .study import load_study
-
-    study = load_study(study_name, storage_url)
-    return study.direction.name.lower(), trials_frame(study, open_reader(tracking_uri))

@@ -88,7 +88,8 @@ def test_save_writes_a_png(tmp_path: Path) -> None:
 
 def test_importing_the_report_modules_loads_no_heavy_library() -> None:
     code = (
-        "import sys, nnsweep.plots, nnsweep.diagnosis, nnsweep.report, nnsweep.steps\n"
+        "import sys, nnsweep.plots, nnsweep.diagnosis, nnsweep.report, nnsweep.trials\n"
+        "import nnsweep.steps\n"
         "import nnsweep.plots as p\n"
         "heavy = [m for m in ('matplotlib', 'keras', 'tensorflow', 'mlflow', 'optuna', 'plotly',"
         " 'pandas') if m in sys.modules]\n"

@@ -42,7 +42,8 @@ DISTRIBUTIONS = {
     "learning_rate": FloatDistribution(1e-4, 1e-2, log=True),
     "activation": CategoricalDistribution(["relu", "tanh"]),
 }
-# number: (state, value, units_0, learning_rate, fit, best val acc, gap)
+# number: (state, value, units_0, learning_rate, fit, best val acc, gap). Trial 3 is a pruned
+# trial logged before pruned runs got their own tag: its run says underfit, Optuna says PRUNED.
 TRIALS: dict[int, tuple[TrialState, float | None, int, float, str | None, float, float]] = {
     0: (TrialState.COMPLETE, 0.93, 64, 3e-3, "good", 0.93, 0.02),
     1: (TrialState.COMPLETE, 0.95, 128, 1e-3, "overfit", 0.95, 0.09),
@@ -51,17 +52,25 @@ TRIALS: dict[int, tuple[TrialState, float | None, int, float, str | None, float,
     4: (TrialState.FAIL, None, 32, 9e-3, None, math.nan, math.nan),
     5: (TrialState.COMPLETE, 0.91, 96, 2e-3, "overfit", 0.91, 0.12),
 }
+VAL_SIZE = 450
 
 
-def _add_trials(study: optuna.Study, tracker: Tracker, spec: dict[int, Any]) -> None:
-    parent = tracker.start_parent(study.study_name, tags={}, params={})
+def _add_trials(
+    study: optuna.Study, tracker: Tracker, spec: dict[int, Any], val_size: int | None = VAL_SIZE
+) -> None:
+    """Log ``spec``'s trials under one parent run (``val_size=None``: a sweep that predates
+    the param) and add them to ``study``."""
+    params = {} if val_size is None else {"val_size": val_size}
+    parent = tracker.start_parent(study.study_name, tags={}, params=params)
     for number, (state, value, units, lr, fit, best, gap) in spec.items():
         params = {"units_0": units, "learning_rate": lr, "activation": "relu"}
         run_id = tracker.start_trial(parent, study.study_name, number, params)
-        for epoch in (1, 2, 3):
+        epochs = 2 if state == TrialState.PRUNED else 3
+        for epoch in range(1, epochs + 1):
             tracker.log_metrics(
                 run_id, {"accuracy": 0.5 + 0.1 * epoch, "val_accuracy": 0.45 + 0.1 * epoch}, epoch
             )
+        tracker.log_metrics(run_id, {"epochs_run": epochs})
         if fit is not None:
             tracker.log_metrics(
                 run_id,
@@ -124,12 +133,18 @@ def test_trials_frame_joins_optuna_and_mlflow(made: tuple[optuna.Study, MlflowCl
     failed = frame.set_index("trial").loc[4]
     assert failed["fit"] == "none" and math.isnan(failed["value"])
     assert math.isnan(failed["best_val_accuracy"])
+    # PRUNED in Optuna is the pruned group, whatever verdict an older run carries
+    assert frame.set_index("trial").loc[3, "fit"] == "pruned"
+    assert frame["val_size"].tolist() == [VAL_SIZE] * 6  # from the parent run's params
 
 
-def test_fit_counts(made: tuple[optuna.Study, MlflowClient]) -> None:
+def test_fit_counts_keep_pruned_trials_apart(made: tuple[optuna.Study, MlflowClient]) -> None:
     frame = trials_frame(*made)
-    assert fit_counts(frame) == {"underfit": 2, "good": 1, "overfit": 2, "none": 1}
-    assert "none" not in fit_counts(frame[frame["fit"] != "none"])
+    counts = fit_counts(frame)
+    assert counts == {"underfit": 1, "good": 1, "overfit": 2, "pruned": 1, "none": 1}
+    assert list(counts) == ["underfit", "good", "overfit", "pruned", "none"]
+    judged = fit_counts(frame[~frame["fit"].isin(["none", "pruned"])])
+    assert judged == {"underfit": 1, "good": 1, "overfit": 2}
 
 
 @pytest.mark.parametrize(
@@ -140,7 +155,7 @@ def test_fit_counts(made: tuple[optuna.Study, MlflowClient]) -> None:
         ("gap_accuracy", "maximize", False, [5, 1, 0, 3, 2, 4]),  # worst overfitter first
         ("gap_accuracy", "maximize", True, [2, 3, 0, 1, 5, 4]),
         ("trial", "maximize", False, [0, 1, 2, 3, 4, 5]),
-        ("fit", "maximize", False, [0, 4, 1, 5, 2, 3]),  # text: A to Z (good, none, over…)
+        ("fit", "maximize", False, [0, 4, 1, 5, 3, 2]),  # text: A to Z (good, none, over…)
         ("learning_rate", "maximize", False, [4, 0, 5, 1, 3, 2]),  # a bare param name
     ],
 )
@@ -165,24 +180,27 @@ def test_sort_by_an_unknown_column_lists_the_columns(
 
 def test_display_frame_and_markdown(made: tuple[optuna.Study, MlflowClient]) -> None:
     shown = display_frame(sort_trials(trials_frame(*made)))
+    best, final = f"best val_acc (n={VAL_SIZE})", f"final val_acc (n={VAL_SIZE})"
     assert shown.columns.tolist() == [
-        "trial", "state", "params", "best val_acc", "final val_acc", "gap", "fit", "duration",
-        "run id",
+        "trial", "state", "params", best, final, "gap", "fit", "duration", "run id",
     ]  # fmt: skip
     first = shown.iloc[0]
     # activation is relu everywhere, so only the params that vary are shown
     assert first["params"] == "units_0=128 learning_rate=0.001"
-    assert (first["best val_acc"], first["gap"], first["fit"]) == ("0.9500", "0.090", "overfit")
-    assert shown.iloc[-1]["best val_acc"] == "—"
+    assert (first[best], first["gap"], first["fit"]) == ("0.9500", "0.090", "overfit")
+    assert shown.iloc[-1][best] == "—"
     md = to_markdown(pd.DataFrame({"a": ["x|y", None], "b": [1.5, math.nan]}))
     assert md.splitlines() == ["| a | b |", "| --- | --- |", "| x\\|y | 1.5000 |", "| — | — |"]
 
 
 def test_overlay_groups(made: tuple[optuna.Study, MlflowClient]) -> None:
     frame = trials_frame(*made)
-    top, bad = overlay_groups(frame, "maximize", top_k=2, worst=1)
+    top, bad, pruned = overlay_groups(frame, "maximize", top_k=2, worst=1)
     assert top == [1, 0]
-    assert bad == [5, 3]  # largest gap among overfitters, lowest best val acc among underfitters
+    # largest gap among overfitters, lowest best val acc among underfitters: trial 2 (0.80),
+    # not the pruned trial 3 (0.60) whose old run says underfit
+    assert bad == [5, 2]
+    assert pruned == [3]
 
 
 def test_write_report_files(made: tuple[optuna.Study, MlflowClient], tmp_path: Path) -> None:
@@ -200,10 +218,19 @@ def test_write_report_files(made: tuple[optuna.Study, MlflowClient], tmp_path: P
     table = pd.read_csv(tmp_path / TABLE_CSV)
     assert table["trial"].tolist() == [1, 0, 5, 2, 3, 4]
     md = (tmp_path / TABLE_MD).read_text(encoding="utf-8")
-    assert "6 trials (4 COMPLETE, 1 FAIL, 1 PRUNED); objective: maximize val_accuracy" in md
+    assert (
+        "6 trials (4 COMPLETE, 1 FAIL, 1 PRUNED); objective: maximize val_accuracy, "
+        f"scored on {VAL_SIZE} validation images." in md
+    )
     assert "| overfit | 2 |" in md and "(accuracy_overlay.png)" in md
+    assert "| underfit | 1 |" in md and "| pruned | 1 |" in md
+    assert "not counted as underfit, good or overfit" in md
+    assert f"| best val_acc (n={VAL_SIZE}) |" in md
     counts = pd.read_csv(tmp_path / "fit_counts.csv")
-    assert dict(zip(counts["fit"], counts["runs"], strict=True))["none"] == 1
+    assert dict(zip(counts["fit"], counts["runs"], strict=True)) == {
+        "underfit": 1, "good": 1, "overfit": 2, "pruned": 1, "none": 1,
+    }  # fmt: skip
+    assert report.counts["pruned"] == 1 and report.val_sizes == [VAL_SIZE]
 
 
 def test_plots_that_need_more_complete_trials_are_skipped_with_a_note(
@@ -212,14 +239,40 @@ def test_plots_that_need_more_complete_trials_are_skipped_with_a_note(
     tracker = Tracker(tracking_uri, "one")
     study = optuna.create_study(study_name="one", direction="maximize")
     study.set_user_attr("nnsweep.experiment_id", tracker.experiment_id)
-    _add_trials(study, tracker, {0: TRIALS[0], 1: TRIALS[3]})
+    _add_trials(study, tracker, {0: TRIALS[0], 1: TRIALS[3]}, val_size=None)
     (tmp_path / "param_importances.html").write_text("from an earlier report")
     report = write_report(study, tracker.client, tmp_path)
     assert "optimization_history.html" in report.files
     assert "param_importances.html" not in report.files
     assert not (tmp_path / "param_importances.html").exists()  # no stale plot left behind
     assert any("needs 2 COMPLETE trials, the study has 1" in n for n in report.notes)
-    assert "Not drawn:" in (tmp_path / TABLE_MD).read_text(encoding="utf-8")
+    md = (tmp_path / TABLE_MD).read_text(encoding="utf-8")
+    assert "Not drawn:" in md
+    # no val_size on the parent run: no size is made up
+    assert report.val_sizes == [] and "scored on" not in md and "| best val_acc |" in md
+
+
+def test_trials_scored_on_different_validation_sizes_get_a_val_n_column(
+    tracking_uri: str, tmp_path: Path
+) -> None:
+    tracker = Tracker(tracking_uri, "mixed")
+    study = optuna.create_study(study_name="mixed", direction="maximize")
+    study.set_user_attr("nnsweep.experiment_id", tracker.experiment_id)
+    _add_trials(study, tracker, {0: TRIALS[0], 1: TRIALS[1]}, val_size=400)
+    _add_trials(study, tracker, {2: TRIALS[2]}, val_size=1200)
+    _add_trials(study, tracker, {3: TRIALS[5]}, val_size=None)
+    frame = trials_frame(study, tracker.client)
+    assert frame["val_size"].tolist()[:3] == [400, 400, 1200]
+    assert math.isnan(frame["val_size"].iloc[3])
+    shown = display_frame(frame)
+    assert shown.columns[3:6].tolist() == ["best val_acc", "final val_acc", "val n"]
+    assert shown["val n"].tolist() == ["400", "400", "1200", "—"]
+    top, bad, pruned = overlay_groups(frame, "maximize")
+    assert pruned == [] and "pruned" not in fit_counts(frame)  # no pruner, no pruned group
+    report = write_report(study, tracker.client, tmp_path)
+    md = (tmp_path / TABLE_MD).read_text(encoding="utf-8")
+    assert "scored on validation splits of 400 / 1,200 images." in md
+    assert report.val_sizes == [400, 1200]
 
 
 def test_a_store_without_the_runs_is_an_error(
