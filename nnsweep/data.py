@@ -20,10 +20,14 @@ import struct
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import DataError
+
+if TYPE_CHECKING:
+    from .config import SweepSpec
 
 DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 MNIST_5K_TEST_FRACTION = 0.2
@@ -209,4 +213,14 @@ def load_dataset(
         y_val=y_all[val],
         x_test=preprocess(x_test),
         y_test=np.asarray(y_test, dtype=np.int32),
+    )
+
+
+def sweep_dataset(spec: SweepSpec) -> Dataset:
+    """The dataset exactly as the sweep ``spec`` loads it (same call, so the cache hits)."""
+    return load_dataset(
+        spec.dataset.name,
+        str(spec.dataset.path) if spec.dataset.path else None,
+        validation=spec.dataset.validation,
+        seed=spec.seed,
     )

@@ -40,6 +40,7 @@ from .card import (
     validation_summary,
     versions,
 )
+from .data import sweep_dataset
 from .errors import ExportError
 from .model import HyperParams, count_params
 from .modelstore import (
@@ -49,7 +50,6 @@ from .modelstore import (
     download_model,
     log_keras_model,
     model_uri_of,
-    sweep_dataset,
 )
 from .tracking import fetch_history, open_reader
 from .urls import mask_url

@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import ExportError
 from .model import INPUT_DIM, N_CLASSES
-from .objective import TrialFailure, reduce_history
 from .urls import mask_url
 
 if TYPE_CHECKING:
@@ -39,7 +38,6 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
     from .config import SweepSpec
-    from .data import Dataset
     from .objective import TrialResult
     from .tracking import Tracker
 
@@ -51,18 +49,6 @@ MLFLOW_KERAS_FILE = "data/model.keras"  # where mlflow.keras.save_model puts the
 _PROGRESS_ENV = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 
 _log = logging.getLogger(__name__)
-
-
-def sweep_dataset(spec: SweepSpec) -> Dataset:
-    """The dataset exactly as the sweep loaded it (same call, so the per-process cache hits)."""
-    from .data import load_dataset
-
-    return load_dataset(
-        spec.dataset.name,
-        str(spec.dataset.path) if spec.dataset.path else None,
-        validation=spec.dataset.validation,
-        seed=spec.seed,
-    )
 
 
 def pip_requirements() -> list[str]:
@@ -152,10 +138,9 @@ class ModelLogger:
     def __init__(self, spec: SweepSpec, tracker: Tracker) -> None:
         self.spec = spec
         self.tracker = tracker
-        self._example: np.ndarray | None = None
 
-    def __call__(self, trial: optuna.Trial, run_id: str, result: TrialResult, state: str) -> None:
-        mode = self.spec.log_models
+    def __call__(self, trial: optuna.Trial, result: TrialResult) -> None:
+        mode, state, run_id = self.spec.log_models, result.state, result.run_id
         if mode == "none" or result.model is None or state not in ("COMPLETE", "PRUNED"):
             return
         best = state == "COMPLETE" and self._beats_study(trial, result)
@@ -169,7 +154,7 @@ class ModelLogger:
                 self.tracker.experiment_id,
                 run_id,
                 result.model,
-                input_example=self._input_example(),
+                input_example=result.input_example,
                 params=result.params.as_params(),
                 tags={
                     "nnsweep.study": trial.study.study_name,
@@ -191,21 +176,14 @@ class ModelLogger:
 
         Ties count, so whichever of two equal trials Optuna calls best has a model.
         """
-        obj = self.spec.objective
-        try:
-            value = reduce_history(result.history, obj.metric, str(obj.direction), obj.reduce)
-        except TrialFailure:
+        value = result.value
+        if value is None:
             return False
         try:
             best = trial.study.best_value
         except ValueError:  # no COMPLETE trial yet
             return True
-        return value >= best if obj.direction == "maximize" else value <= best
-
-    def _input_example(self) -> np.ndarray:
-        if self._example is None:
-            self._example = sweep_dataset(self.spec).x_train[:2].copy()
-        return self._example
+        return value >= best if self.spec.objective.direction == "maximize" else value <= best
 
 
 def model_location(uri: str, tracking_uri: str) -> str:

@@ -4,6 +4,9 @@ One call = one trial = one MLflow child run, opened before training and closed a
 ``nnsweep.state`` COMPLETE, PRUNED or FAIL. The objective value is the configured validation
 metric reduced over epochs (default: the best ``val_accuracy`` of any epoch).
 
+What a trial produced (value, diagnosis, input example, state, …) is set once, here, on a
+:class:`TrialResult` that the steps of :mod:`nnsweep.steps` receive and only read.
+
 A trial whose loss turns NaN/inf stops at the end of that epoch and fails with the reason;
 any exception inside a trial fails that trial alone (the sweep catches it and goes on).
 """
@@ -28,10 +31,13 @@ STEPS_PER_EXECUTION = 8
 SURPLUS_ATTR = "nnsweep.surplus"  # a trial that stepped back because the target was filled
 
 if TYPE_CHECKING:
+    import numpy as np
     import optuna
 
     from .config import SweepSpec
     from .data import Dataset
+    from .diagnosis import Diagnosis
+    from .steps import Step
     from .tracking import Tracker
 
 
@@ -111,13 +117,43 @@ def target_counts(study: optuna.Study, count: str, before: int | None = None) ->
 
 @dataclass
 class TrialResult:
-    """What one fit produced, handed to the diagnosis/artifact steps."""
+    """Everything one trial produced, set once by the :class:`Objective`, read by the steps.
 
+    Like Keras' ``History`` or Optuna's ``FrozenTrial`` it carries a finished fit forward, so
+    no step recomputes what the objective already knew.
+
+    Attributes:
+        number: the Optuna trial number.
+        run_id: the trial's MLflow child run.
+        params: the sampled hyperparameters.
+        input_example: the first training rows, logged with the model.
+        history: one value per epoch and Keras metric, as the fit logged them.
+        seconds: wall time of ``model.fit``.
+        state: ``COMPLETE``, ``PRUNED`` or ``FAIL`` (Optuna's words).
+        reason: why a trial failed or was pruned; ``None`` for a COMPLETE one.
+        value: the objective value (COMPLETE trials only).
+        diagnosis: the fit diagnosis (``None`` with no usable epoch).
+        pruned_at: the epoch after which the pruner stopped the fit.
+        model: the fitted Keras model, dropped when the trial's run closes.
+    """
+
+    number: int
+    run_id: str
     params: HyperParams
+    input_example: np.ndarray
     history: dict[str, list[float]] = field(default_factory=dict)
     seconds: float = 0.0
-    pruned: bool = False
+    state: str = "FAIL"
+    reason: str | None = None
+    value: float | None = None
+    diagnosis: Diagnosis | None = None
+    pruned_at: int | None = None
     model: Any = None
+
+    @property
+    def epochs_run(self) -> int:
+        """Epochs that ended (a NaN epoch included)."""
+        return len(self.history.get("loss", []))
 
 
 @cache
@@ -166,12 +202,11 @@ class Objective:
     """Callable handed to ``study.optimize``.
 
     Args:
-        spec: the validated sweep.
+        spec: the validated sweep; ``spec.trials`` is the target other workers may fill.
         dataset: preprocessed splits (the test split is not touched here).
         tracker: MLflow writer; ``parent_run_id`` is this invocation's parent run.
-        study_name: written as a tag on every child run.
-        on_result: steps run after each fit with (trial, run_id, result), e.g. diagnosis
-            and artifact logging; they run for pruned trials too.
+        steps: run after each fit as ``step(trial, result)``, pruned and failed trials
+            included; default :func:`nnsweep.steps.default_steps`.
     """
 
     def __init__(
@@ -180,17 +215,19 @@ class Objective:
         dataset: Dataset,
         tracker: Tracker,
         parent_run_id: str,
-        study_name: str,
-        on_result: list[Any] | None = None,
-        target: int | None = None,
+        steps: list[Step] | None = None,
     ) -> None:
+        if steps is None:
+            from .steps import default_steps
+
+            steps = default_steps(spec, tracker)
         self.spec = spec
         self.data = dataset
         self.tracker = tracker
         self.parent_run_id = parent_run_id
-        self.study_name = study_name
-        self.on_result = on_result or []
-        self.target = target
+        self.steps = steps
+        self.target = spec.trials
+        self.input_example = dataset.x_train[:2].copy()
 
     def _is_surplus(self, trial: optuna.Trial) -> bool:
         """True when other workers' earlier trials already fill the target.
@@ -208,6 +245,7 @@ class Objective:
     def __call__(self, trial: optuna.Trial) -> float:
         import optuna
 
+        from .diagnosis import diagnose
         from .runtime import release_trial_memory
 
         if self._is_surplus(trial):
@@ -218,39 +256,45 @@ class Objective:
         trial.set_user_attr("nnsweep.params", params)
         trial.set_user_attr("nnsweep.host", socket.gethostname())
         trial.set_user_attr("nnsweep.pid", os.getpid())
-        run_id = self.tracker.start_trial(self.parent_run_id, self.study_name, trial.number, params)
+        run_id = self.tracker.start_trial(
+            self.parent_run_id, trial.study.study_name, trial.number, params
+        )
         trial.set_user_attr("nnsweep.mlflow_run_id", run_id)
 
-        state, reason = "FAIL", None
-        result = TrialResult(params=hp)
+        result = TrialResult(trial.number, run_id, hp, self.input_example)
         try:
-            self._fit(trial, run_id, result)
-            if result.pruned:
-                state = "PRUNED"
-                raise optuna.TrialPruned(f"pruned at epoch {len(result.history.get('loss', []))}")
+            self._fit(trial, result)
+            if result.pruned_at is not None:
+                result.state = "PRUNED"
+                result.reason = f"pruned at epoch {result.pruned_at}"
+                raise optuna.TrialPruned(result.reason)
             obj = self.spec.objective
-            value = reduce_history(result.history, obj.metric, str(obj.direction), obj.reduce)
-            state = "COMPLETE"
-            return value
+            result.value = reduce_history(
+                result.history, obj.metric, str(obj.direction), obj.reduce
+            )
+            result.state = "COMPLETE"
+            return result.value
         except optuna.TrialPruned:
             raise
         except KeyboardInterrupt:
-            reason = "interrupted (Ctrl-C)"
+            result.reason = "interrupted (Ctrl-C)"
             raise
         except Exception as exc:
-            reason = failure_reason(exc)
-            trial.set_user_attr("nnsweep.fail_reason", reason)
+            result.reason = failure_reason(exc)
+            trial.set_user_attr("nnsweep.fail_reason", result.reason)
             raise
         finally:
             try:
-                for step in self.on_result:
-                    step(trial, run_id, result, state)
+                result.diagnosis = diagnose(result.history, self.spec.diagnosis)
+                for step in self.steps:
+                    step(trial, result)
             finally:
-                self.tracker.end_trial(run_id, state, reason)
+                failed = result.state == "FAIL"
+                self.tracker.end_trial(run_id, result.state, result.reason if failed else None)
                 result.model = None
                 release_trial_memory()
 
-    def _fit(self, trial: optuna.Trial, run_id: str, result: TrialResult) -> None:
+    def _fit(self, trial: optuna.Trial, result: TrialResult) -> None:
         import keras
 
         EpochLogger, PruningCallback = _callback_classes()
@@ -260,9 +304,9 @@ class Objective:
             hp, train_size=len(self.data.y_train), steps_per_execution=STEPS_PER_EXECUTION
         )
         result.model = model
-        self.tracker.log_metrics(run_id, {"trainable_params": count_params(hp)})
+        self.tracker.log_metrics(result.run_id, {"trainable_params": count_params(hp)})
 
-        logger = EpochLogger(self.tracker, run_id, result.history)
+        logger = EpochLogger(self.tracker, result.run_id, result.history)
         pruner = PruningCallback(trial, self.spec.objective.metric)
         callbacks: list[keras.callbacks.Callback] = [logger, pruner]
         es = self.spec.train.early_stopping
@@ -292,4 +336,4 @@ class Objective:
                 f"loss became NaN/inf at epoch {logger.nan_epoch}; lower the learning rate "
                 "or pick another optimizer"
             )
-        result.pruned = pruner.pruned_at is not None
+        result.pruned_at = pruner.pruned_at

@@ -1,8 +1,10 @@
 """What happens to a trial after its fit: the steps that write its results to MLflow.
 
-Each step is called as ``step(trial, run_id, result, state)`` for every trial, pruned and
-failed ones included, before the trial's run is closed. A step must not raise for a trial
-with a short or empty history.
+Each step is called as ``step(trial, result)`` for every trial, pruned and failed ones
+included, before the trial's run is closed. ``result`` (:class:`nnsweep.objective.TrialResult`)
+holds everything the objective computed: the run id, state, value, diagnosis, model and input
+example; a step reads it and recomputes nothing. A step must not raise for a trial with a short
+or empty history.
 """
 
 from __future__ import annotations
@@ -19,20 +21,19 @@ if TYPE_CHECKING:
     from .objective import TrialResult
     from .tracking import Tracker
 
-Step = Callable[["optuna.Trial", str, "TrialResult", str], None]
+Step = Callable[["optuna.Trial", "TrialResult"], None]
 
 
 def default_steps(spec: SweepSpec, tracker: Tracker) -> list[Step]:
     """The steps every sweep runs, in order."""
 
-    def log_timing(trial: optuna.Trial, run_id: str, result: TrialResult, state: str) -> None:
-        epochs = len(result.history.get("loss", []))
-        metrics: dict[str, Any] = {"epochs_run": epochs, "train_seconds": result.seconds}
-        tracker.log_metrics(run_id, metrics)
+    def log_timing(trial: optuna.Trial, result: TrialResult) -> None:
+        metrics: dict[str, Any] = {"epochs_run": result.epochs_run, "train_seconds": result.seconds}
+        tracker.log_metrics(result.run_id, metrics)
 
     from .modelstore import ModelLogger  # keeps the best-so-far model (spec.log_models)
 
-    return [log_timing, *fit_steps(spec, tracker), ModelLogger(spec, tracker)]
+    return [log_timing, *fit_steps(tracker), ModelLogger(spec, tracker)]
 
 
 FIT_TAG = "nnsweep.fit"
@@ -45,34 +46,32 @@ ARTIFACT_ERROR_TAG = "nnsweep.artifact_error"
 _log = logging.getLogger(__name__)
 
 
-def fit_steps(spec: SweepSpec, tracker: Tracker) -> list[Step]:
+def fit_steps(tracker: Tracker) -> list[Step]:
     """Make over- and underfitting visible on each trial's run.
 
-    ``log_diagnosis``: the metrics of :func:`nnsweep.diagnosis.diagnose` and the tags
-    ``nnsweep.fit`` / ``nnsweep.fit_reason``. ``log_curves``: ``learning_curves.png`` (what a
+    ``log_diagnosis``: the metrics of the trial's :class:`~nnsweep.diagnosis.Diagnosis` and the
+    tags ``nnsweep.fit`` / ``nnsweep.fit_reason``. ``log_curves``: ``learning_curves.png`` (what a
     pruned or failed trial reached, too). ``log_model_text``: ``model_summary.txt`` (Keras'
     layer table and parameter counts) and ``model_config.json`` (``model.to_json()``).
     A trial that finished no usable epoch gets the reason tag and the model text only; an
     artifact the store refuses becomes the tag ``nnsweep.artifact_error``, not a failed trial.
     """
-    from .diagnosis import diagnose
 
-    def log_diagnosis(trial: optuna.Trial, run_id: str, result: TrialResult, state: str) -> None:
-        diag = diagnose(result.history, spec.diagnosis)
+    def log_diagnosis(trial: optuna.Trial, result: TrialResult) -> None:
+        diag, run_id = result.diagnosis, result.run_id
         if diag is None:
             tracker.set_tags(run_id, {FIT_REASON_TAG: "no epoch with finite loss and accuracy"})
             return
         tracker.log_metrics(run_id, diag.metrics())
         tracker.set_tags(run_id, {FIT_TAG: diag.fit, FIT_REASON_TAG: diag.reason})
 
-    def log_curves(trial: optuna.Trial, run_id: str, result: TrialResult, state: str) -> None:
+    def log_curves(trial: optuna.Trial, result: TrialResult) -> None:
         from .plots import learning_curves
 
-        diag = diagnose(result.history, spec.diagnosis)
+        diag, run_id = result.diagnosis, result.run_id
         if diag is None:
             return
-        ran = len(result.history["loss"])
-        title = f"{curve_title(trial, state, ran)} · {diag.fit}"
+        title = f"{curve_title(trial, result.state, result.epochs_run)} · {diag.fit}"
         fig = learning_curves(
             result.history, title=title, best_epoch=diag.best_epoch, note=diag.reason
         )
@@ -83,9 +82,10 @@ def fit_steps(spec: SweepSpec, tracker: Tracker) -> list[Step]:
             lambda: tracker.client.log_figure(run_id, fig, CURVES_ARTIFACT),
         )
 
-    def log_model_text(trial: optuna.Trial, run_id: str, result: TrialResult, state: str) -> None:
+    def log_model_text(trial: optuna.Trial, result: TrialResult) -> None:
         if result.model is None:
             return
+        run_id = result.run_id
         lines: list[str] = []
         result.model.summary(print_fn=lambda line, *_, **__: lines.append(line))
         summary = "\n".join(lines).rstrip() + "\n"

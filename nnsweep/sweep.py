@@ -137,7 +137,6 @@ def run_sweep(
     from optuna.trial import TrialState
 
     from .objective import Objective
-    from .steps import default_steps
 
     name = study_name or spec.name
     dataset = load_dataset(
@@ -197,15 +196,7 @@ def run_sweep(
                     parent, best["number"], best["value"], best["params"], n_complete(st)
                 )
 
-    objective = Objective(
-        spec,
-        dataset,
-        tracker,
-        parent,
-        name,
-        on_result=default_steps(spec, tracker),
-        target=spec.trials,
-    )
+    objective = Objective(spec, dataset, tracker, parent)
     if on_start is not None:
         on_start(study, done, spec.trials)
     status = "FAILED"

@@ -31,14 +31,27 @@ def _logger_and_run(store: Stores, **changes: Any) -> tuple[Any, Any, str]:
     return ModelLogger(spec, tracker), tracker, run_id
 
 
-def _result(metric: str, value: float) -> Any:
+def _result(run_id: str, metric: str, value: float, state: str) -> Any:
+    """A trial's result as the Objective sets it: the value only for a COMPLETE trial."""
+    import numpy as np
+
     from nnsweep.model import HyperParams, build_model
     from nnsweep.objective import TrialResult
 
     hp = HyperParams(n_layers=1, units=(8,), epochs=2)
     other = "val_loss" if metric == "val_accuracy" else "val_accuracy"
     history = {"loss": [1.0, 0.9], metric: [value, value], other: [0.5, 0.5]}
-    return TrialResult(params=hp, history=history, model=build_model(hp))
+    example = np.random.default_rng(0).random((2, 784), dtype=np.float32)
+    return TrialResult(
+        0,
+        run_id,
+        hp,
+        example,
+        history=history,
+        state=state,
+        value=value if state == "COMPLETE" else None,
+        model=build_model(hp),
+    )
 
 
 CASES = [
@@ -68,7 +81,7 @@ def test_which_trials_keep_their_model(store, mode, state, metric, before, value
         study.tell(study.ask(), before)
     trial = study.ask()
 
-    step(trial, run_id, _result(metric, value), state)
+    step(trial, _result(run_id, metric, value, state))
 
     tags = tracker.client.get_run(run_id).data.tags
     assert ("nnsweep.model_uri" in tags) == logged
@@ -91,8 +104,8 @@ def test_logged_model_round_trips_through_keras(store, tmp_path):
     step, tracker, run_id = _logger_and_run(store)
 
     trial = optuna.create_study(direction="maximize").ask()
-    result = _result("val_accuracy", 0.7)
-    step(trial, run_id, result, "COMPLETE")
+    result = _result(run_id, "val_accuracy", 0.7, "COMPLETE")
+    step(trial, result)
     uri = tracker.client.get_run(run_id).data.tags["nnsweep.model_uri"]
     local = download_model(uri, tmp_path, store.tracking_uri)
     loaded = keras.saving.load_model(local / MLFLOW_KERAS_FILE)
@@ -111,7 +124,7 @@ def test_storage_failure_is_a_tag_not_a_failed_trial(store):
     step, tracker, run_id = _logger_and_run(store, name="broken")
     trial = optuna.create_study(direction="maximize").ask()
 
-    step(trial, run_id, _result("val_accuracy", 0.7), "COMPLETE")
+    step(trial, _result(run_id, "val_accuracy", 0.7, "COMPLETE"))
 
     tags = tracker.client.get_run(run_id).data.tags
     assert "nnsweep.model_uri" not in tags

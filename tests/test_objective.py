@@ -140,3 +140,57 @@ def test_a_sweep_where_every_trial_fails_exits_1_with_a_summary(
     last = result.err.strip().splitlines()[-1]
     assert last.startswith("nnsweep: error: all 5 trials of this run failed")
     assert "loss became NaN/inf" in last
+
+
+# -- one pass per trial ------------------------------------------------------------------------
+def _count_calls(monkeypatch: pytest.MonkeyPatch, module: object, name: str) -> list[object]:
+    """Wrap ``module.name`` wherever an nnsweep module holds it; returns the list of calls."""
+    import sys
+
+    original = getattr(module, name)
+    calls: list[object] = []
+
+    def counting(*args: object, **kwargs: object) -> object:
+        calls.append(args)
+        return original(*args, **kwargs)
+
+    for mod in list(sys.modules.values()):
+        if getattr(mod, "__name__", "").startswith("nnsweep") and (
+            getattr(mod, name, None) is original
+        ):
+            monkeypatch.setattr(mod, name, counting)
+    return calls
+
+
+@pytest.mark.slow
+def test_a_trial_computes_its_value_and_diagnosis_once(
+    stores: Stores,
+    write_sweep: Callable[..., Path],
+    cli: Callable[..., CliResult],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The result travels forward: the steps and the model logger read it, never recompute."""
+    import nnsweep.cli
+    import nnsweep.data
+    import nnsweep.diagnosis
+    import nnsweep.modelstore
+    import nnsweep.objective
+    import nnsweep.steps
+    import nnsweep.sweep  # noqa: F401  (holds load_dataset by name)
+
+    loads = _count_calls(monkeypatch, nnsweep.data, "load_dataset")
+    values = _count_calls(monkeypatch, nnsweep.objective, "reduce_history")
+    diagnoses = _count_calls(monkeypatch, nnsweep.diagnosis, "diagnose")
+    sweep = write_sweep(name="once", trials=3, log_models="all")
+    result = cli("run", sweep, *stores.args, "--quiet")
+    assert result.code == 0, result.err
+
+    study = optuna.load_study(study_name="once", storage=stores.storage)
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3
+    assert len(loads) == 1
+    assert len(values) == 3
+    assert len(diagnoses) == 3
+    client = MlflowClient(stores.tracking_uri)
+    for trial in study.trials:
+        run = client.get_run(trial.user_attrs["nnsweep.mlflow_run_id"])
+        assert "nnsweep.fit" in run.data.tags and "nnsweep.model_uri" in run.data.tags

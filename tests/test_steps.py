@@ -19,6 +19,7 @@ from mlflow.entities import Run
 
 from nnsweep.config import SweepSpec, parse_spec
 from nnsweep.data import Dataset, load_dataset, stratified_split
+from nnsweep.diagnosis import diagnose
 from nnsweep.model import HyperParams, build_model, count_params
 from nnsweep.objective import Objective, TrialResult
 from nnsweep.steps import (
@@ -79,16 +80,28 @@ def open_trial(tracker: Tracker) -> tuple[optuna.Trial, str]:
     return trial, tracker.start_trial(parent, "steps", trial.number, {})
 
 
-def run_steps(tracker: Tracker, result: TrialResult, state: str) -> Run:
+def run_steps(
+    tracker: Tracker, history: dict[str, list[float]], state: str, model: Any = None
+) -> Run:
+    """The fit steps on a fresh run, given a result as the Objective would have set it."""
     trial, run_id = open_trial(tracker)
-    for step in fit_steps(spec_of(), tracker):
-        step(trial, run_id, result, state)
+    result = TrialResult(
+        trial.number,
+        run_id,
+        HP,
+        np.zeros((2, 784), np.float32),
+        history=history,
+        state=state,
+        diagnosis=diagnose(history, spec_of().diagnosis),
+        model=model,
+    )
+    for step in fit_steps(tracker):
+        step(trial, result)
     return tracker.client.get_run(run_id)
 
 
 def test_diagnosis_curves_and_model_text_land_on_the_run(tracker: Tracker, tmp_path: Path) -> None:
-    result = TrialResult(params=HP, history=GOOD_HISTORY, model=build_model(HP))
-    run = run_steps(tracker, result, "COMPLETE")
+    run = run_steps(tracker, GOOD_HISTORY, "COMPLETE", build_model(HP))
 
     assert run.data.tags[FIT_TAG] == "good"
     assert "no rule fired" in run.data.tags[FIT_REASON_TAG]
@@ -121,7 +134,7 @@ def test_diagnosis_curves_and_model_text_land_on_the_run(tracker: Tracker, tmp_p
 
 def test_a_pruned_trial_gets_curves_of_what_it_reached(tracker: Tracker) -> None:
     short = {k: v[:2] for k, v in GOOD_HISTORY.items()}
-    run = run_steps(tracker, TrialResult(params=HP, history=short, model=build_model(HP)), "PRUNED")
+    run = run_steps(tracker, short, "PRUNED", build_model(HP))
     assert run.data.tags[FIT_TAG] == "underfit"  # 2 epochs, both losses still falling fast
     assert CURVES_ARTIFACT in artifacts(tracker, run.info.run_id)
 
@@ -130,7 +143,7 @@ def test_a_trial_with_no_usable_epoch_gets_a_reason_and_no_tag(tracker: Tracker)
     nan = float("nan")
     diverged = {"loss": [nan], "accuracy": [0.1], "val_loss": [nan], "val_accuracy": [0.1]}
     for history, model in (({}, None), (diverged, build_model(HP))):
-        run = run_steps(tracker, TrialResult(params=HP, history=history, model=model), "FAIL")
+        run = run_steps(tracker, history, "FAIL", model)
         assert FIT_TAG not in run.data.tags
         assert "no epoch" in run.data.tags[FIT_REASON_TAG]
         assert "best_epoch" not in run.data.metrics
@@ -145,9 +158,7 @@ def test_an_artifact_store_that_refuses_files_costs_the_files_not_the_trial(
     (root / "mlruns").mkdir(exist_ok=True)
     (root / "mlruns" / "refusing").write_text("a file where the artifact folder should be")
     tracker = Tracker(tracking_uri, "refusing")
-    run = run_steps(
-        tracker, TrialResult(params=HP, history=GOOD_HISTORY, model=build_model(HP)), "COMPLETE"
-    )
+    run = run_steps(tracker, GOOD_HISTORY, "COMPLETE", build_model(HP))
     assert run.data.tags[FIT_TAG] == "good" and "gap_accuracy" in run.data.metrics
     assert run.data.tags[ARTIFACT_ERROR_TAG].startswith(CONFIG_ARTIFACT)  # the last one tried
 
@@ -193,8 +204,7 @@ def train_one(
     tracker = Tracker(tracker.tracking_uri, spec.name)
     parent = tracker.start_parent(spec.name, tags={}, params={})
     study = optuna.create_study(direction="maximize", pruner=pruner or optuna.pruners.NopPruner())
-    steps = fit_steps(spec, tracker)
-    objective = Objective(spec, data, tracker, parent, spec.name, on_result=steps)
+    objective = Objective(spec, data, tracker, parent, steps=fit_steps(tracker))
     study.optimize(objective, n_trials=1, catch=(Exception,))
     trial = study.trials[0]
     run = tracker.client.get_run(trial.user_attrs["nnsweep.mlflow_run_id"])
