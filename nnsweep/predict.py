@@ -1,8 +1,10 @@
 """Predict digits with an exported or registered model.
 
 MODEL is an ``nnsweep export`` folder (its ``model.keras``), a ``.keras`` file, or an MLflow
-model URI (``models:/NAME@champion``, ``models:/NAME/3``, ``models:/m-…``) loaded as an MLflow
-pyfunc model from the tracking store.
+model URI (``models:/NAME@champion``, ``models:/NAME/3``, ``models:/m-…``) from the tracking
+store. Every model is a ``.keras`` file loaded in Keras' safe mode: a registry model must be
+one nnsweep logged (the ``keras`` flavour), never run through MLflow's pyfunc loader, so a
+registered model cannot run code of its own here.
 
 INPUT files:
 
@@ -23,8 +25,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -38,6 +41,9 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 ARRAY_SUFFIXES = (".npy", ".npz")
 NPZ_KEYS = ("x", "images", "x_test")
 SIDE = 28
+MAX_MLMODEL_BYTES = 1 << 20
+# MLflow's own switch (default on in 3.x): off, pickled models fail instead of running code.
+PICKLE_SWITCH = "MLFLOW_ALLOW_PICKLE_DESERIALIZATION"
 
 
 class Background(str, Enum):
@@ -264,45 +270,123 @@ def load_predictor(model: str, tracking_uri: str) -> Predictor:
             f"MODEL {model}: not a .keras file; give an `nnsweep export` folder, a .keras file "
             "or models:/NAME@alias"
         )
+    return _keras_predictor(path, model)
+
+
+def _keras_predictor(path: Path, label: str) -> Predictor:
+    """Load a ``.keras`` file in Keras' safe mode (no lambda or pickled code runs)."""
     import keras
 
     try:
-        net = keras.saving.load_model(path, compile=False)
+        net = keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:
         reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise ExportError(f"MODEL {model}: Keras cannot load it ({reason})") from None
+        raise ExportError(f"MODEL {label}: Keras cannot load it ({reason})") from None
     shapes = (tuple(net.input_shape)[1:], tuple(net.output_shape)[1:])
     if shapes != ((SIDE * SIDE,), (10,)):
         raise ExportError(
-            f"MODEL {model}: maps {shapes[0]} to {shapes[1]}, not 784 pixels to 10 digits; give "
+            f"MODEL {label}: maps {shapes[0]} to {shapes[1]}, not 784 pixels to 10 digits; give "
             "a model exported by nnsweep"
         )
 
     def run(x: np.ndarray) -> np.ndarray:
-        return np.asarray(net.predict(x, batch_size=256, verbose=0))
+        # Keras' progress bar would land on stdout and corrupt --json / --csv output.
+        with contextlib.redirect_stdout(io.StringIO()):
+            return np.asarray(net.predict(x, batch_size=256, verbose=0))
 
     return run
 
 
 def _mlflow_predictor(uri: str, tracking_uri: str) -> Predictor:
-    import mlflow.pyfunc
+    """Load a registry model as nnsweep logged it: the Keras file only, never MLflow's loader.
 
+    MLflow's generic ``pyfunc`` loader imports and runs whatever code a model carries (a
+    custom ``PythonModel``, a ``loader_module``, pickles), so anyone who can register a model
+    could run code on the predicting machine. Only the ``keras`` flavour's ``.keras`` file is
+    read, in Keras' safe mode; any other model is refused before anything in it is loaded.
+    """
     from .modelstore import download_model
     from .tracking import open_reader
 
     open_reader(tracking_uri)  # refuses a missing store before MLflow creates one
-    with tempfile.TemporaryDirectory(prefix="nnsweep-predict-") as tmp:
+    with _no_pickles(), tempfile.TemporaryDirectory(prefix="nnsweep-predict-") as tmp:
         local = download_model(uri, tmp, tracking_uri)
-        try:
-            pyfunc = mlflow.pyfunc.load_model(str(local))
-        except Exception as exc:
-            reason = str(exc).strip().splitlines()[0][:200]
-            raise ExportError(f"MODEL {uri}: MLflow cannot load it as pyfunc ({reason})") from None
+        return _keras_predictor(logged_keras_file(local, uri), uri)
 
-    def run(x: np.ndarray) -> np.ndarray:
-        # The Keras flavour calls model.predict() with its progress bar on stdout, which would
-        # corrupt --json / --csv output.
-        with contextlib.redirect_stdout(io.StringIO()):
-            return np.asarray(pyfunc.predict(x))
 
-    return run
+@contextlib.contextmanager
+def _no_pickles() -> Iterator[None]:
+    """MLflow's pickle switch off while a model is fetched: nnsweep never unpickles a model,
+    and should anything in MLflow try, it must refuse."""
+    previous = os.environ.get(PICKLE_SWITCH)
+    os.environ[PICKLE_SWITCH] = "false"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(PICKLE_SWITCH, None)
+        else:
+            os.environ[PICKLE_SWITCH] = previous
+
+
+def logged_keras_file(local: Path, uri: str) -> Path:
+    """The ``.keras`` file of a downloaded MLflow model, if it is one that nnsweep logs.
+
+    Accepted: an ``MLmodel`` whose flavours are ``keras`` (a native ``.keras`` file at
+    ``data/model.keras``, not an exported SavedModel) and, optionally, ``python_function``
+    pointing at ``mlflow.keras`` with no code of its own.
+
+    Raises:
+        ExportError: any other model, naming the flavours found.
+    """
+    import yaml
+
+    from .modelstore import MLFLOW_KERAS_FILE
+
+    mlmodel = local / "MLmodel"
+    if not mlmodel.is_file() or mlmodel.stat().st_size > MAX_MLMODEL_BYTES:
+        raise ExportError(f"MODEL {uri}: no readable MLmodel file; give a model nnsweep logged")
+    try:
+        meta = yaml.safe_load(mlmodel.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError, RecursionError):
+        meta = None
+    flavors = meta.get("flavors") if isinstance(meta, dict) else None
+    if not isinstance(flavors, dict):
+        raise ExportError(
+            f"MODEL {uri}: its MLmodel file lists no flavours; not a model nnsweep logged"
+        )
+    names = ", ".join(sorted(map(str, flavors))) or "none"
+    problem = _flavor_problem(flavors)
+    if problem:
+        raise ExportError(
+            f"MODEL {uri}: flavour(s) {names}: {problem}; nnsweep loads only the Keras models "
+            "it logs, so no code shipped with a model runs here"
+        )
+    path = local / MLFLOW_KERAS_FILE
+    inside = path.resolve().is_relative_to(local.resolve())
+    if not inside or path.is_symlink() or not path.is_file():
+        raise ExportError(
+            f"MODEL {uri}: flavour(s) {names}: no {MLFLOW_KERAS_FILE} file; give a model nnsweep "
+            "logged"
+        )
+    return path
+
+
+def _flavor_problem(flavors: dict[Any, Any]) -> str | None:
+    """Why an MLmodel's flavours are not what nnsweep logs, or None if they are."""
+    keras_conf = flavors.get("keras")
+    if not isinstance(keras_conf, dict):
+        return "not the keras flavour"
+    extra = set(flavors) - {"keras", "python_function"}
+    if extra:
+        return f"{', '.join(sorted(map(str, extra)))} is not the keras flavour"
+    if keras_conf.get("save_exported_model") or keras_conf.get("data", "data") != "data":
+        return "the keras flavour holds no native .keras file"
+    pyfunc = flavors.get("python_function")
+    if pyfunc is not None and (
+        not isinstance(pyfunc, dict)
+        or pyfunc.get("loader_module") != "mlflow.keras"
+        or pyfunc.get("code")
+    ):
+        return "its python_function entry carries its own loader or code"
+    return None
