@@ -237,15 +237,3 @@ def parse_categorical(raw: Any, allowed: Sequence[str]) -> Dimension:
     if len(set(values)) != len(values):
         raise ValueError(f"choices must be distinct, but got {values}")
     return Choice(tuple(values)) if isinstance(raw, list) else Fixed(raw)
-
-
-def describe(dim: Dimension) -> str:
-    """A short human form of a dimension, for tables and docs."""
-    if isinstance(dim, Fixed):
-        return repr(dim.value)
-    if isinstance(dim, Choice):
-        return "{" + ", ".join(map(str, dim.choices)) + "}"
-    if isinstance(dim, IntRange | FloatRange):
-        extra = " log" if dim.log else (f" step {dim.step}" if dim.step not in (None, 1) else "")
-        return f"[{dim.low}, {dim.high}]{extra}"
-    return repr(dim)
