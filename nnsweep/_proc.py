@@ -1,9 +1,11 @@
-"""Process helpers: is a process of this host still alive?"""
+"""Process helpers: is a process of this host still alive, which --jobs worker is this one."""
 
 from __future__ import annotations
 
 import os
 import socket
+
+WORKER_ENV = "NNSWEEP_WORKER"  # set by `run --jobs N` on each worker: 0 … N-1
 
 
 def this_host() -> str:
@@ -31,3 +33,11 @@ def local_and_dead(host: object, pid: object) -> bool:
         return not pid_alive(int(str(pid)))
     except ValueError:
         return False
+
+
+def worker_index() -> int:
+    """This process's index among ``--jobs`` workers (0 when run alone)."""
+    try:
+        return int(os.environ.get(WORKER_ENV, "0"))
+    except ValueError:
+        return 0

@@ -66,10 +66,9 @@ def _root(
 
 
 def _stores(storage: str | None, tracking_uri: str | None) -> tuple[str, str]:
-    from .study import resolve_storage, resolve_tracking_uri
+    from .stores import resolve
 
-    uri = resolve_tracking_uri(tracking_uri)
-    return resolve_storage(storage, uri), uri
+    return resolve(storage, tracking_uri)
 
 
 @app.command()
@@ -125,18 +124,22 @@ def run(
     storage_url, uri = _stores(storage, tracking_uri)
     _interrupt_on_signals()
     if jobs > 1:
-        _run_jobs(
+        from .workers import run_jobs
+
+        done = run_jobs(
             sweep,
             spec,
-            jobs,
-            storage_url,
-            uri,
-            trials=trials,
-            timeout=timeout,
-            study=study,
-            data_path=data_path,
-            seed=seed,
+            jobs=jobs,
+            storage_url=storage_url,
+            tracking_uri=uri,
+            study_name=study,
+            overrides={"trials": trials, "timeout": timeout, "data_path": data_path, "seed": seed},
+            echo=lambda line: typer.echo(line, err=True),
         )
+        states = ", ".join(f"{n} {s}" for s, n in done.states.items())
+        typer.echo(f"study {done.study_name}: {states or 'no trials'} ({jobs} workers)")
+        if done.code:
+            raise typer.Exit(done.code)
         return
     progress = SweepProgress(quiet=quiet, metric=spec.objective.metric, count=spec.trials_count)
     try:
@@ -180,43 +183,6 @@ def _interrupt_on_signals() -> None:
 
     signal.signal(signal.SIGINT, interrupt)
     signal.signal(signal.SIGTERM, interrupt)
-
-
-def _run_jobs(
-    sweep: Path, spec: Any, jobs: int, storage_url: str, uri: str, **overrides: Any
-) -> None:
-    """Validate once here, then start JOBS worker processes and wait for them."""
-    from .data import load_raw
-    from .study import check_storage, create_or_resume, load_study, summarize
-    from .tracking import check_tracking_uri
-    from .workers import check_concurrent_storage, run_workers
-
-    check_concurrent_storage(storage_url, jobs)
-    load_raw(spec.dataset.name, str(spec.dataset.path) if spec.dataset.path else None)
-    check_storage(storage_url, uri)
-    check_tracking_uri(uri)
-    name = overrides["study"] or spec.name
-    # create the study and the MLflow schema/experiment once, before the workers race to
-    create_or_resume(spec, storage_url, name)
-    from .tracking import Tracker
-
-    Tracker(uri, spec.name)
-    args = [str(sweep)]
-    for key, value in overrides.items():
-        if value is not None:
-            args += [f"--{key.replace('_', '-')}", str(value)]
-    code = run_workers(
-        args,
-        jobs=jobs,
-        storage_url=storage_url,
-        tracking_uri=uri,
-        echo=lambda line: typer.echo(line, err=True),
-    )
-    summary = summarize(load_study(name, storage_url))
-    states = ", ".join(f"{n} {s}" for s, n in summary["states"].items() if n)
-    typer.echo(f"study {name}: {states or 'no trials'} ({jobs} workers)")
-    if code:
-        raise typer.Exit(code)
 
 
 def _uri_flag(tracking_uri: str | None) -> str:
@@ -383,7 +349,7 @@ def ui(
 ) -> None:
     """Start the MLflow UI on the tracking store, print the URL of the sweep's runs table, and
     serve until Ctrl-C."""
-    from .study import resolve_tracking_uri
+    from .stores import resolve_tracking_uri
     from .ui import serve
 
     code = serve(
@@ -491,7 +457,7 @@ def predict(
     dark digit on white paper, or a transparent background) is inverted first."""
     from .errors import ExportError
     from .predict import predict as run_predict
-    from .study import resolve_tracking_uri
+    from .stores import resolve_tracking_uri
 
     if as_json and as_csv:
         raise ExportError("--json and --csv: pick one output format")

@@ -8,15 +8,13 @@ RDB storages run Optuna's heartbeat, so a trial whose process died is failed and
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections import Counter
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._proc import local_and_dead
+from ._proc import local_and_dead, worker_index
 from .errors import NoCompleteTrialError, StorageError, StudyNotFoundError
-from .tracking import DEFAULT_TRACKING_URI, sqlite_path
+from .stores import check_storage, connect_args, journal_path, sqlite_path
 from .urls import mask_url
 
 if TYPE_CHECKING:
@@ -24,74 +22,9 @@ if TYPE_CHECKING:
 
     from .config import SweepSpec
 
-STORAGE_ENV = "NNSWEEP_STORAGE"
-TRACKING_ENV = "MLFLOW_TRACKING_URI"
-DEFAULT_STORAGE_FILE = "optuna.db"
 HEARTBEAT_INTERVAL = 10
 GRACE_PERIOD = 30
 MAX_RETRY = 1
-
-
-def resolve_tracking_uri(uri: str | None) -> str:
-    """``--tracking-uri``, else ``$MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db``."""
-    return uri or os.environ.get(TRACKING_ENV) or DEFAULT_TRACKING_URI
-
-
-def resolve_storage(storage: str | None, tracking_uri: str) -> str:
-    """``--storage``, else ``$NNSWEEP_STORAGE``, else ``optuna.db`` beside the MLflow file."""
-    if storage or os.environ.get(STORAGE_ENV):
-        return storage or os.environ[STORAGE_ENV]
-    path = sqlite_path(tracking_uri)
-    folder = path.parent if path is not None else Path(".")
-    return "sqlite:///" + (folder / DEFAULT_STORAGE_FILE).as_posix()
-
-
-def check_storage(url: str, tracking_uri: str | None = None) -> None:
-    """Fail fast, before anything is written, when the storage is unusable.
-
-    Raises:
-        StorageError: bad scheme, missing folder, the MLflow file reused, or no connection.
-    """
-    shown = mask_url(url)
-    fix = "fix --storage / NNSWEEP_STORAGE"
-    if url.startswith("journal:///"):
-        folder = Path(url.removeprefix("journal:///")).resolve().parent
-        if not folder.is_dir():
-            raise StorageError(f"storage {shown}: folder {folder} does not exist; {fix}")
-        return
-    path = sqlite_path(url)
-    if path is not None:
-        if not path.resolve().parent.is_dir():
-            raise StorageError(
-                f"storage {shown}: folder {path.resolve().parent} does not exist; {fix}"
-            )
-        tracking_path = sqlite_path(tracking_uri or "")
-        if tracking_path is not None and tracking_path.resolve() == path.resolve():
-            raise StorageError(
-                f"storage {shown} is the MLflow tracking file; Optuna and MLflow both keep "
-                "Alembic tables, so give Optuna its own file (e.g. sqlite:///optuna.db)"
-            )
-        return
-    if "://" not in url:
-        raise StorageError(
-            f"storage {shown}: not a URL; use sqlite:///optuna.db, "
-            "postgresql+psycopg://user:pw@host/db or journal:///path/optuna.log"
-        )
-    from sqlalchemy import create_engine
-    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
-
-    try:
-        engine = create_engine(url, connect_args=_connect_args(url))
-        with engine.connect():
-            pass
-        engine.dispose()
-    except (ArgumentError, SQLAlchemyError, ImportError, ValueError) as exc:
-        reason = mask_url(str(exc).splitlines()[0])[:200]
-        raise StorageError(f"storage {shown}: cannot connect ({reason}); {fix}") from None
-
-
-def _connect_args(url: str) -> dict[str, Any]:
-    return {"connect_timeout": 5} if url.startswith("postgresql") else {}
 
 
 def open_storage(url: str) -> optuna.storages.BaseStorage:
@@ -99,15 +32,16 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     import optuna
     from optuna.storages import RDBStorage
 
-    if url.startswith("journal:///"):
+    journal = journal_path(url)
+    if journal is not None:
         from optuna.storages.journal import JournalFileBackend, JournalStorage
 
-        return JournalStorage(JournalFileBackend(url.removeprefix("journal:///")))
+        return JournalStorage(JournalFileBackend(str(journal)))
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     try:
         return RDBStorage(
             url,
-            engine_kwargs={"connect_args": _connect_args(url)} if "postgresql" in url else None,
+            engine_kwargs={"connect_args": connect_args(url)} if "postgresql" in url else None,
             heartbeat_interval=HEARTBEAT_INTERVAL,
             grace_period=GRACE_PERIOD,
             heartbeat_stale_trial_callback=_retry_callback(),
@@ -134,8 +68,6 @@ def make_sampler(spec: SweepSpec, n_existing: int = 0) -> optuna.samplers.BaseSa
     replay the random start-up points of its first invocation."""
     import optuna.samplers as s
     from optuna.exceptions import ExperimentalWarning
-
-    from .workers import worker_index
 
     seed = spec.seed + n_existing + 7919 * worker_index()
     name = spec.sampler.name
@@ -296,7 +228,7 @@ def read_summaries(storage_url: str, names: list[str] | None = None) -> list[dic
     import sqlalchemy as sa
 
     try:
-        engine = sa.create_engine(storage_url, connect_args=_connect_args(storage_url))
+        engine = sa.create_engine(storage_url, connect_args=connect_args(storage_url))
         with engine.connect() as conn:
             studies = dict(conn.execute(sa.text("SELECT study_name, study_id FROM studies")).all())
             wanted = sorted(studies) if names is None else names

@@ -20,14 +20,16 @@ from typing import TYPE_CHECKING, Any
 from .data import load_dataset
 from .errors import SweepFailedError
 from .objective import SURPLUS_ATTR, target_counts
-from .study import check_storage, create_or_resume, reap_dead_local_trials
-from .tracking import Tracker, check_tracking_uri
+from .stores import check_stores
+from .study import create_or_resume, reap_dead_local_trials
+from .tracking import Tracker
 from .urls import mask_url
 
 if TYPE_CHECKING:
     import optuna
 
     from .config import SweepSpec
+    from .data import Dataset
 
 MAX_CONSECUTIVE_FAILURES = 5
 POLL_SECONDS = 2.0
@@ -108,6 +110,26 @@ def _fail_stale(study: optuna.Study) -> None:
             optuna.storages.fail_stale_trials(study)
 
 
+def preflight(spec: SweepSpec, *, storage_url: str, tracking_uri: str, jobs: int = 1) -> Dataset:
+    """Every check that can refuse a sweep, done before either store is written to.
+
+    ``nnsweep run`` and the parent of ``run --jobs N`` both call it, so bad input is refused
+    the same way, once, with nothing written. The data is loaded here (cached per process, so
+    the sweep's own use of it costs nothing more).
+
+    Raises:
+        DataError, StorageError: the first problem found, worded with its fix.
+    """
+    dataset = load_dataset(
+        spec.dataset.name,
+        str(spec.dataset.path) if spec.dataset.path else None,
+        validation=spec.dataset.validation,
+        seed=spec.seed,
+    )
+    check_stores(storage_url, tracking_uri, jobs=jobs)
+    return dataset
+
+
 def run_sweep(
     spec: SweepSpec,
     *,
@@ -139,14 +161,7 @@ def run_sweep(
     from .objective import Objective
 
     name = study_name or spec.name
-    dataset = load_dataset(
-        spec.dataset.name,
-        str(spec.dataset.path) if spec.dataset.path else None,
-        validation=spec.dataset.validation,
-        seed=spec.seed,
-    )
-    check_storage(storage_url, tracking_uri)
-    check_tracking_uri(tracking_uri)
+    dataset = preflight(spec, storage_url=storage_url, tracking_uri=tracking_uri)
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # our progress lines say it all
     study = create_or_resume(spec, storage_url, name)

@@ -16,18 +16,15 @@ import logging
 import queue
 import threading
 import time
-import urllib.error
-import urllib.request
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import StorageError
+from .stores import artifact_location, check_tracking_uri, sqlite_path
 from .urls import mask_url
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"  # the UI's "Model training" mode
 ROLE_TAG = "nnsweep.role"
@@ -36,56 +33,6 @@ TRIAL_TAG = "nnsweep.trial"
 STATE_TAG = "nnsweep.state"
 PARENT_TAG = "mlflow.parentRunId"
 EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
-
-
-def sqlite_path(uri: str) -> Path | None:
-    """The file behind a ``sqlite:///…`` URI (relative to the working directory), else None."""
-    if not uri.startswith("sqlite:///"):
-        return None
-    return Path(uri.removeprefix("sqlite:///").split("?")[0])
-
-
-def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
-    """Fail fast, before anything is written, when the tracking store cannot be reached.
-
-    Raises:
-        StorageError: the SQLite folder is missing, or a server does not answer.
-    """
-    shown = mask_url(uri)
-    path = sqlite_path(uri)
-    if path is not None:
-        folder = path.resolve().parent
-        if not folder.is_dir():
-            raise StorageError(
-                f"tracking URI {shown}: folder {folder} does not exist; create it or fix "
-                "--tracking-uri / MLFLOW_TRACKING_URI"
-            )
-        return
-    if uri.startswith(("http://", "https://")):
-        try:
-            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as resp:
-                resp.read()
-        except (TimeoutError, urllib.error.URLError, ConnectionError, ValueError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise StorageError(
-                f"tracking URI {shown}: MLflow server not reachable ({reason}); start it or fix "
-                "--tracking-uri / MLFLOW_TRACKING_URI"
-            ) from None
-        return
-    if "://" in uri and not uri.startswith("file:"):
-        from sqlalchemy import create_engine
-        from sqlalchemy.exc import SQLAlchemyError
-
-        try:
-            engine = create_engine(uri)
-            with engine.connect():
-                pass
-            engine.dispose()
-        except (SQLAlchemyError, ImportError, ValueError) as exc:
-            reason = str(exc).splitlines()[0][:160]
-            raise StorageError(
-                f"tracking URI {shown}: cannot connect ({mask_url(reason)}); fix --tracking-uri"
-            ) from None
 
 
 def open_reader(tracking_uri: str) -> MlflowClient:
@@ -118,6 +65,37 @@ def fetch_history(client: MlflowClient, run_id: str) -> dict[str, list[float]]:
         if points:
             history[key] = [float(m.value) for m in points]
     return history
+
+
+def ensure_experiment(tracking_uri: str, name: str, *, client: MlflowClient | None = None) -> str:
+    """The id of experiment ``name``, created (or restored from the bin) if needed.
+
+    A new experiment of a SQLite store keeps its artifacts under ``mlruns/NAME`` beside the
+    file, wherever the command runs; every experiment is tagged as a model-training one, so
+    the MLflow UI opens it on its runs table.
+    """
+    if client is None:
+        from mlflow import MlflowClient
+
+        logging.getLogger("mlflow").setLevel(logging.WARNING)
+        client = MlflowClient(tracking_uri=tracking_uri)
+    exp = client.get_experiment_by_name(name)
+    if exp is None:
+        try:
+            exp_id = client.create_experiment(
+                name, artifact_location=artifact_location(tracking_uri, name)
+            )
+        except Exception:  # another worker created it first
+            exp = client.get_experiment_by_name(name)
+            if exp is None:
+                raise
+            exp_id = exp.experiment_id
+    else:
+        if exp.lifecycle_stage == "deleted":
+            client.restore_experiment(exp.experiment_id)
+        exp_id = exp.experiment_id
+    client.set_experiment_tag(exp_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+    return str(exp_id)
 
 
 class _EpochWriter:
@@ -174,26 +152,7 @@ class Tracker:
         self.tracking_uri = tracking_uri
         self.client: MlflowClient = MlflowClient(tracking_uri=tracking_uri)
         self._epochs = _EpochWriter(self.log_metrics)
-        self.experiment_id = self._ensure_experiment(experiment)
-
-    def _ensure_experiment(self, name: str) -> str:
-        exp = self.client.get_experiment_by_name(name)
-        if exp is None:
-            path = sqlite_path(self.tracking_uri)
-            location = (path.resolve().parent / "mlruns" / name).as_uri() if path else None
-            try:
-                exp_id = self.client.create_experiment(name, artifact_location=location)
-            except Exception:  # another worker created it first
-                exp = self.client.get_experiment_by_name(name)
-                if exp is None:
-                    raise
-                exp_id = exp.experiment_id
-        else:
-            if exp.lifecycle_stage == "deleted":
-                self.client.restore_experiment(exp.experiment_id)
-            exp_id = exp.experiment_id
-        self.client.set_experiment_tag(exp_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
-        return str(exp_id)
+        self.experiment_id = ensure_experiment(tracking_uri, experiment, client=self.client)
 
     # -- runs ---------------------------------------------------------------------------------
     def start_parent(self, study: str, *, tags: dict[str, str], params: dict[str, Any]) -> str:
@@ -212,7 +171,6 @@ class Tracker:
         study: str,
         number: int,
         params: dict[str, Any],
-        tags: dict[str, str] | None = None,
     ) -> str:
         """Open a trial's child run (nested under ``parent_id``); returns its run id."""
         run = self.client.create_run(
@@ -224,7 +182,6 @@ class Tracker:
                 STUDY_TAG: study,
                 TRIAL_TAG: str(number),
                 STATE_TAG: "RUNNING",
-                **(tags or {}),
             },
         )
         self.log_params(run.info.run_id, params)

@@ -31,7 +31,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import PortBusyError, ServerError, StorageError
-from .tracking import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, ROLE_TAG, STUDY_TAG, sqlite_path
+from .stores import artifact_root, check_tracking_uri, sqlite_path
+from .tracking import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, ROLE_TAG, STUDY_TAG
 from .urls import mask_url
 
 DEFAULT_PORT = 5000
@@ -202,10 +203,9 @@ def server_command(tracking_uri: str, host: str, port: int) -> list[str]:
         "--uvicorn-opts",
         "--no-access-log",
     ]
-    path = sqlite_path(tracking_uri)
-    if path is not None:
-        # Where nnsweep.tracking puts each experiment's artifacts: mlruns/ beside the database.
-        cmd += ["--default-artifact-root", (path.resolve().parent / "mlruns").as_uri()]
+    root = artifact_root(tracking_uri)
+    if root is not None:  # where nnsweep puts each experiment's artifacts
+        cmd += ["--default-artifact-root", root.as_uri()]
     return cmd
 
 
@@ -299,8 +299,6 @@ def serve(
         StorageError: the store cannot be reached, or ``experiment`` is not in it.
         ServerError: the server exited early or never answered.
     """
-    from .tracking import check_tracking_uri
-
     warn = warn or echo
     check_tracking_uri(tracking_uri)
     if tracking_uri.startswith(("http://", "https://")):

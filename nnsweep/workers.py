@@ -13,31 +13,80 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from .errors import StorageError
-from .tracking import sqlite_path
-from .urls import mask_url
+from ._proc import WORKER_ENV
+from .stores import STORAGE_ENV, TRACKING_ENV
 
-WORKER_ENV = "NNSWEEP_WORKER"
-
-
-def worker_index() -> int:
-    """This process's index among ``--jobs`` workers (0 when run alone)."""
-    try:
-        return int(os.environ.get(WORKER_ENV, "0"))
-    except ValueError:
-        return 0
+if TYPE_CHECKING:
+    from .config import SweepSpec
 
 
-def check_concurrent_storage(storage_url: str, jobs: int) -> None:
-    """Refuse a plain SQLite file for several writers, with the fix."""
-    if jobs > 1 and sqlite_path(storage_url) is not None:
-        raise StorageError(
-            f"--jobs {jobs} needs a storage that takes concurrent writers, but "
-            f"{mask_url(storage_url)} is a SQLite file; use --storage journal:///optuna.log "
-            "(one machine) or postgresql+psycopg://user:pw@host/db (many)"
-        )
+@dataclass
+class JobsResult:
+    """What ``run --jobs N`` did: the study, its trial counts by state, the workers' status."""
+
+    study_name: str
+    jobs: int
+    code: int
+    states: dict[str, int] = field(default_factory=dict)
+
+
+def worker_args(sweep: Path, overrides: Mapping[str, Any]) -> list[str]:
+    """A worker's ``nnsweep run`` arguments: the sweep file and the flags given (None: unset)."""
+    args = [str(sweep)]
+    for key, value in overrides.items():
+        if value is not None:
+            args += [f"--{key.replace('_', '-')}", str(value)]
+    return args
+
+
+def run_jobs(
+    sweep: Path,
+    spec: SweepSpec,
+    *,
+    jobs: int,
+    storage_url: str,
+    tracking_uri: str,
+    study_name: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    echo: Callable[[str], None] = print,
+) -> JobsResult:
+    """``nnsweep run --jobs N``: check once, create the shared records, run N workers.
+
+    The pre-flight is :func:`nnsweep.sweep.preflight`, as for a single process, so bad input is
+    refused before anything is written. The study and the MLflow experiment are then created
+    here, once, before the workers start, so they do not race to create them.
+
+    Args:
+        sweep: the sweep file the workers read.
+        spec: the validated sweep, overrides applied.
+        overrides: the ``run`` flags to hand on (``trials``, ``seed``, …; None: not given).
+        echo: where the workers' output lines go, each prefixed with ``[worker i]``.
+
+    Raises:
+        DataError, StorageError: bad input, before anything is written.
+    """
+    from .study import create_or_resume, load_study, summarize
+    from .sweep import preflight
+    from .tracking import ensure_experiment
+
+    name = study_name or spec.name
+    preflight(spec, storage_url=storage_url, tracking_uri=tracking_uri, jobs=jobs)
+    create_or_resume(spec, storage_url, name)
+    ensure_experiment(tracking_uri, spec.name)
+    code = run_workers(
+        worker_args(sweep, {**(overrides or {}), "study": study_name}),
+        jobs=jobs,
+        storage_url=storage_url,
+        tracking_uri=tracking_uri,
+        echo=echo,
+    )
+    summary = summarize(load_study(name, storage_url))
+    return JobsResult(name, jobs, code, {s: n for s, n in summary["states"].items() if n})
 
 
 def _pump(stream: object, prefix: str, out: Callable[[str], None]) -> None:
@@ -63,8 +112,8 @@ def run_workers(
     for i in range(jobs):
         env = {
             **os.environ,
-            "NNSWEEP_STORAGE": storage_url,
-            "MLFLOW_TRACKING_URI": tracking_uri,
+            STORAGE_ENV: storage_url,
+            TRACKING_ENV: tracking_uri,
             WORKER_ENV: str(i),
         }
         cmd = [sys.executable, "-m", "nnsweep", "run", *run_args, "--quiet", "--jobs", "1"]

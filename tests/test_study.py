@@ -14,9 +14,9 @@ from optuna.trial import TrialState
 
 from nnsweep.config import parse_spec
 from nnsweep.errors import NoCompleteTrialError, StorageError, StudyNotFoundError
+from nnsweep.stores import check_storage, resolve_storage
 from nnsweep.study import (
     best_trial,
-    check_storage,
     count_states,
     create_or_resume,
     grid_space,
@@ -25,7 +25,6 @@ from nnsweep.study import (
     make_sampler,
     read_summaries,
     reap_dead_local_trials,
-    resolve_storage,
     summarize,
 )
 

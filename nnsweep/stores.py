@@ -1,0 +1,188 @@
+"""Where the two stores are: Optuna storage and MLflow tracking URLs, their checks, artifacts.
+
+One home for every question about a store's address: which URL a command uses (flag, then
+environment, then the default files in the working directory), whether it can be used before
+anything is written, and where MLflow puts a local store's artifacts. Nothing here imports
+Optuna or MLflow; SQLAlchemy only when a server must be asked.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from .errors import StorageError
+from .urls import mask_url
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+DEFAULT_STORAGE_FILE = "optuna.db"
+STORAGE_ENV = "NNSWEEP_STORAGE"
+TRACKING_ENV = "MLFLOW_TRACKING_URI"
+ARTIFACTS_DIR = "mlruns"  # beside a SQLite tracking file, as `mlflow ui` would put it
+CONNECT_TIMEOUT = 5  # seconds, for the checks and for PostgreSQL connections
+
+_STORAGE_FIX = "fix --storage / NNSWEEP_STORAGE"
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The file behind a ``sqlite:///…`` URI (relative to the working directory), else None."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(uri.removeprefix("sqlite:///").split("?")[0])
+
+
+def journal_path(url: str) -> Path | None:
+    """The log file behind a ``journal:///…`` Optuna storage URL, else None."""
+    if not url.startswith("journal:///"):
+        return None
+    return Path(url.removeprefix("journal:///"))
+
+
+def resolve_tracking_uri(uri: str | None) -> str:
+    """``--tracking-uri``, else ``$MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db``."""
+    return uri or os.environ.get(TRACKING_ENV) or DEFAULT_TRACKING_URI
+
+
+def resolve_storage(storage: str | None, tracking_uri: str) -> str:
+    """``--storage``, else ``$NNSWEEP_STORAGE``, else ``optuna.db`` beside the MLflow file."""
+    if storage or os.environ.get(STORAGE_ENV):
+        return storage or os.environ[STORAGE_ENV]
+    path = sqlite_path(tracking_uri)
+    folder = path.parent if path is not None else Path(".")
+    return "sqlite:///" + (folder / DEFAULT_STORAGE_FILE).as_posix()
+
+
+def resolve(storage: str | None, tracking_uri: str | None) -> tuple[str, str]:
+    """(Optuna storage URL, MLflow tracking URI) for the flags given, defaults filled in."""
+    uri = resolve_tracking_uri(tracking_uri)
+    return resolve_storage(storage, uri), uri
+
+
+def connect_args(url: str) -> dict[str, Any]:
+    """SQLAlchemy ``connect_args`` for ``url``: a connect timeout for PostgreSQL."""
+    return {"connect_timeout": CONNECT_TIMEOUT} if url.startswith("postgresql") else {}
+
+
+def artifact_root(tracking_uri: str) -> Path | None:
+    """Where a SQLite tracking store keeps its artifacts (``mlruns/`` beside the file), else None
+    (a server or another backend decides for itself)."""
+    path = sqlite_path(tracking_uri)
+    return path.resolve().parent / ARTIFACTS_DIR if path is not None else None
+
+
+def artifact_location(tracking_uri: str, experiment: str) -> str | None:
+    """The artifact location to create ``experiment`` with (a ``file://`` URI), else None."""
+    root = artifact_root(tracking_uri)
+    return (root / experiment).as_uri() if root is not None else None
+
+
+def _try_connect(url: str, shown: str, fix: str) -> None:
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+    try:
+        engine = create_engine(url, connect_args=connect_args(url))
+        with engine.connect():
+            pass
+        engine.dispose()
+    except (ArgumentError, SQLAlchemyError, ImportError, ValueError) as exc:
+        reason = mask_url(_first_line(exc))[:200]
+        raise StorageError(f"{shown}: cannot connect ({reason}); {fix}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first non-empty line of an exception's text ('' when it has none)."""
+    return next((line for line in str(exc).splitlines() if line.strip()), "")
+
+
+def check_storage(url: str, tracking_uri: str | None = None) -> None:
+    """Fail fast, before anything is written, when the Optuna storage is unusable.
+
+    Raises:
+        StorageError: bad scheme, missing folder, the MLflow file reused, or no connection.
+    """
+    shown = mask_url(url)
+    journal = journal_path(url)
+    if journal is not None:
+        folder = journal.resolve().parent
+        if not folder.is_dir():
+            raise StorageError(f"storage {shown}: folder {folder} does not exist; {_STORAGE_FIX}")
+        return
+    path = sqlite_path(url)
+    if path is not None:
+        if not path.resolve().parent.is_dir():
+            raise StorageError(
+                f"storage {shown}: folder {path.resolve().parent} does not exist; {_STORAGE_FIX}"
+            )
+        tracking_path = sqlite_path(tracking_uri or "")
+        if tracking_path is not None and tracking_path.resolve() == path.resolve():
+            raise StorageError(
+                f"storage {shown} is the MLflow tracking file; Optuna and MLflow both keep "
+                "Alembic tables, so give Optuna its own file (e.g. sqlite:///optuna.db)"
+            )
+        return
+    if "://" not in url:
+        raise StorageError(
+            f"storage {shown}: not a URL; use sqlite:///optuna.db, "
+            "postgresql+psycopg://user:pw@host/db or journal:///path/optuna.log"
+        )
+    _try_connect(url, f"storage {shown}", _STORAGE_FIX)
+
+
+def check_tracking_uri(uri: str, timeout: float = CONNECT_TIMEOUT) -> None:
+    """Fail fast, before anything is written, when the tracking store cannot be reached.
+
+    Raises:
+        StorageError: the SQLite folder is missing, or a server does not answer.
+    """
+    shown = mask_url(uri)
+    path = sqlite_path(uri)
+    if path is not None:
+        folder = path.resolve().parent
+        if not folder.is_dir():
+            raise StorageError(
+                f"tracking URI {shown}: folder {folder} does not exist; create it or fix "
+                "--tracking-uri / MLFLOW_TRACKING_URI"
+            )
+        return
+    if uri.startswith(("http://", "https://")):
+        try:
+            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as resp:
+                resp.read()
+        except (TimeoutError, urllib.error.URLError, ConnectionError, ValueError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise StorageError(
+                f"tracking URI {shown}: MLflow server not reachable ({reason}); start it or fix "
+                "--tracking-uri / MLFLOW_TRACKING_URI"
+            ) from None
+        return
+    if "://" in uri and not uri.startswith("file:"):
+        _try_connect(uri, f"tracking URI {shown}", "fix --tracking-uri")
+
+
+def check_concurrent_storage(storage_url: str, jobs: int) -> None:
+    """Refuse a plain SQLite file for several ``--jobs`` writers, with the fix.
+
+    Raises:
+        StorageError: ``jobs > 1`` on a SQLite storage.
+    """
+    if jobs > 1 and sqlite_path(storage_url) is not None:
+        raise StorageError(
+            f"--jobs {jobs} needs a storage that takes concurrent writers, but "
+            f"{mask_url(storage_url)} is a SQLite file; use --storage journal:///optuna.log "
+            "(one machine) or postgresql+psycopg://user:pw@host/db (many)"
+        )
+
+
+def check_stores(storage_url: str, tracking_uri: str, *, jobs: int = 1) -> None:
+    """Every check of both stores that must pass before either is written to.
+
+    Raises:
+        StorageError: the first problem found, worded with its fix.
+    """
+    check_concurrent_storage(storage_url, jobs)
+    check_storage(storage_url, tracking_uri)
+    check_tracking_uri(tracking_uri)
