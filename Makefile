@@ -5,11 +5,12 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install sweep test lint ui export report bench clean reset help
+.PHONY: install sweep test test-fast lint ui export report bench clean reset help
 
 help:
 	@echo "make sweep   set up .venv and run sweeps/quickstart.yaml (logs to mlflow.db)"
 	@echo "make test    set up .venv and run the whole test suite"
+	@echo "make test-fast  the tests that train no Keras model (-m 'not slow'), for the edit loop"
 	@echo "make ui      open the MLflow UI on mlflow.db (http://127.0.0.1:5000)"
 	@echo "make export  export the quickstart study's best model to exports/quickstart/"
 	@echo "make report  write the quickstart study's report to reports/quickstart/"
@@ -30,6 +31,9 @@ sweep: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check nnsweep tests bench

@@ -7,7 +7,7 @@ SQLite Optuna storage and a real SQLite MLflow store in ``tmp_path``.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,50 @@ import yaml
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+
+
+def _guard_fast_run(item: pytest.Item) -> bool:
+    """Whether ``item`` runs under ``-m "not slow"`` (``make test-fast``) without the mark."""
+    return "not slow" in (item.config.option.markexpr or "") and not item.get_closest_marker("slow")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, object, object]:
+    return (yield from _refusing_fit(item))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
+    return (yield from _refusing_fit(item))
+
+
+def _refusing_fit(item: pytest.Item) -> Generator[None, object, object]:
+    """In a fast run, a test (or fixture) not marked ``slow`` that trains a Keras model fails.
+
+    Keeps the ``slow`` mark honest: ``make test-fast`` stays fast only while every training
+    test carries it. The fit raises, and the test fails afterwards too, because a sweep turns
+    the raise into a failed trial that a test may not look at.
+    """
+    if not _guard_fast_run(item):
+        return (yield)
+    import keras
+
+    fits: list[str] = []
+    original = keras.Model.fit
+
+    def refuse(self: object, *args: object, **kwargs: object) -> object:
+        fits.append(item.nodeid)
+        raise RuntimeError(f"{item.nodeid} trains a Keras model: mark it @pytest.mark.slow")
+
+    keras.Model.fit = refuse  # type: ignore[method-assign]
+    try:
+        result = yield
+    finally:
+        keras.Model.fit = original  # type: ignore[method-assign]
+    if fits:
+        pytest.fail(f"{item.nodeid} trains a Keras model ({len(fits)} fits): mark it slow")
+    return result
+
 
 TINY_SWEEP: dict[str, Any] = {
     "name": "tiny",

@@ -64,6 +64,7 @@ def test_params_logged_before_lr_schedule_existed_mean_constant() -> None:
     assert HyperParams.from_params(flat).lr_schedule == "constant"
 
 
+@pytest.mark.slow
 def test_cosine_schedule_decays_to_zero_over_the_whole_fit() -> None:
     hp = HyperParams(
         n_layers=1, units=(4,), learning_rate=0.02, lr_schedule="cosine", batch_size=32, epochs=3

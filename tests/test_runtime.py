@@ -5,9 +5,12 @@ from __future__ import annotations
 import gc
 
 import numpy as np
+import pytest
 
 from nnsweep.model import HyperParams, build_model
 from nnsweep.runtime import drop_custom_gradients, release_trial_memory
+
+pytestmark = pytest.mark.slow  # every test here fits Keras models
 
 
 def _fit_one(units: int) -> None:

@@ -171,6 +171,7 @@ def test_each_pruner_prunes_losers_and_keeps_their_partial_curves(
         assert len(curve) == max(t.intermediate_values)  # curve up to the epoch it was cut
 
 
+@pytest.mark.slow
 def test_trials_count_all_counts_pruned_trials_like_optunas_n_trials(
     stores: Stores, write_sweep: Callable[..., Path], cli: Cli
 ) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from typing import Any
 
 import pytest
 from mlflow import MlflowClient
@@ -17,19 +19,34 @@ def tracker(stores: Stores) -> Tracker:
 
 
 def test_epoch_metrics_arrive_in_order_with_epoch_steps_and_their_own_times(
-    tracker: Tracker, stores: Stores
+    tracker: Tracker, stores: Stores, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     parent = tracker.start_parent("t", tags={}, params={})
     run = tracker.start_trial(parent, "t", 0, {"units": 8})
-    stamps = []
+    # Hold the background writes back until every epoch is queued, so a metric stamped when
+    # it was written (not when its epoch ended) would carry a time after all three calls.
+    released = threading.Event()
+    log_batch = tracker.client.log_batch
+
+    def held_log_batch(*args: Any, **kwargs: Any) -> None:
+        released.wait(timeout=30)
+        log_batch(*args, **kwargs)
+
+    monkeypatch.setattr(tracker.client, "log_batch", held_log_batch)
+    calls = []
     for epoch in (1, 2, 3):
-        stamps.append(int(time.time() * 1000))
+        before = int(time.time() * 1000)
         tracker.log_epoch(run, {"loss": 1.0 / epoch, "val_accuracy": 0.1 * epoch}, epoch)
-        time.sleep(0.02)
+        calls.append((before, int(time.time() * 1000)))
+        time.sleep(0.002)  # the next epoch ends on a later millisecond
+    release = int(time.time() * 1000)
+    released.set()
     tracker.end_trial(run, "COMPLETE")  # waits for the writer
     history = MlflowClient(stores.tracking_uri).get_metric_history(run, "val_accuracy")
     assert [(m.step, round(m.value, 6)) for m in history] == [(1, 0.1), (2, 0.2), (3, 0.3)]
-    assert all(m.timestamp - s < 20 for m, s in zip(history, stamps, strict=True))
+    stamps = [m.timestamp for m in history]
+    assert all(lo <= t <= hi for t, (lo, hi) in zip(stamps, calls, strict=True)), (stamps, calls)
+    assert stamps == sorted(set(stamps)) and stamps[-1] < release  # own times, in order
     assert MlflowClient(stores.tracking_uri).get_run(run).info.status == "FINISHED"
 
 
