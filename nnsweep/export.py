@@ -43,14 +43,8 @@ from .card import (
 from .data import sweep_dataset
 from .errors import ExportError
 from .model import HyperParams, count_params
-from .modelstore import (
-    MLFLOW_KERAS_FILE,
-    MODEL_ERROR_TAG,
-    MODEL_URI_TAG,
-    download_model,
-    log_keras_model,
-    model_uri_of,
-)
+from .modelstore import MLFLOW_KERAS_FILE, MODEL_ERROR_TAG, log_keras_model
+from .modeluri import MODEL_URI_TAG, download_model, model_uri_of
 from .tracking import fetch_history, open_reader
 from .urls import mask_url
 

@@ -1,5 +1,7 @@
 """Trial models in MLflow: the step that keeps the best-so-far model, and the helpers behind it.
 
+Reading models back (``models:/`` URIs, downloads) is :mod:`nnsweep.modeluri`.
+
 With ``log_models: best`` (the default) a COMPLETE trial whose objective value ties or beats
 the study's best COMPLETE value logs its fitted Keras model on its own child run, so the best
 trial of a finished study always has its weights in MLflow; ``all`` also logs every other
@@ -21,15 +23,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import tempfile
 from importlib import metadata
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ExportError
 from .model import INPUT_DIM, N_CLASSES
-from .urls import mask_url
+from .modeluri import MODEL_URI_TAG
 
 if TYPE_CHECKING:
     import keras
@@ -41,12 +40,10 @@ if TYPE_CHECKING:
     from .objective import TrialResult
     from .tracking import Tracker
 
-MODEL_URI_TAG = "nnsweep.model_uri"
 MODEL_ERROR_TAG = "nnsweep.model_error"
 BEST_SO_FAR_TAG = "nnsweep.best_so_far"
 MODEL_NAME = "model"
 MLFLOW_KERAS_FILE = "data/model.keras"  # where mlflow.keras.save_model puts the .keras file
-_PROGRESS_ENV = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 
 _log = logging.getLogger(__name__)
 
@@ -184,77 +181,3 @@ class ModelLogger:
         except ValueError:  # no COMPLETE trial yet
             return True
         return value >= best if self.spec.objective.direction == "maximize" else value <= best
-
-
-def model_location(uri: str, tracking_uri: str) -> str:
-    """Where the files of MLflow model ``uri`` live, resolved in the store at ``tracking_uri``.
-
-    ``uri`` is ``models:/m-…`` (a logged model), ``models:/NAME@ALIAS``, ``models:/NAME/VERSION``
-    or ``models:/NAME/latest``. Resolved here with an explicit client because MLflow's own
-    ``models:/`` resolution reads the *global* tracking URI, whatever URI it is given.
-
-    Raises:
-        ExportError: not a ``models:/`` URI, or no such model, alias or version.
-    """
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-
-    rest = uri.removeprefix("models:/").strip("/") if uri.startswith("models:/") else ""
-    name, sep, pointer = rest.rpartition("@") if "@" in rest else rest.rpartition("/")
-    if not rest or (not sep and not rest.startswith("m-")):
-        raise ExportError(
-            f"{uri}: not an MLflow model URI; use models:/NAME@ALIAS, models:/NAME/VERSION or "
-            "models:/m-ID"
-        )
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-    try:
-        if not sep:
-            return str(client.get_logged_model(rest).artifact_location)
-        if sep == "@":
-            version = client.get_model_version_by_alias(name, pointer).version
-        elif pointer == "latest":
-            found = client.search_model_versions(f"name = '{name}'")
-            if not found:
-                raise MlflowException(f"Registered Model with name={name} not found")
-            version = str(max(int(v.version) for v in found))
-        else:
-            version = pointer
-        return str(client.get_model_version_download_uri(name, version))
-    except MlflowException as exc:
-        reason = str(exc).strip().splitlines()[0][:200]
-        raise ExportError(
-            f"{uri}: not found in {mask_url(tracking_uri)} ({reason}); check the name, version "
-            "or alias, and --tracking-uri"
-        ) from None
-
-
-def download_model(uri: str, dst: str | Path, tracking_uri: str) -> Path:
-    """Copy the files of MLflow model ``uri`` (see :func:`model_location`) into ``dst``.
-
-    Raises:
-        ExportError: the model cannot be resolved or fetched (one line, with MLflow's reason).
-    """
-    import mlflow
-
-    location = model_location(uri, tracking_uri)
-    # MLflow draws a progress bar on stderr for every download; a CLI line is enough.
-    previous = os.environ.get(_PROGRESS_ENV)
-    os.environ[_PROGRESS_ENV] = "false"
-    try:
-        local = mlflow.artifacts.download_artifacts(
-            artifact_uri=location, dst_path=str(dst), tracking_uri=tracking_uri
-        )
-    except Exception as exc:
-        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise ExportError(f"{uri}: cannot download its files from {location} ({reason})") from None
-    finally:
-        if previous is None:
-            os.environ.pop(_PROGRESS_ENV, None)
-        else:
-            os.environ[_PROGRESS_ENV] = previous
-    return Path(local)
-
-
-def model_uri_of(run: Any) -> str | None:
-    """The ``models:/m-…`` URI the sweep logged on a trial's MLflow run, if any."""
-    return run.data.tags.get(MODEL_URI_TAG)

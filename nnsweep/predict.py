@@ -305,7 +305,7 @@ def _mlflow_predictor(uri: str, tracking_uri: str) -> Predictor:
     could run code on the predicting machine. Only the ``keras`` flavour's ``.keras`` file is
     read, in Keras' safe mode; any other model is refused before anything in it is loaded.
     """
-    from .modelstore import download_model
+    from .modeluri import download_model
     from .tracking import open_reader
 
     open_reader(tracking_uri)  # refuses a missing store before MLflow creates one

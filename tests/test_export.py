@@ -107,7 +107,7 @@ def test_sweep_logs_a_model_exactly_for_each_new_best(exported, study, client):
 def test_logged_model_has_signature_and_input_example(exported, client, tmp_path):
     from mlflow.models import Model
 
-    from nnsweep.modelstore import download_model
+    from nnsweep.modeluri import download_model
 
     run_id = exported["card"]["mlflow"]["run_id"]
     uri = client.get_run(run_id).data.tags["nnsweep.model_uri"]

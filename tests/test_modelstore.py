@@ -99,7 +99,8 @@ def test_logged_model_round_trips_through_keras(store, tmp_path):
     import numpy as np
     import optuna
 
-    from nnsweep.modelstore import MLFLOW_KERAS_FILE, download_model
+    from nnsweep.modelstore import MLFLOW_KERAS_FILE
+    from nnsweep.modeluri import download_model
 
     step, tracker, run_id = _logger_and_run(store)
 

@@ -79,7 +79,7 @@ def test_registered_pyfunc_model_is_refused_and_its_code_never_runs(
     # The fixture is hostile indeed: MLflow's own loader runs the model's code.
     import mlflow.pyfunc
 
-    from nnsweep.modelstore import download_model
+    from nnsweep.modeluri import download_model
 
     local = download_model(uri, tmp_path / "copy", stores.tracking_uri)
     mlflow.pyfunc.load_model(str(local))
