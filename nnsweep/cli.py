@@ -315,11 +315,11 @@ def compare(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="'--sort'") from None
     shown = display_frame(ordered).head(top) if top else display_frame(ordered)
-    styles = {"overfit": "red", "underfit": "yellow", "good": "green"}
+    styles = {"overfit": "red", "underfit": "yellow", "good": "green", "pruned": "dim"}
     table = Table(title=f"study {study}: {len(shown)} of {len(frame)} trials by {sort}")
-    numbers = {"trial", "best val_acc", "final val_acc", "gap", "duration"}
+    numbers = {"trial", "best val_acc", "final val_acc", "val n", "gap", "duration"}
     for col in shown.columns:
-        justify = "right" if col in numbers else "left"
+        justify = "right" if col.split(" (n=")[0] in numbers else "left"
         table.add_column(col, justify=justify, overflow="fold", no_wrap=col != "params")
     for row in shown.itertuples(index=False):
         cells = dict(zip(shown.columns, row, strict=True))
