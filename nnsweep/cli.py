@@ -22,7 +22,7 @@ except ImportError:  # pragma: no cover - older Typer uses Click itself
     from click import exceptions as click_exc  # type: ignore[no-redef]
 
 from .errors import NnsweepError
-from .urls import mask_url
+from .urls import forget_secrets, known_secrets, mask_url, remember_secrets
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -498,6 +498,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app and map errors to one stderr line and an exit status."""
     args = list(sys.argv[1:] if argv is None else argv)
     _state["debug"] = "--debug" in args
+    remember_secrets(known_secrets(args))  # scrubbed from every message and log line
     command = typer.main.get_command(app)
     try:
         # Typer's non-standalone mode returns the code of typer.Exit, and 130 for Ctrl-C
@@ -516,7 +517,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2 if isinstance(exc, click_exc.UsageError) else int(exc.exit_code)
     except NnsweepError as exc:
         if _state["debug"]:
-            traceback.print_exc()
+            print(mask_url(traceback.format_exc()), end="", file=sys.stderr)
         print(f"nnsweep: error: {mask_url(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
@@ -529,7 +530,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as exc:
         if _state["debug"]:
-            traceback.print_exc()
+            print(mask_url(traceback.format_exc()), end="", file=sys.stderr)
         message = mask_url(f"{type(exc).__name__}: {exc}".splitlines()[0])
         print(f"nnsweep: error: {message} (run with --debug for the traceback)", file=sys.stderr)
         return 1
+    finally:
+        forget_secrets()
