@@ -3,6 +3,21 @@
 Every problem becomes one :class:`~nnsweep.errors.SpecError` line that names the file, the
 field, the rule and the value, e.g.
 ``sweeps/x.yaml: space.activation: 'relux' is not one of relu, elu, …``.
+
+A sweep file may come from someone else, so checking it is bounded in time and memory and
+happens before any data is loaded or any store is written:
+
+* the file is at most :data:`MAX_SPEC_BYTES` of UTF-8 text, read without reading further;
+* YAML is parsed by :mod:`nnsweep._safe_yaml` (aliases may not expand past 10,000 values,
+  nesting past 20 levels, integers past 30 digits; no duplicate keys or control characters);
+* numbers are finite; ``units`` ≤ :data:`MAX_UNITS`, ``n_layers`` ≤ :data:`MAX_LAYERS`,
+  ``epochs`` ≤ :data:`MAX_EPOCHS`, ``batch_size`` ≤ :data:`MAX_BATCH_SIZE`,
+  ``seed`` ≤ :data:`MAX_SEED`; ranges are checked arithmetically, never listed, and a grid
+  may hold at most :data:`~nnsweep.space.GRID_LIMIT` points;
+* the largest model the space allows (:func:`max_param_count`) must stay within
+  ``limits.max_params`` (default :data:`DEFAULT_MAX_PARAMS`), checked here when the input
+  width is known from the dataset's name and again by the sweep once the data is loaded;
+* values quoted in messages are cut to 80 characters.
 """
 
 from __future__ import annotations
@@ -11,7 +26,6 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -23,8 +37,17 @@ from pydantic import (
     model_validator,
 )
 
+from . import _safe_yaml
 from .errors import SpecError
-from .space import Dimension, Fixed, FloatRange, parse_categorical, parse_numeric
+from .space import (
+    GRID_LIMIT,
+    Dimension,
+    Fixed,
+    FloatRange,
+    parse_categorical,
+    parse_numeric,
+    short_repr,
+)
 
 ACTIVATIONS = (
     "relu", "elu", "selu", "tanh", "sigmoid", "softplus", "softsign",
@@ -33,13 +56,28 @@ ACTIVATIONS = (
 OPTIMIZERS = ("sgd", "sgd_momentum", "rmsprop", "adam", "adamw", "nadam")
 LR_SCHEDULES = ("constant", "cosine")
 
+MAX_SPEC_BYTES = 256 * 1024
+MAX_UNITS = 65_536
+MAX_LAYERS = 32
+MAX_EPOCHS = 10_000
+MAX_BATCH_SIZE = 1_048_576
+MAX_SEED = 2**32 - 1  # NumPy's and Optuna's samplers take 32-bit seeds
+MAX_TRIALS = 1_000_000
+MAX_TIMEOUT = 100_000_000.0  # seconds, about three years
+MAX_DESCRIPTION_CHARS = 10_000
+DEFAULT_MAX_PARAMS = 50_000_000
+# input width and outputs of the named datasets (the model's Input(784) and Dense(10))
+_KNOWN_SHAPES = {"mnist": (784, 10), "fashion_mnist": (784, 10), "mnist_5k": (784, 10)}
+
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
 class _Strict(BaseModel):
     """A section of the sweep file: unknown keys are an error that lists the allowed ones."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, arbitrary_types_allowed=True, allow_inf_nan=False
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -48,7 +86,7 @@ class _Strict(BaseModel):
             unknown = [k for k in data if k not in cls.model_fields]
             if unknown:
                 allowed = ", ".join(cls.model_fields)
-                raise ValueError(f"unknown key {unknown[0]!r}; allowed keys: {allowed}")
+                raise ValueError(f"unknown key {short_repr(unknown[0])}; allowed keys: {allowed}")
         return data
 
 
@@ -98,28 +136,28 @@ class ObjectiveSpec(_Strict):
 
 class SamplerSpec(_Strict):
     name: Literal["tpe", "random", "grid", "cmaes", "qmc"] = "tpe"
-    n_startup_trials: int | None = Field(None, ge=0)
+    n_startup_trials: int | None = Field(None, ge=0, le=MAX_TRIALS)
 
 
 class PrunerSpec(_Strict):
     """Stops unpromising trials early from their per-epoch validation metric."""
 
     name: Literal["median", "hyperband", "successive_halving", "none"] = "median"
-    n_startup_trials: int = Field(5, ge=0)
-    n_warmup_steps: int = Field(2, ge=0)
-    min_resource: int = Field(1, ge=1)
-    reduction_factor: int = Field(3, ge=2)
+    n_startup_trials: int = Field(5, ge=0, le=MAX_TRIALS)
+    n_warmup_steps: int = Field(2, ge=0, le=MAX_EPOCHS)
+    min_resource: int = Field(1, ge=1, le=MAX_EPOCHS)
+    reduction_factor: int = Field(3, ge=2, le=MAX_EPOCHS)
 
 
 class EarlyStoppingSpec(_Strict):
-    patience: int = Field(3, ge=1)
+    patience: int = Field(3, ge=1, le=MAX_EPOCHS)
     min_delta: float = Field(0.0, ge=0.0)
     restore_best_weights: bool = True
 
 
 class TrainSpec(_Strict):
-    epochs: int = Field(10, ge=1, le=10_000)
-    batch_size: int = Field(128, ge=1)
+    epochs: int = Field(10, ge=1, le=MAX_EPOCHS)
+    batch_size: int = Field(128, ge=1, le=MAX_BATCH_SIZE)
     early_stopping: EarlyStoppingSpec | None = None
 
 
@@ -139,29 +177,30 @@ class DiagnosisSpec(_Strict):
     still_improving: float = Field(0.02, ge=0.0)
 
 
-IntDim = Annotated[Dimension, _num(int, minimum=1), _AS_YAML]
+LayersDim = Annotated[Dimension, _num(int, minimum=1, at_most=MAX_LAYERS), _AS_YAML]
+UnitsDim = Annotated[Dimension, _num(int, minimum=1, at_most=MAX_UNITS), _AS_YAML]
+BatchSizeDim = Annotated[Dimension, _num(int, minimum=1, at_most=MAX_BATCH_SIZE), _AS_YAML]
+EpochsDim = Annotated[Dimension, _num(int, minimum=1, at_most=MAX_EPOCHS), _AS_YAML]
+
+
+class LimitsSpec(_Strict):
+    """Safety limits, checked before anything runs; raise them on purpose for bigger models."""
+
+    max_params: int = Field(DEFAULT_MAX_PARAMS, ge=1, le=10**12)
 
 
 class SpaceSpec(_Strict):
     """The hyperparameters Optuna samples; each entry fixed, a list of choices or a range."""
 
-    n_layers: IntDim = Fixed(1)
-    units: IntDim = Fixed(128)
+    n_layers: LayersDim = Fixed(1)
+    units: UnitsDim = Fixed(128)
     activation: Annotated[Dimension, _cat(ACTIVATIONS), _AS_YAML] = Fixed("relu")
     optimizer: Annotated[Dimension, _cat(OPTIMIZERS), _AS_YAML] = Fixed("adam")
     learning_rate: Annotated[Dimension, _num(float, positive=True), _AS_YAML] = Fixed(1e-3)
     lr_schedule: Annotated[Dimension, _cat(LR_SCHEDULES), _AS_YAML] = Fixed("constant")
-    batch_size: IntDim | None = None
+    batch_size: BatchSizeDim | None = None
     dropout: Annotated[Dimension, _num(float, minimum=0.0, maximum=1.0), _AS_YAML] = Fixed(0.0)
-    epochs: IntDim | None = None
-
-    @field_validator("n_layers")
-    @classmethod
-    def _not_too_deep(cls, dim: Dimension) -> Dimension:
-        values = dim.grid_values() or []
-        if values and max(values) > 32:
-            raise ValueError(f"at most 32 hidden layers, but got {max(values)}")
-        return dim
+    epochs: EpochsDim | None = None
 
     def dimensions(self) -> dict[str, Dimension]:
         return {k: v for k, v in self if isinstance(v, Dimension)}
@@ -172,10 +211,10 @@ class SweepSpec(_Strict):
 
     name: str
     dataset: Annotated[DatasetSpec, _shorthand("name")]
-    trials: int | None = Field(None, ge=1)
+    trials: int | None = Field(None, ge=1, le=MAX_TRIALS)
     trials_count: Literal["complete", "all"] = "complete"
-    timeout: float | None = Field(None, gt=0)
-    seed: int = Field(0, ge=0)
+    timeout: float | None = Field(None, gt=0, le=MAX_TIMEOUT)
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     objective: Annotated[ObjectiveSpec, _shorthand("metric")] = ObjectiveSpec()
     sampler: Annotated[SamplerSpec, _shorthand("name")] = SamplerSpec()
     pruner: Annotated[PrunerSpec, _shorthand("name")] = PrunerSpec()
@@ -183,14 +222,16 @@ class SweepSpec(_Strict):
     space: SpaceSpec = SpaceSpec()
     diagnosis: DiagnosisSpec = DiagnosisSpec()
     log_models: Literal["best", "all", "none"] = "best"
-    description: str = ""
+    limits: LimitsSpec = LimitsSpec()
+    description: str = Field("", max_length=MAX_DESCRIPTION_CHARS)
 
     @field_validator("name")
     @classmethod
     def _valid_name(cls, v: str) -> str:
         if not _NAME_RE.match(v):
             raise ValueError(
-                f"{v!r} is not a usable study name; use letters, digits, '_', '-' or '.'"
+                f"{short_repr(v)} is not a usable study name; use up to 100 letters, digits, "
+                "'_', '-' or '.'"
             )
         return v
 
@@ -199,15 +240,36 @@ class SweepSpec(_Strict):
         if self.trials is None and self.timeout is None:
             raise ValueError("give trials: N and/or timeout: SECONDS so the sweep can end")
         if self.sampler.name == "grid":
-            for key, dim in self.space.dimensions().items():
-                if dim.grid_values() is None:
-                    raise ValueError(
-                        f"sampler grid needs a finite space, but space.{key} is a continuous "
-                        "range; give a list of values or a step"
-                    )
+            self._check_grid()
         if isinstance(self.space.dropout, FloatRange) and self.space.dropout.log:
             raise ValueError("space.dropout cannot be a log range (it may be 0)")
+        # the input width of a dataset not named here is known once it is loaded (the sweep
+        # checks again then); 1 input and 1 output give a lower bound that is still worth it
+        _check_params(self, *_KNOWN_SHAPES.get(str(self.dataset.name), (1, 1)))
         return self
+
+    def _check_grid(self) -> None:
+        """The grid GridSampler would list, counted without listing it."""
+        dims = self.space.dimensions()
+        dims["batch_size"], dims["epochs"] = self.batch_size_dim, self.epochs_dim
+        points = 1
+        for key, dim in dims.items():
+            size = dim.size()
+            if size is None:
+                raise ValueError(
+                    f"sampler grid needs a finite space, but space.{key} is a continuous "
+                    "range; give a list of values or a step"
+                )
+            # one units_i per layer of the deepest model, each over the same values
+            repeat = int(self.space.n_layers.largest()) if key == "units" else 1
+            for _ in range(repeat):
+                points *= size
+                if points > GRID_LIMIT:
+                    raise ValueError(
+                        f"sampler grid: the space has more than {GRID_LIMIT:,} grid points "
+                        f"(space.{key} alone has {size:,} values); give fewer values "
+                        "or use another sampler"
+                    )
 
     # -- derived views -------------------------------------------------------------------
     @property
@@ -220,8 +282,7 @@ class SweepSpec(_Strict):
 
     @property
     def max_epochs(self) -> int:
-        values = self.epochs_dim.grid_values() or [self.train.epochs]
-        return int(max(values))
+        return int(self.epochs_dim.largest())
 
     def with_overrides(self, **changes: Any) -> SweepSpec:
         """A copy with CLI overrides applied (``None`` values are ignored), re-validated."""
@@ -236,6 +297,40 @@ class SweepSpec(_Strict):
         return _validate(data, "command line")
 
 
+def max_param_count(spec: SweepSpec, input_dim: int, n_outputs: int) -> int:
+    """Trainable parameters of the largest MLP ``spec``'s space allows: the most hidden
+    layers, each of the most units, between ``input_dim`` inputs and ``n_outputs`` outputs
+    (weights and biases of every Dense layer). Computed, never built."""
+    layers = int(spec.space.n_layers.largest())
+    units = int(spec.space.units.largest())
+    return (input_dim + 1) * units + (layers - 1) * (units + 1) * units + (units + 1) * n_outputs
+
+
+def _check_params(spec: SweepSpec, input_dim: int, n_outputs: int) -> None:
+    count, limit = max_param_count(spec, input_dim, n_outputs), spec.limits.max_params
+    if count > limit:
+        layers, units = int(spec.space.n_layers.largest()), int(spec.space.units.largest())
+        raise ValueError(
+            f"the largest model in space ({layers} hidden layer{'s' * (layers > 1)} of "
+            f"{units:,} units, "
+            f"{input_dim:,} inputs, {n_outputs:,} outputs) has {count:,} parameters, over "
+            f"limits.max_params = {limit:,}; shrink space.units or space.n_layers, or raise "
+            "limits.max_params"
+        )
+
+
+def check_model_size(spec: SweepSpec, input_dim: int, n_outputs: int) -> None:
+    """Refuse a space whose largest model has more than ``spec.limits.max_params`` parameters.
+
+    Called by the sweep once the data is loaded (its input width is known then) and before
+    any store is written. Raises :class:`SpecError`.
+    """
+    try:
+        _check_params(spec, input_dim, n_outputs)
+    except ValueError as exc:
+        raise SpecError(str(exc)) from None
+
+
 def _format_error(err: dict[str, Any]) -> str:
     loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
     loc = re.sub(
@@ -248,11 +343,11 @@ def _format_error(err: dict[str, Any]) -> str:
     elif kind == "literal_error":
         expected = err.get("ctx", {}).get("expected", "")
         allowed = expected.replace("'", "").replace(" or ", ", ")
-        msg = f"{err['input']!r} is not one of {allowed}"
+        msg = f"{short_repr(err['input'])} is not one of {allowed}"
     elif kind == "missing":
         msg = "required field is missing"
     elif "input" in err and not isinstance(err["input"], dict):
-        msg = f"{msg}, but got {err['input']!r}"
+        msg = f"{msg}, but got {short_repr(err['input'])}"
     return f"{loc}: {msg}" if loc else msg
 
 
@@ -269,13 +364,21 @@ def _validate(data: Any, source: str) -> SweepSpec:
 
 def parse_spec(text: str, source: str = "<sweep>") -> SweepSpec:
     """Parse and validate sweep-file text. Raises :class:`SpecError`."""
+    import yaml
+
+    if len(text) > MAX_SPEC_BYTES:
+        raise SpecError(
+            f"{source}: a sweep file is at most {MAX_SPEC_BYTES:,} bytes, but this one has "
+            f"{len(text):,} characters"
+        )
     try:
-        data = yaml.safe_load(text)
+        data = _safe_yaml.load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise SpecError(f"{source}: {where}invalid YAML: {problem}") from None
+        problem = getattr(exc, "problem", None) or (str(exc).splitlines() or ["?"])[0]
+        kind = "" if isinstance(exc, _safe_yaml.LimitError) else "invalid YAML: "
+        raise SpecError(f"{source}: {where}{kind}{problem}") from None
     return _validate(data, source)
 
 
@@ -284,4 +387,4 @@ def load_spec(path: str | Path) -> SweepSpec:
     p = Path(path)
     if not p.is_file():
         raise SpecError(f"{p}: sweep file not found; pass a path such as sweeps/quickstart.yaml")
-    return parse_spec(p.read_text(encoding="utf-8"), str(p))
+    return parse_spec(_safe_yaml.read_text(p, MAX_SPEC_BYTES), str(p))
