@@ -16,11 +16,6 @@ from typing import Annotated, Any
 
 import typer
 
-try:  # Typer 0.2x vendors its own Click
-    from typer._click import exceptions as click_exc
-except ImportError:  # pragma: no cover - older Typer uses Click itself
-    from click import exceptions as click_exc  # type: ignore[no-redef]
-
 from .errors import NnsweepError
 from .urls import forget_secrets, known_secrets, mask_url, remember_secrets
 
@@ -199,13 +194,10 @@ def status(
     as_json: JsonFlag = False,
 ) -> None:
     """Trial counts by state and the best value, for one study or all of them."""
-    from .study import list_studies, load_study, read_summaries, summarize
+    from .statusdb import study_summaries
 
     storage_url, _ = _stores(storage, tracking_uri)
-    summaries = read_summaries(storage_url, [study] if study else None)
-    if summaries is None:
-        names = [study] if study else list_studies(storage_url)
-        summaries = [summarize(load_study(n, storage_url)) for n in names]
+    summaries = study_summaries(storage_url, [study] if study else None)
     if as_json:
         typer.echo(json.dumps(summaries[0] if study else summaries, indent=2))
         return
@@ -494,6 +486,21 @@ def predict(
             typer.echo(f"{r.input:<{width}}  {r.digit:>5}  {r.probability:>11.4f}{note}")
 
 
+def show_usage_error(exc: typer.TyperException) -> int:
+    """Print a command-line error as Typer does in standalone mode; return its exit status.
+
+    Typer raises its parsing errors (its own copy of Click's) as :class:`typer.TyperException`
+    subclasses whose ``exit_code`` is 2 for usage errors; those also have ``show()``, which
+    prints the usage line and a hint before ``Error: …``.
+    """
+    show = getattr(exc, "show", None)
+    if callable(show):
+        show()
+    else:
+        print(f"Error: {exc.format_message()}", file=sys.stderr)
+    return int(exc.exit_code)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app and map errors to one stderr line and an exit status."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -512,9 +519,8 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         print("nnsweep: aborted", file=sys.stderr)
         return 130
-    except click_exc.ClickException as exc:
-        exc.show()
-        return 2 if isinstance(exc, click_exc.UsageError) else int(exc.exit_code)
+    except typer.TyperException as exc:  # bad arguments, as Typer's parser words them
+        return show_usage_error(exc)
     except NnsweepError as exc:
         if _state["debug"]:
             print(mask_url(traceback.format_exc()), end="", file=sys.stderr)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._proc import local_and_dead, worker_index
 from .errors import NoCompleteTrialError, StorageError, StudyNotFoundError
-from .stores import check_storage, connect_args, journal_path, sqlite_path
+from .stores import check_storage, connect_args, journal_path
 from .urls import mask_url
 
 if TYPE_CHECKING:
@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
     from .config import SweepSpec
 
+OBJECTIVE_ATTR = "nnsweep.objective"  # study user attribute: the objective's metric name
+SPEC_ATTR = "nnsweep.spec"  # study user attribute: the sweep spec the study was created with
 HEARTBEAT_INTERVAL = 10
 GRACE_PERIOD = 30
 MAX_RETRY = 1
@@ -53,8 +55,6 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
 
 def _retry_callback() -> Any:
     """Optuna's retry policy: a trial failed by a dead process is re-queued once."""
-    import warnings
-
     import optuna
     from optuna.storages import RetryHeartbeatStaleTrialCallback
 
@@ -154,8 +154,8 @@ def create_or_resume(spec: SweepSpec, storage_url: str, study_name: str) -> optu
         load_if_exists=True,
     )
     if n_existing == 0:
-        study.set_user_attr("nnsweep.spec", spec.model_dump(mode="json"))
-        study.set_user_attr("nnsweep.objective", spec.objective.metric)
+        study.set_user_attr(SPEC_ATTR, spec.model_dump(mode="json"))
+        study.set_user_attr(OBJECTIVE_ATTR, spec.objective.metric)
     return study
 
 
@@ -188,98 +188,43 @@ def reap_dead_local_trials(study: optuna.Study) -> list[int]:
 
     Heartbeats catch dead workers anywhere, but only after the grace period; a trial whose
     process ran here and is gone can be failed at once, so a re-run right after a crash resumes
-    cleanly. Failed trials are retried once by :class:`RetryFailedTrialCallback`.
+    cleanly. Each trial failed here is retried once, by the same callback that retries trials
+    failed by the heartbeat; a trial another process finished meanwhile is left alone.
     """
+    from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
     reaped: list[int] = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if not local_and_dead(t.user_attrs.get("nnsweep.host"), t.user_attrs.get("nnsweep.pid")):
             continue
-        if study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL):
-            reaped.append(t.number)
-            failed = study._storage.get_trial(t._trial_id)
+        try:
+            failed = study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
+        except UpdateFinishedTrialError:  # finished by another process while we told it
+            continue
+        if failed.state != TrialState.FAIL:  # it completed after all
+            continue
+        reaped.append(t.number)
+        if not _is_retried(study, t.number):  # another reaper may have re-queued it
             _retry_callback()(study, failed)
     return reaped
 
 
+def _is_retried(study: optuna.Study, number: int) -> bool:
+    """Whether some trial of ``study`` already retries trial ``number``."""
+    from optuna.exceptions import ExperimentalWarning
+    from optuna.storages import RetryHeartbeatStaleTrialCallback as Retry
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        return any(
+            Retry.retried_trial_number(t) == number for t in study.get_trials(deepcopy=False)
+        )
+
+
 def count_states(study: optuna.Study) -> Counter[str]:
-    """Trial counts by state name (any storage; :func:`read_summaries` is the fast RDB path)."""
+    """Trial counts by state name, on any storage (``nnsweep.statusdb`` has a faster SQL path)."""
     return Counter(t.state.name for t in study.get_trials(deepcopy=False))
-
-
-TRIAL_STATES = ("RUNNING", "COMPLETE", "PRUNED", "FAIL", "WAITING")  # Optuna's TrialState
-
-
-def read_summaries(storage_url: str, names: list[str] | None = None) -> list[dict] | None:
-    """:func:`summarize` for RDB storages with a few SQL queries on Optuna's tables, importing
-    neither Optuna nor Alembic (~0.8 s of the ~2 s ``nnsweep status`` took on 1,000 trials).
-
-    Returns None when it cannot answer (a journal storage, an unknown study, an unreachable
-    database, a schema it does not know): the caller then goes through Optuna, which also
-    gives the proper error.
-    """
-    if storage_url.startswith("journal:") or (
-        (path := sqlite_path(storage_url)) is not None and not path.exists()
-    ):
-        return None
-    import json
-
-    import sqlalchemy as sa
-
-    try:
-        engine = sa.create_engine(storage_url, connect_args=connect_args(storage_url))
-        with engine.connect() as conn:
-            studies = dict(conn.execute(sa.text("SELECT study_name, study_id FROM studies")).all())
-            wanted = sorted(studies) if names is None else names
-            if any(n not in studies for n in wanted):
-                return None
-            out = []
-            for name in wanted:
-                sid = {"sid": studies[name]}
-                (direction,) = conn.execute(
-                    sa.text("SELECT direction FROM study_directions WHERE study_id = :sid"), sid
-                ).one()
-                metric = conn.execute(
-                    sa.text(
-                        "SELECT value_json FROM study_user_attributes "
-                        "WHERE study_id = :sid AND key = 'nnsweep.objective'"
-                    ),
-                    sid,
-                ).scalar()
-                counts = dict(
-                    conn.execute(
-                        sa.text(
-                            "SELECT state, COUNT(*) FROM trials WHERE study_id = :sid "
-                            "GROUP BY state"
-                        ),
-                        sid,
-                    ).all()
-                )
-                order = "DESC" if direction == "MAXIMIZE" else "ASC"
-                best = conn.execute(
-                    sa.text(
-                        "SELECT t.number, v.value FROM trials t JOIN trial_values v "
-                        "ON v.trial_id = t.trial_id WHERE t.study_id = :sid "
-                        "AND t.state = 'COMPLETE' AND v.objective = 0 "
-                        f"AND v.value_type = 'FINITE' ORDER BY v.value {order}, t.number LIMIT 1"
-                    ),
-                    sid,
-                ).first()
-                out.append(
-                    {
-                        "study": name,
-                        "direction": direction.lower(),
-                        "metric": json.loads(metric) if metric else "value",
-                        "n_trials": sum(counts.values()),
-                        "states": {st: counts.get(st, 0) for st in TRIAL_STATES},
-                        "best": {"number": best[0], "value": best[1]} if best else None,
-                    }
-                )
-        engine.dispose()
-        return out
-    except Exception:  # any surprise: let Optuna answer (and word the error)
-        return None
 
 
 def summarize(study: optuna.Study) -> dict[str, Any]:
@@ -290,7 +235,7 @@ def summarize(study: optuna.Study) -> dict[str, Any]:
     summary: dict[str, Any] = {
         "study": study.study_name,
         "direction": study.direction.name.lower(),
-        "metric": study.user_attrs.get("nnsweep.objective", "value"),
+        "metric": study.user_attrs.get(OBJECTIVE_ATTR, "value"),
         "n_trials": sum(counts.values()),
         "states": {s.name: counts.get(s.name, 0) for s in TrialState},
         "best": None,

@@ -97,17 +97,18 @@ def _grid_exhausted(study: optuna.Study) -> bool:
 
 
 def _fail_stale(study: optuna.Study) -> None:
-    """Fail trials of dead workers: local ones at once, others after the heartbeat grace."""
+    """Fail trials of dead workers: local ones at once, others after the heartbeat grace.
+
+    Optuna's ``fail_stale_trials`` does nothing on a storage without heartbeats (a journal).
+    """
     import warnings
 
     import optuna
-    from optuna.storages._heartbeat import is_heartbeat_enabled
 
     reap_dead_local_trials(study)
-    if is_heartbeat_enabled(study._storage):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.storages.fail_stale_trials(study)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
 
 
 def preflight(spec: SweepSpec, *, storage_url: str, tracking_uri: str, jobs: int = 1) -> Dataset:

@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import optuna
@@ -14,6 +15,7 @@ from optuna.trial import TrialState
 
 from nnsweep.config import parse_spec
 from nnsweep.errors import NoCompleteTrialError, StorageError, StudyNotFoundError
+from nnsweep.statusdb import read_summaries, study_summaries
 from nnsweep.stores import check_storage, resolve_storage
 from nnsweep.study import (
     best_trial,
@@ -23,7 +25,6 @@ from nnsweep.study import (
     load_study,
     make_pruner,
     make_sampler,
-    read_summaries,
     reap_dead_local_trials,
     summarize,
 )
@@ -206,3 +207,34 @@ def test_read_summaries_answers_like_optuna_without_loading_it(tmp_path: Path) -
     assert read_summaries(url, ["nope"]) is None  # Optuna words the error
     assert read_summaries(f"sqlite:///{tmp_path}/missing.db") is None
     assert read_summaries(f"journal:///{tmp_path}/j.log") is None
+
+
+def test_study_summaries_takes_sql_when_it_can_and_optuna_otherwise(tmp_path: Path) -> None:
+    spec = parse_spec(BASE)
+    urls = {kind: f"{kind}:///{tmp_path}/{kind}.x" for kind in ("sqlite", "journal")}
+    for url in urls.values():
+        study = create_or_resume(spec, url, "s")
+        study.add_trial(optuna.trial.create_trial(value=0.7, params={}, distributions={}))
+    assert read_summaries(urls["journal"]) is None  # no SQL path: Optuna answers
+    for url in urls.values():
+        (summary,) = study_summaries(url)
+        assert summary == summarize(load_study("s", url))
+        assert summary["metric"] == "val_accuracy" and summary["best"]["value"] == 0.7
+        assert study_summaries(url, ["s"]) == [summary]
+        with pytest.raises(StudyNotFoundError, match="no study 'ghost'"):
+            study_summaries(url, ["ghost"])
+
+
+def test_a_reaped_trial_is_retried_once_even_when_reaped_again(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/optuna.db"
+    study = create_or_resume(parse_spec(BASE), url, "s")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    orphan = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    orphan.set_user_attr("nnsweep.host", socket.gethostname())
+    orphan.set_user_attr("nnsweep.pid", dead.pid)
+    other = optuna.load_study(study_name="s", storage=url)  # a second process's view
+    assert reap_dead_local_trials(study) == [orphan.number]
+    assert reap_dead_local_trials(other) == []
+    states = Counter(t.state for t in study.get_trials())
+    assert states == {TrialState.FAIL: 1, TrialState.WAITING: 1}
