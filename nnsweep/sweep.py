@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .config import check_model_size
 from .data import load_dataset
 from .errors import SweepFailedError
 from .objective import SURPLUS_ATTR, target_counts
@@ -119,7 +120,7 @@ def preflight(spec: SweepSpec, *, storage_url: str, tracking_uri: str, jobs: int
     the sweep's own use of it costs nothing more).
 
     Raises:
-        DataError, StorageError: the first problem found, worded with its fix.
+        SpecError, DataError, StorageError: the first problem found, worded with its fix.
     """
     dataset = load_dataset(
         spec.dataset.name,
@@ -127,6 +128,9 @@ def preflight(spec: SweepSpec, *, storage_url: str, tracking_uri: str, jobs: int
         validation=spec.dataset.validation,
         seed=spec.seed,
     )
+    # the input width is known now (a table's only once loaded): refuse a space whose
+    # largest model is over limits.max_params before any store is written
+    check_model_size(spec, int(dataset.x_train.shape[1]), dataset.n_classes)
     check_stores(storage_url, tracking_uri, jobs=jobs)
     return dataset
 
