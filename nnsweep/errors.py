@@ -65,6 +65,13 @@ class PortBusyError(NnsweepError):
     exit_code = 2
 
 
+class ExposureError(NnsweepError):
+    """Raised when ``nnsweep ui`` would serve other machines without a login or ``--insecure``,
+    or its login (``--auth``) is not set up."""
+
+    exit_code = 2
+
+
 class ServerError(NnsweepError, RuntimeError):
     """Raised when the MLflow server exits before it answers, or does not answer in time."""
 
