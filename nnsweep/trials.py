@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from .diagnosis import FIT_TAGS, PRUNED
 from .errors import NoCompleteTrialError, StorageError
 from .objective import SURPLUS_ATTR
+from .steps import FIT_TAG
 from .tracking import PARENT_TAG, open_reader
 from .urls import mask_url
 
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
     from mlflow.entities import Run
 
 RUN_ID_ATTR = "nnsweep.mlflow_run_id"
-FIT_TAG = "nnsweep.fit"
 NO_FIT = "none"  # a trial with no diagnosis: it finished no usable epoch
 VAL_SIZE_PARAM = "val_size"  # logged on each sweep's parent run
 DIAGNOSIS_COLUMNS = (

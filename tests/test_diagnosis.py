@@ -7,7 +7,7 @@ import math
 import pytest
 
 from nnsweep.config import DiagnosisSpec, parse_spec
-from nnsweep.diagnosis import FIT_TAGS, diagnose, usable_epochs
+from nnsweep.diagnosis import FIT_TAGS, PRUNED, diagnose, usable_epochs
 from nnsweep.errors import SpecError
 
 NAN = float("nan")
@@ -140,7 +140,12 @@ def test_rules(history: dict[str, list[float]], fit: str, why: str) -> None:
     assert diag is not None
     assert diag.fit == fit, diag.reason
     assert why in diag.reason
-    assert diag.fit in FIT_TAGS
+
+
+def test_the_rule_table_reaches_every_tag_but_pruned() -> None:
+    """Each tag has a case above; ``pruned`` is given by the pruner, never by a rule."""
+    assert sorted({fit for _, fit, _ in CASES.values()}) == sorted(FIT_TAGS)
+    assert PRUNED not in FIT_TAGS
 
 
 def test_metrics_of_an_overfitting_history() -> None:

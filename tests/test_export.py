@@ -152,6 +152,15 @@ def test_card_describes_the_best_trial(exported, study, client):
     matrix = np.array(test["confusion_matrix"])
     assert matrix.shape == (10, 10) and matrix.sum() == test["n"] == 1000
     assert test["accuracy"] == pytest.approx(np.trace(matrix) / matrix.sum())
+    # Cell by cell, rows the true digit and columns the predicted one: counted here from the
+    # exported model's own predictions. The matrix is not symmetric, so a transposed one fails.
+    x_test, y_test = _test_split()
+    predicted = model.predict(x_test.reshape(-1, 784) / np.float32(255.0), verbose=0).argmax(1)
+    expected = np.zeros((10, 10), dtype=np.int64)
+    for true, guess in zip(y_test, predicted, strict=True):
+        expected[true, guess] += 1
+    assert (expected != expected.T).any()
+    np.testing.assert_array_equal(matrix, expected)
     assert card["dataset"]["name"] == "mnist_5k"
     assert card["dataset"]["sizes"] == {"train": 3600, "val": 400, "test": 1000}
     assert {"python", "keras", "mlflow", "optuna", "numpy", "nnsweep"} <= set(card["versions"])
@@ -302,7 +311,8 @@ def test_retrain_refits_on_train_and_validation(exported, cli, client, tmp_path)
     assert (out / "model.keras").is_file() and (out / "old.txt").read_text() == "left over"
     assert new["trial"] == card["trial"]
     assert new["retrain"]["train_size"] == 4000
-    assert new["retrain"]["epochs"] == new["weights"]["epoch"] == card["weights"]["epoch"] == 2
+    # as many epochs as the exported weights saw (a case where that is not the budget: below)
+    assert new["retrain"]["epochs"] == new["weights"]["epoch"] == card["weights"]["epoch"]
     assert new["weights"]["source"] == "retrained on train+validation"
     assert new["test"]["accuracy"] > 0.5
 
@@ -314,6 +324,35 @@ def test_retrain_refits_on_train_and_validation(exported, cli, client, tmp_path)
     assert champion.tags["nnsweep.model_uri"] == new["registry"]["source"]
     retrained = client.get_logged_model(new["registry"]["source"].removeprefix("models:/"))
     assert retrained.name == "model-retrained" and champion.source == retrained.artifact_location
+
+
+@pytest.mark.slow
+def test_retrain_fits_as_many_epochs_as_the_restored_weights_saw(
+    stores, write_sweep, cli, tmp_path
+):
+    """Early stopping restores the best epoch: neither the epoch budget nor the epochs the
+    trial ran. --retrain refits exactly that many epochs, read here from the run's curve."""
+    from mlflow import MlflowClient
+
+    budget = 8
+    sweep = write_sweep(
+        "stopped",
+        trials=1,
+        train={"epochs": budget, "batch_size": 128, "early_stopping": {"patience": 1}},
+        space={"n_layers": 1, "units": 16, "activation": "relu", "learning_rate": 0.05},
+    )
+    assert cli("run", sweep, "--quiet", *stores.args).code == 0
+    result = cli("export", "stopped", "--out", tmp_path / "x", "--retrain", "--json",
+                 *stores.args)  # fmt: skip
+    assert result.code == 0, result.err
+    card = json.loads(result.out)["card"]
+    history = MlflowClient(stores.tracking_uri).get_metric_history(
+        card["mlflow"]["run_id"], "val_accuracy"
+    )
+    curve = [m.value for m in sorted(history, key=lambda m: m.step)]
+    restored = 1 + curve.index(max(curve))  # Keras keeps the first epoch of the best value
+    assert card["weights"]["epoch"] == card["retrain"]["epochs"] == restored
+    assert card["weights"]["source"] == "retrained on train+validation"
 
 
 # -- refusals ---------------------------------------------------------------------------------

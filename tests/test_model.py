@@ -25,12 +25,31 @@ def test_count_params_matches_keras(units: tuple[int, ...]) -> None:
     assert len(dropouts) == len(units)
 
 
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
 @pytest.mark.parametrize("activation", ACTIVATIONS)
-def test_every_activation_builds_and_predicts_probabilities(activation: str) -> None:
-    model = build_model(HyperParams(n_layers=1, units=(4,), activation=activation))
-    probs = model.predict(np.zeros((3, 784), np.float32), verbose=0)
-    assert probs.shape == (3, 10)
-    assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+def test_every_activation_is_the_hidden_layers_and_softmax_the_output(activation: str) -> None:
+    """The model computes softmax(act(x W1 + b1) W2 + b2) with the named activation: the same
+    numbers by hand, from its own weights, on inputs that reach every activation's bends."""
+    import keras
+
+    model = build_model(HyperParams(n_layers=1, units=(6,), activation=activation))
+    rng = np.random.default_rng(0)
+    for layer in model.layers:  # non-zero biases too, so no layer is the identity at 0
+        layer.set_weights([rng.normal(0, 0.5, w.shape).astype(np.float32) for w in layer.weights])
+    x = rng.normal(0, 0.1, (5, 784)).astype(np.float32)
+    (w1, b1), (w2, b2) = (layer.get_weights() for layer in model.layers)
+    act = keras.activations.get(activation)
+    hidden = keras.ops.convert_to_numpy(act(keras.ops.convert_to_tensor(x @ w1 + b1)))
+    expected = _softmax(hidden @ w2 + b2)
+    np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-4, atol=1e-6)
+    # a wrong hidden activation would not give the same numbers (the check has teeth)
+    if activation != "relu":
+        relu = _softmax(np.maximum(x @ w1 + b1, 0) @ w2 + b2)
+        assert not np.allclose(relu, expected, atol=1e-4)
 
 
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)

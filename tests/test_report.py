@@ -18,6 +18,9 @@ from mlflow import MlflowClient
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
 
+from nnsweep.config import load_spec
+from nnsweep.data import load_dataset
+from nnsweep.diagnosis import diagnose
 from nnsweep.errors import NoCompleteTrialError, StorageError
 from nnsweep.report import (
     OPTUNA_PLOTS,
@@ -33,8 +36,8 @@ from nnsweep.report import (
     trials_frame,
     write_report,
 )
-from nnsweep.steps import CURVES_ARTIFACT, FIT_TAG
-from nnsweep.tracking import Tracker, open_reader
+from nnsweep.steps import CURVES_ARTIFACT, FIT_REASON_TAG, FIT_TAG
+from nnsweep.tracking import Tracker, fetch_history, open_reader
 from tests.conftest import CliResult, Stores
 
 DISTRIBUTIONS = {
@@ -305,7 +308,8 @@ def test_a_sweep_leaves_curves_tags_and_the_report_in_mlflow_and_on_disk(
     stores: Stores,
     tmp_path: Path,
 ) -> None:
-    result = cli("run", write_sweep("tiny", trials=3), "-q", *stores.args)
+    sweep = write_sweep("tiny", trials=3)
+    result = cli("run", sweep, "-q", *stores.args)
     assert result.code == 0, result.err
 
     client = MlflowClient(tracking_uri=stores.tracking_uri)
@@ -314,8 +318,14 @@ def test_a_sweep_leaves_curves_tags_and_the_report_in_mlflow_and_on_disk(
     children = [r for r in runs if r.data.tags.get("nnsweep.role") == "trial"]
     (parent,) = [r for r in runs if r.data.tags.get("nnsweep.role") == "study"]
     assert len(children) == 3
+    rules = load_spec(sweep).diagnosis
     for run in children:
-        assert run.data.tags[FIT_TAG] in ("underfit", "good", "overfit")
+        # the tag and metrics are the diagnosis of the curves the run itself holds
+        diag = diagnose(fetch_history(client, run.info.run_id), rules)
+        assert diag is not None
+        assert (run.data.tags[FIT_TAG], run.data.tags[FIT_REASON_TAG]) == (diag.fit, diag.reason)
+        assert run.data.metrics["best_val_accuracy"] == pytest.approx(diag.best_val_accuracy)
+        assert run.data.metrics["gap_accuracy"] == pytest.approx(diag.gap_accuracy)
         names = {a.path for a in client.list_artifacts(run.info.run_id)}
         assert {CURVES_ARTIFACT, "model_summary.txt", "model_config.json"} <= names
         assert {"best_epoch", "gap_accuracy", "val_loss_rise", "trainable_params"} <= set(
@@ -334,11 +344,18 @@ def test_a_sweep_leaves_curves_tags_and_the_report_in_mlflow_and_on_disk(
     table = pd.read_csv(out / TABLE_CSV)
     assert sorted(table["run_id"]) == sorted(r.info.run_id for r in children)
 
+    # scores come with the size of the split they were measured on
+    val_size = int(parent.data.params["val_size"])
+    assert val_size == len(load_dataset("mnist_5k", validation=0.1, seed=1).y_val) == 400
+    assert table["val_size"].tolist() == [val_size] * 3
+    md = (out / TABLE_MD).read_text(encoding="utf-8")
+    assert f"scored on {val_size} validation images" in md
+
     result = cli("compare", "tiny", *stores.args)
     assert result.code == 0, result.err
     for run in children:
         assert run.info.run_id in result.out
-    assert "fit: " in result.out and "best val_acc" in result.out
+    assert "fit: " in result.out and f"best val_acc (n={val_size})" in result.out
     top = cli("compare", "tiny", "--top", "1", "--sort", "trial", "--reverse", *stores.args)
     assert "1 of 3 trials by trial" in top.out
     assert sum(r.info.run_id in top.out for r in children) == 1

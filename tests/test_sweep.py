@@ -9,13 +9,18 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import optuna
 import pytest
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
+import nnsweep.data
+import nnsweep.sweep
 from nnsweep.config import load_spec
 from nnsweep.study import create_or_resume
 from tests.conftest import CliResult, Stores
@@ -199,3 +204,48 @@ def test_trials_count_all_counts_pruned_trials_like_optunas_n_trials(
     assert cli("run", sweep, *stores.args, "--quiet", "--trials", "6").code == 0
     second = states()
     assert second["COMPLETE"] + second["PRUNED"] == 6 and second["WAITING"] == 8, second
+
+
+@pytest.mark.slow
+def test_a_sweep_never_reads_the_test_split(
+    tmp_path: Path, write_sweep: Callable[..., Path], cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With every test image and label NaN, the sweep runs and scores exactly as with the real
+    test split: no choice and no logged number of a sweep comes from it."""
+    sweep = write_sweep("blind", trials=2)
+
+    def run(folder: str) -> tuple[list[Any], list[Any]]:
+        root = tmp_path / folder
+        root.mkdir()
+        stores = Stores(root, f"sqlite:///{root / 'optuna.db'}", f"sqlite:///{root / 'mlflow.db'}")
+        result = cli("run", sweep, "--quiet", *stores.args)
+        assert result.code == 0, result.err
+        study = optuna.load_study(study_name="blind", storage=stores.storage)
+        runs = [r for r in _trial_runs(stores, "blind") if r.data.tags["nnsweep.role"] == "trial"]
+        metrics = [v for r in runs for v in r.data.metrics.values()]
+        assert metrics and all(np.isfinite(metrics)), metrics  # no NaN leaked into a run
+        return [(t.number, t.state.name, t.params) for t in study.trials], [
+            t.value for t in study.trials
+        ]
+
+    trials, values = run("clean")
+
+    loads = []
+    real = nnsweep.data.load_dataset
+
+    def blind_test_split(*args: Any, **kwargs: Any) -> nnsweep.data.Dataset:
+        data = real(*args, **kwargs)
+        loads.append(args)
+        return replace(
+            data,
+            x_test=np.full(data.x_test.shape, np.nan, np.float32),
+            y_test=np.full(data.y_test.shape, np.nan),
+        )
+
+    for module in (nnsweep.data, nnsweep.sweep):  # wherever the sweep looks the loader up
+        if getattr(module, "load_dataset", None) is real:
+            monkeypatch.setattr(module, "load_dataset", blind_test_split)
+    blind_trials, blind_values = run("blind")
+    assert loads, "the sweep did not load its data through the patched loader"
+    assert blind_trials == trials
+    assert blind_values == pytest.approx(values, abs=1e-9)
