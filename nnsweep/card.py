@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .steps import FIT_REASON_TAG, FIT_TAG
+from .steps import FIT_REASON_TAG, FIT_TAG, WEIGHTS_PREFIX
 from .tracking import EPOCH_METRICS
 
 if TYPE_CHECKING:
@@ -80,10 +80,24 @@ def diagnosis_of(run: Run) -> dict[str, Any]:
     metrics = {
         k: v
         for k, v in sorted(run.data.metrics.items())
-        if k not in _NOT_DIAGNOSIS and not k.startswith(("test_", "retrained_test_"))
+        if k not in _NOT_DIAGNOSIS
+        and not k.startswith(("test_", "retrained_test_", WEIGHTS_PREFIX))
     }
     tags = run.data.tags
     return {"fit": tags.get(FIT_TAG), "reason": tags.get(FIT_REASON_TAG), "metrics": metrics}
+
+
+def weights_summary(
+    metric: str, epoch: int, score: float | None, *, retrained: bool
+) -> dict[str, Any]:
+    """The card's ``weights`` section: where the weights come from, their epoch, and their own
+    validation score under the objective's ``metric`` (for ``reduce: best`` the objective value;
+    ``None`` after a refit on train+validation, which leaves no validation split to score)."""
+    return {
+        "source": "retrained on train+validation" if retrained else "the sweep's trial",
+        "epoch": epoch,
+        metric: None if retrained else score,
+    }
 
 
 def versions() -> dict[str, str]:
@@ -106,6 +120,13 @@ def architecture(hp: HyperParams) -> str:
     return f"784 → {hidden}{drop} → Dense(10, softmax)"
 
 
+def _weights_line(weights: dict[str, Any], metric: str) -> str:
+    """``the sweep's trial (epoch 7, val_accuracy 0.9650)``."""
+    score = weights.get(metric)
+    scored = f", {metric} {score:.4f}" if score is not None else ""
+    return f"{weights['source']} (epoch {weights['epoch']}{scored})"
+
+
 def render_markdown(card: dict[str, Any]) -> str:
     """``MODEL_CARD.md``: the JSON card as a page."""
     test, val, data = card["test"], card["validation"], card["dataset"]
@@ -114,7 +135,7 @@ def render_markdown(card: dict[str, Any]) -> str:
         f"# Model card: {card['study']}, trial #{card['trial']}",
         "",
         f"{card['architecture']}; {card['parameter_count']:,} parameters. "
-        f"Weights: {card['weights']['source']} (epoch {card['weights']['epoch']}).",
+        f"Weights: {_weights_line(card['weights'], obj['metric'])}.",
         "",
         "## Test (held-out split, measured at export)",
         "",

@@ -39,12 +39,14 @@ from .card import (
     render_markdown,
     validation_summary,
     versions,
+    weights_summary,
 )
 from .data import sweep_dataset
 from .errors import ExportError
 from .model import HyperParams, count_params
 from .modelstore import MLFLOW_KERAS_FILE, MODEL_ERROR_TAG, log_keras_model
 from .modeluri import MODEL_URI_TAG, download_model, model_uri_of
+from .steps import WEIGHTS_EPOCH_METRIC, weights_metric
 from .tracking import fetch_history, open_reader
 from .urls import mask_url
 
@@ -135,11 +137,11 @@ def export_best(
     dataset = sweep_dataset(spec)
     hp = HyperParams.from_params(best["params"])
     history = fetch_history(client, run.info.run_id)
-    weights = _weights_epoch(spec, history)
+    epoch, score = _weights_of(run, spec, history)
 
     retrained: dict[str, Any] | None = None
     if retrain:
-        model, retrained = _retrain(hp, dataset, seed=spec.seed + best["number"], epochs=weights)
+        model, retrained = _retrain(hp, dataset, seed=spec.seed + best["number"], epochs=epoch)
     else:
         model = _logged_model(run, best["number"], tracking_uri)
     test = evaluate(model, dataset.x_test, dataset.y_test)
@@ -165,10 +167,7 @@ def export_best(
         "parameter_count": count_params(hp),
         "architecture": architecture(hp),
         "validation": validation_summary(history, spec),
-        "weights": {
-            "source": "retrained on train+validation" if retrain else "the sweep's trial",
-            "epoch": weights,
-        },
+        "weights": weights_summary(spec.objective.metric, epoch, score, retrained=retrain),
         "retrain": retrained,
         "test": test,
         "dataset": {
@@ -247,25 +246,32 @@ def _logged_model(run: Run, number: int, tracking_uri: str) -> keras.Model:
         return keras.saving.load_model(local / MLFLOW_KERAS_FILE)
 
 
-def _weights_epoch(spec: SweepSpec, history: dict[str, list[float]]) -> int:
-    """The epoch whose weights the trial's model holds (1-based).
+def _weights_of(
+    run: Run, spec: SweepSpec, history: dict[str, list[float]]
+) -> tuple[int, float | None]:
+    """The epoch (from 1) whose weights the trial's model holds, and their validation score.
 
-    The last epoch, unless early stopping restored its best epoch: that is replayed here with
-    Keras' rule (an improvement beats the best by more than ``min_delta``).
+    As the sweep logged them on the run (``weights_epoch``, ``weights_<metric>``). Runs from
+    nnsweep versions before those metrics hold the last epoch's weights, or the epoch early
+    stopping restored: that is replayed with Keras' rule (a gain of more than ``min_delta``).
     """
     metric = spec.objective.metric
+    logged = run.data.metrics
+    if WEIGHTS_EPOCH_METRIC in logged:
+        return int(logged[WEIGHTS_EPOCH_METRIC]), logged.get(weights_metric(metric))
     values = history.get(metric) or history.get("loss") or []
     if not values:
         raise ExportError(f"the best trial's run has no {metric} history; it cannot be exported")
     es = spec.train.early_stopping
-    if es is None or not es.restore_best_weights:
-        return len(values)
-    sign = 1.0 if spec.objective.direction == "maximize" else -1.0
-    best_epoch, best = 1, sign * values[0]
-    for epoch, value in enumerate(values[1:], start=2):
-        if sign * value - es.min_delta > best:
-            best_epoch, best = epoch, sign * value
-    return best_epoch
+    best_epoch = len(values)
+    if es is not None and es.restore_best_weights:
+        sign = 1.0 if spec.objective.direction == "maximize" else -1.0
+        best_epoch, best = 1, sign * values[0]
+        for epoch, value in enumerate(values[1:], start=2):
+            if sign * value - es.min_delta > best:
+                best_epoch, best = epoch, sign * value
+    curve = history.get(metric) or []
+    return best_epoch, curve[best_epoch - 1] if len(curve) >= best_epoch else None
 
 
 def _retrain(

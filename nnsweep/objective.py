@@ -7,6 +7,12 @@ metric reduced over epochs (default: the best ``val_accuracy`` of any epoch).
 What a trial produced (value, diagnosis, input example, state, …) is set once, here, on a
 :class:`TrialResult` that the steps of :mod:`nnsweep.steps` receive and only read.
 
+The model a trial hands on holds the weights of the epoch that gave the objective value: with
+``objective.reduce: best`` the best epoch's (kept in memory during the fit, as Keras'
+``EarlyStopping(restore_best_weights=True)`` does, and put back after it, whatever early
+stopping restored), with ``reduce: last`` the last epoch's. So the logged and exported model
+scores exactly the objective value on the validation split.
+
 A trial whose loss turns NaN/inf stops at the end of that epoch and fails with the reason;
 any exception inside a trial fails that trial alone (the sweep catches it and goes on).
 """
@@ -134,6 +140,9 @@ class TrialResult:
         value: the objective value (COMPLETE trials only).
         diagnosis: the fit diagnosis (``None`` with no usable epoch).
         pruned_at: the epoch after which the pruner stopped the fit.
+        weights_epoch: the epoch (from 1) whose weights ``model`` holds.
+        weights_score: that epoch's value of the objective metric (for ``reduce: best`` and a
+            COMPLETE trial, equal to ``value``).
         model: the fitted Keras model, dropped when the trial's run closes.
     """
 
@@ -148,6 +157,8 @@ class TrialResult:
     value: float | None = None
     diagnosis: Diagnosis | None = None
     pruned_at: int | None = None
+    weights_epoch: int | None = None
+    weights_score: float | None = None
     model: Any = None
 
     @property
@@ -157,7 +168,7 @@ class TrialResult:
 
 
 @cache
-def _callback_classes() -> tuple[type, type]:
+def _callback_classes() -> tuple[type, type, type]:
     """Keras callback classes, defined on first use so importing this module skips Keras."""
     import keras
 
@@ -195,7 +206,38 @@ def _callback_classes() -> tuple[type, type]:
                 self.pruned_at = epoch + 1
                 self.model.stop_training = True
 
-    return EpochLogger, PruningCallback
+    class WeightKeeper(keras.callbacks.Callback):
+        """Keeps a copy of the weights of the epoch the objective reduces to.
+
+        ``how="best"``: the first epoch with the best finite ``metric`` (the epoch whose value
+        :func:`reduce_history` returns); ``"last"``: the last epoch with a finite one. Call
+        :meth:`restore` after the fit: callbacks after this one (early stopping) may have set
+        other weights.
+        """
+
+        def __init__(self, metric: str, maximize: bool, how: str):
+            super().__init__()
+            self.metric, self.maximize, self.how = metric, maximize, how
+            self.epoch: int | None = None
+            self.score: float | None = None
+            self.weights: list[Any] | None = None
+
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            value = float((logs or {}).get(self.metric, float("nan")))
+            if not math.isfinite(value):
+                return
+            better = self.score is None or (
+                value > self.score if self.maximize else value < self.score
+            )
+            if self.how == "last" or better:
+                self.epoch, self.score = epoch + 1, value
+                self.weights = self.model.get_weights()  # copies, a few MB at most
+
+        def restore(self) -> None:
+            if self.weights is not None:
+                self.model.set_weights(self.weights)
+
+    return EpochLogger, PruningCallback, WeightKeeper
 
 
 class Objective:
@@ -297,7 +339,7 @@ class Objective:
     def _fit(self, trial: optuna.Trial, result: TrialResult) -> None:
         import keras
 
-        EpochLogger, PruningCallback = _callback_classes()
+        EpochLogger, PruningCallback, WeightKeeper = _callback_classes()
         hp = result.params
         keras.utils.set_random_seed(self.spec.seed + trial.number)
         model = build_model(
@@ -306,15 +348,18 @@ class Objective:
         result.model = model
         self.tracker.log_metrics(result.run_id, {"trainable_params": count_params(hp)})
 
+        obj = self.spec.objective
         logger = EpochLogger(self.tracker, result.run_id, result.history)
-        pruner = PruningCallback(trial, self.spec.objective.metric)
-        callbacks: list[keras.callbacks.Callback] = [logger, pruner]
+        pruner = PruningCallback(trial, obj.metric)
+        # Before early stopping, which may set its own best weights at the same epoch end.
+        keeper = WeightKeeper(obj.metric, obj.direction == "maximize", obj.reduce)
+        callbacks: list[keras.callbacks.Callback] = [logger, pruner, keeper]
         es = self.spec.train.early_stopping
         if es is not None:
             callbacks.append(
                 keras.callbacks.EarlyStopping(
-                    monitor=self.spec.objective.metric,
-                    mode="max" if self.spec.objective.direction == "maximize" else "min",
+                    monitor=obj.metric,
+                    mode="max" if obj.direction == "maximize" else "min",
                     patience=es.patience,
                     min_delta=es.min_delta,
                     restore_best_weights=es.restore_best_weights,
@@ -331,6 +376,8 @@ class Objective:
             verbose=0,
         )
         result.seconds = time.perf_counter() - start
+        keeper.restore()
+        result.weights_epoch, result.weights_score = keeper.epoch, keeper.score
         if logger.nan_epoch is not None:
             raise TrialFailure(
                 f"loss became NaN/inf at epoch {logger.nan_epoch}; lower the learning rate "

@@ -25,15 +25,38 @@ Step = Callable[["optuna.Trial", "TrialResult"], None]
 
 
 def default_steps(spec: SweepSpec, tracker: Tracker) -> list[Step]:
-    """The steps every sweep runs, in order."""
+    """The steps every sweep runs, in order.
+
+    ``log_timing``: ``epochs_run`` and ``train_seconds``. ``log_weights``: which epoch's
+    weights the trial's model holds (``weights_epoch``) and their validation score under the
+    objective's metric (e.g. ``weights_val_accuracy``), which export puts on the model card.
+    """
 
     def log_timing(trial: optuna.Trial, result: TrialResult) -> None:
         metrics: dict[str, Any] = {"epochs_run": result.epochs_run, "train_seconds": result.seconds}
         tracker.log_metrics(result.run_id, metrics)
 
+    def log_weights(trial: optuna.Trial, result: TrialResult) -> None:
+        if result.weights_epoch is None or result.weights_score is None:
+            return
+        metrics = {
+            WEIGHTS_EPOCH_METRIC: float(result.weights_epoch),
+            weights_metric(spec.objective.metric): result.weights_score,
+        }
+        tracker.log_metrics(result.run_id, metrics)
+
     from .modelstore import ModelLogger  # keeps the best-so-far model (spec.log_models)
 
-    return [log_timing, *fit_steps(tracker), ModelLogger(spec, tracker)]
+    return [log_timing, log_weights, *fit_steps(tracker), ModelLogger(spec, tracker)]
+
+
+WEIGHTS_PREFIX = "weights_"
+WEIGHTS_EPOCH_METRIC = WEIGHTS_PREFIX + "epoch"  # the epoch (from 1) whose weights were kept
+
+
+def weights_metric(metric: str) -> str:
+    """The run metric holding the kept weights' score on ``metric``: ``weights_val_accuracy``."""
+    return WEIGHTS_PREFIX + metric
 
 
 FIT_TAG = "nnsweep.fit"
