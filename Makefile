@@ -1,11 +1,16 @@
-# nnsweep — every target sets up .venv on first use (python3 -m venv + pip install -e .[dev]).
+# nnsweep — every target sets up .venv on first use (python3 -m venv + pip install), always with
+# the exact versions in constraints.txt. The sweep targets install the package alone; test and
+# lint add the dev extra (pytest, ruff, selenium, psycopg); bench adds the bench extra.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-stamp
+PIP    := $(BIN)/python -m pip install --quiet -c constraints.txt
+RUN    := $(VENV)/.stamp-run
+DEV    := $(VENV)/.stamp-dev
+BENCH  := $(VENV)/.stamp-bench
 PYTEST_ARGS ?=
 
-.PHONY: install sweep test test-fast lint ui export report bench clean reset help
+.PHONY: install sweep test test-fast lint ui export report bench lock clean reset help
 
 help:
 	@echo "make sweep   set up .venv and run sweeps/quickstart.yaml (logs to mlflow.db)"
@@ -16,41 +21,58 @@ help:
 	@echo "make report  write the quickstart study's report to reports/quickstart/"
 	@echo "make bench   run the benchmark scripts in bench/ (slow)"
 	@echo "make lint    ruff check + ruff format --check"
+	@echo "make lock    re-resolve the newest versions pyproject.toml allows into constraints.txt"
 	@echo "make clean   remove .venv and caches;  make reset  also removes mlflow.db, optuna.db, mlruns/"
 
-$(STAMP): pyproject.toml
+$(RUN): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	$(PIP) --upgrade pip
+	$(PIP) -e .
+	touch $@
 
-install: $(STAMP)
+$(DEV): $(RUN)
+	$(PIP) -e '.[dev]'
+	touch $@
 
-sweep: $(STAMP)
+$(BENCH): $(RUN)
+	$(PIP) -e '.[bench]'
+	touch $@
+
+install: $(RUN)
+
+sweep: $(RUN)
 	$(BIN)/nnsweep run sweeps/quickstart.yaml
 
-test: $(STAMP)
+test: $(DEV)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-fast: $(STAMP)
+test-fast: $(DEV)
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
-lint: $(STAMP)
+lint: $(DEV)
 	$(BIN)/ruff check nnsweep tests bench
 	$(BIN)/ruff format --check nnsweep tests bench
 
-ui: $(STAMP)
+ui: $(RUN)
 	$(BIN)/nnsweep ui
 
-export: $(STAMP)
+export: $(RUN)
 	$(BIN)/nnsweep export quickstart --out exports/quickstart --force
 
-report: $(STAMP)
+report: $(RUN)
 	$(BIN)/nnsweep report quickstart --out reports/quickstart
 
-bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[bench]'
+bench: $(BENCH)
 	$(BIN)/python bench/run_all.py
+
+# Newest versions the ranges in pyproject.toml allow (dev and bench extras too), then pinned.
+lock:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade --upgrade-strategy eager -e '.[dev,bench]'
+	{ sed -n '/^#/p' constraints.txt; $(BIN)/python -m pip freeze --exclude-editable | grep -v '^#'; } \
+	  > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+	touch $(RUN) $(DEV) $(BENCH)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build dist *.egg-info
