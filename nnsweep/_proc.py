@@ -1,9 +1,14 @@
-"""Process helpers: is a process of this host still alive, which --jobs worker is this one."""
+"""Process helpers: signals that stop us cleanly, whether a process of this host is alive,
+which ``--jobs`` worker this one is."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
+import threading
+from collections.abc import Iterator
 
 WORKER_ENV = "NNSWEEP_WORKER"  # set by `run --jobs N` on each worker: 0 … N-1
 
@@ -41,3 +46,27 @@ def worker_index() -> int:
         return int(os.environ.get(WORKER_ENV, "0"))
     except ValueError:
         return 0
+
+
+@contextlib.contextmanager
+def interrupt_on_signals(
+    signals: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM),
+) -> Iterator[None]:
+    """Turn ``signals`` into KeyboardInterrupt inside the block, whatever the inherited
+    disposition (a non-interactive shell starts background jobs with SIGINT ignored), so
+    Ctrl-C and SIGTERM stop a sweep or a server cleanly. Handlers are restored on exit; off
+    the main thread, where Python cannot set them, nothing changes.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    saved = {sig: signal.signal(sig, interrupt) for sig in signals}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)

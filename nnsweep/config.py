@@ -4,20 +4,9 @@ Every problem becomes one :class:`~nnsweep.errors.SpecError` line that names the
 field, the rule and the value, e.g.
 ``sweeps/x.yaml: space.activation: 'relux' is not one of relu, elu, …``.
 
-A sweep file may come from someone else, so checking it is bounded in time and memory and
-happens before any data is loaded or any store is written:
-
-* the file is at most :data:`MAX_SPEC_BYTES` of UTF-8 text, read without reading further;
-* YAML is parsed by :mod:`nnsweep._safe_yaml` (aliases may not expand past 10,000 values,
-  nesting past 20 levels, integers past 30 digits; no duplicate keys or control characters);
-* numbers are finite; ``units`` ≤ :data:`MAX_UNITS`, ``n_layers`` ≤ :data:`MAX_LAYERS`,
-  ``epochs`` ≤ :data:`MAX_EPOCHS`, ``batch_size`` ≤ :data:`MAX_BATCH_SIZE`,
-  ``seed`` ≤ :data:`MAX_SEED`; ranges are checked arithmetically, never listed, and a grid
-  may hold at most :data:`~nnsweep.space.GRID_LIMIT` points;
-* the largest model the space allows (:func:`max_param_count`) must stay within
-  ``limits.max_params`` (default :data:`DEFAULT_MAX_PARAMS`), checked here when the input
-  width is known from the dataset's name and again by the sweep once the data is loaded;
-* values quoted in messages are cut to 80 characters.
+A sweep file may come from someone else: checking it is bounded in time and memory, within
+the limits :mod:`nnsweep.limits` lists (file size, YAML aliases and nesting, caps on units,
+layers, epochs, batch size and seed, grid size, the largest model's parameter count).
 """
 
 from __future__ import annotations
@@ -39,8 +28,23 @@ from pydantic import (
 
 from . import _safe_yaml
 from .errors import SpecError
+from .limits import (
+    DEFAULT_MAX_PARAMS,
+    KNOWN_SHAPES,
+    MAX_BATCH_SIZE,
+    MAX_DESCRIPTION_CHARS,
+    MAX_EPOCHS,
+    MAX_LAYERS,
+    MAX_PARAMS_CEILING,
+    MAX_SEED,
+    MAX_SPEC_BYTES,
+    MAX_TIMEOUT,
+    MAX_TRIALS,
+    MAX_UNITS,
+    grid_problem,
+    model_size_problem,
+)
 from .space import (
-    GRID_LIMIT,
     Dimension,
     Fixed,
     FloatRange,
@@ -56,20 +60,17 @@ ACTIVATIONS = (
 OPTIMIZERS = ("sgd", "sgd_momentum", "rmsprop", "adam", "adamw", "nadam")
 LR_SCHEDULES = ("constant", "cosine")
 
-MAX_SPEC_BYTES = 256 * 1024
-MAX_UNITS = 65_536
-MAX_LAYERS = 32
-MAX_EPOCHS = 10_000
-MAX_BATCH_SIZE = 1_048_576
-MAX_SEED = 2**32 - 1  # NumPy's and Optuna's samplers take 32-bit seeds
-MAX_TRIALS = 1_000_000
-MAX_TIMEOUT = 100_000_000.0  # seconds, about three years
-MAX_DESCRIPTION_CHARS = 10_000
-DEFAULT_MAX_PARAMS = 50_000_000
-# input width and outputs of the named datasets (the model's Input(784) and Dense(10))
-_KNOWN_SHAPES = {"mnist": (784, 10), "fashion_mnist": (784, 10), "mnist_5k": (784, 10)}
-
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+def check_name(name: str) -> str:
+    """``name`` when it is usable as a sweep or study name, else ValueError with the rule."""
+    if not _NAME_RE.match(name):
+        raise ValueError(
+            f"{short_repr(name)} is not a usable study name; use up to 100 letters, digits, "
+            "'_', '-' or '.'"
+        )
+    return name
 
 
 class _Strict(BaseModel):
@@ -186,7 +187,7 @@ EpochsDim = Annotated[Dimension, _num(int, minimum=1, at_most=MAX_EPOCHS), _AS_Y
 class LimitsSpec(_Strict):
     """Safety limits, checked before anything runs; raise them on purpose for bigger models."""
 
-    max_params: int = Field(DEFAULT_MAX_PARAMS, ge=1, le=10**12)
+    max_params: int = Field(DEFAULT_MAX_PARAMS, ge=1, le=MAX_PARAMS_CEILING)
 
 
 class SpaceSpec(_Strict):
@@ -228,48 +229,22 @@ class SweepSpec(_Strict):
     @field_validator("name")
     @classmethod
     def _valid_name(cls, v: str) -> str:
-        if not _NAME_RE.match(v):
-            raise ValueError(
-                f"{short_repr(v)} is not a usable study name; use up to 100 letters, digits, "
-                "'_', '-' or '.'"
-            )
-        return v
+        return check_name(v)
 
     @model_validator(mode="after")
     def _budget_and_grid(self) -> SweepSpec:
         if self.trials is None and self.timeout is None:
             raise ValueError("give trials: N and/or timeout: SECONDS so the sweep can end")
-        if self.sampler.name == "grid":
-            self._check_grid()
+        if self.sampler.name == "grid" and (problem := grid_problem(self)):
+            raise ValueError(problem)
         if isinstance(self.space.dropout, FloatRange) and self.space.dropout.log:
             raise ValueError("space.dropout cannot be a log range (it may be 0)")
-        # the input width of a dataset not named here is known once it is loaded (the sweep
-        # checks again then); 1 input and 1 output give a lower bound that is still worth it
-        _check_params(self, *_KNOWN_SHAPES.get(str(self.dataset.name), (1, 1)))
+        # a table's input width is known once it is loaded (the sweep's pre-flight checks
+        # again then); 1 input and 1 output give a lower bound that is still worth checking
+        shape = KNOWN_SHAPES.get(str(self.dataset.name), (1, 1))
+        if problem := model_size_problem(self, *shape):
+            raise ValueError(problem)
         return self
-
-    def _check_grid(self) -> None:
-        """The grid GridSampler would list, counted without listing it."""
-        dims = self.space.dimensions()
-        dims["batch_size"], dims["epochs"] = self.batch_size_dim, self.epochs_dim
-        points = 1
-        for key, dim in dims.items():
-            size = dim.size()
-            if size is None:
-                raise ValueError(
-                    f"sampler grid needs a finite space, but space.{key} is a continuous "
-                    "range; give a list of values or a step"
-                )
-            # one units_i per layer of the deepest model, each over the same values
-            repeat = int(self.space.n_layers.largest()) if key == "units" else 1
-            for _ in range(repeat):
-                points *= size
-                if points > GRID_LIMIT:
-                    raise ValueError(
-                        f"sampler grid: the space has more than {GRID_LIMIT:,} grid points "
-                        f"(space.{key} alone has {size:,} values); give fewer values "
-                        "or use another sampler"
-                    )
 
     # -- derived views -------------------------------------------------------------------
     @property
@@ -295,40 +270,6 @@ class SweepSpec(_Strict):
             else:
                 data[key] = value
         return _validate(data, "command line")
-
-
-def max_param_count(spec: SweepSpec, input_dim: int, n_outputs: int) -> int:
-    """Trainable parameters of the largest MLP ``spec``'s space allows: the most hidden
-    layers, each of the most units, between ``input_dim`` inputs and ``n_outputs`` outputs
-    (weights and biases of every Dense layer). Computed, never built."""
-    layers = int(spec.space.n_layers.largest())
-    units = int(spec.space.units.largest())
-    return (input_dim + 1) * units + (layers - 1) * (units + 1) * units + (units + 1) * n_outputs
-
-
-def _check_params(spec: SweepSpec, input_dim: int, n_outputs: int) -> None:
-    count, limit = max_param_count(spec, input_dim, n_outputs), spec.limits.max_params
-    if count > limit:
-        layers, units = int(spec.space.n_layers.largest()), int(spec.space.units.largest())
-        raise ValueError(
-            f"the largest model in space ({layers} hidden layer{'s' * (layers > 1)} of "
-            f"{units:,} units, "
-            f"{input_dim:,} inputs, {n_outputs:,} outputs) has {count:,} parameters, over "
-            f"limits.max_params = {limit:,}; shrink space.units or space.n_layers, or raise "
-            "limits.max_params"
-        )
-
-
-def check_model_size(spec: SweepSpec, input_dim: int, n_outputs: int) -> None:
-    """Refuse a space whose largest model has more than ``spec.limits.max_params`` parameters.
-
-    Called by the sweep once the data is loaded (its input width is known then) and before
-    any store is written. Raises :class:`SpecError`.
-    """
-    try:
-        _check_params(spec, input_dim, n_outputs)
-    except ValueError as exc:
-        raise SpecError(str(exc)) from None
 
 
 def _format_error(err: dict[str, Any]) -> str:

@@ -188,8 +188,8 @@ def reap_dead_local_trials(study: optuna.Study) -> list[int]:
 
     Heartbeats catch dead workers anywhere, but only after the grace period; a trial whose
     process ran here and is gone can be failed at once, so a re-run right after a crash resumes
-    cleanly. Each trial failed here is retried once, by the same callback that retries trials
-    failed by the heartbeat; a trial another process finished meanwhile is left alone.
+    cleanly. Each trial failed here is re-queued once by :class:`RetryHeartbeatStaleTrialCallback`,
+    as the heartbeat's failures are; a trial another process finished meanwhile is left alone.
     """
     from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState

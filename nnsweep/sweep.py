@@ -17,9 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .config import check_model_size
 from .data import load_dataset
 from .errors import SweepFailedError
+from .limits import check_model_size
 from .objective import SURPLUS_ATTR, target_counts
 from .stores import check_stores
 from .study import create_or_resume, reap_dead_local_trials

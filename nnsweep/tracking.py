@@ -32,6 +32,10 @@ STUDY_TAG = "nnsweep.study"
 TRIAL_TAG = "nnsweep.trial"
 STATE_TAG = "nnsweep.state"
 PARENT_TAG = "mlflow.parentRunId"
+# a parent run's params that say what the sweep optimises (the UI sorts its runs by them)
+OBJECTIVE_METRIC_PARAM = "objective_metric"
+OBJECTIVE_REDUCE_PARAM = "objective_reduce"
+DIRECTION_PARAM = "direction"
 EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
 
 

@@ -21,18 +21,25 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ._proc import interrupt_on_signals
 from .errors import PortBusyError, ServerError, StorageError
 from .stores import artifact_root, check_tracking_uri, sqlite_path
-from .tracking import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, ROLE_TAG, STUDY_TAG
+from .tracking import (
+    DIRECTION_PARAM,
+    EXPERIMENT_KIND,
+    EXPERIMENT_KIND_TAG,
+    OBJECTIVE_METRIC_PARAM,
+    ROLE_TAG,
+    STUDY_TAG,
+)
 from .urls import mask_url
 
 DEFAULT_PORT = 5000
@@ -132,7 +139,7 @@ def find_experiment(tracking_uri: str, name: str | None) -> Landing | None:
 
     ``name`` is a sweep (experiment) name or a study name given with ``run --study``; without
     it, the experiment a sweep wrote to last. The sort follows the objective recorded on the
-    newest parent run (params ``objective`` and ``direction``), else ``val_accuracy``.
+    newest parent run (params ``objective_metric`` and ``direction``), else ``val_accuracy``.
 
     Raises:
         StorageError: ``name`` matches no experiment and no study.
@@ -176,12 +183,13 @@ def find_experiment(tracking_uri: str, name: str | None) -> Landing | None:
         order_by=["attributes.start_time DESC"],
     )
     params = parents[0].data.params if parents else {}
-    metric = params.get("objective", SORT_METRIC).split()[-1]
+    # runs logged before nnsweep 0.2 carry the objective as one param, "best val_accuracy"
+    legacy = params.get("objective", "").rpartition(" ")[2]
     return Landing(
         str(exp.experiment_id),
         str(exp.name),
-        metric,
-        ascending=params.get("direction") == "minimize",
+        params.get(OBJECTIVE_METRIC_PARAM) or legacy or SORT_METRIC,
+        ascending=params.get(DIRECTION_PARAM) == "minimize",
     )
 
 
@@ -255,25 +263,6 @@ def stop_server(proc: subprocess.Popen[Any], timeout: float = STOP_TIMEOUT) -> i
     return proc.wait()
 
 
-@contextlib.contextmanager
-def _interrupt_on_signals() -> Iterator[None]:
-    """Turn SIGINT and SIGTERM into KeyboardInterrupt while serving, whatever the inherited
-    disposition (a shell starts background jobs with SIGINT ignored)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    saved = {s: signal.signal(s, interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in saved.items():
-            signal.signal(sig, handler)
-
-
 def serve(
     tracking_uri: str,
     *,
@@ -316,7 +305,7 @@ def serve(
     base = base_url(host, port)
     env = {**SERVER_ENV_DEFAULTS, **os.environ}
     echo(f"starting the MLflow UI on {mask_url(tracking_uri)} …")
-    with _interrupt_on_signals():
+    with interrupt_on_signals():
         started = time.monotonic()
         proc = subprocess.Popen(
             server_command(tracking_uri, host, port),

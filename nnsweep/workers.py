@@ -75,7 +75,9 @@ def run_jobs(
     from .tracking import ensure_experiment
 
     name = study_name or spec.name
-    preflight(spec, storage_url=storage_url, tracking_uri=tracking_uri, jobs=jobs)
+    preflight(
+        spec, storage_url=storage_url, tracking_uri=tracking_uri, study_name=study_name, jobs=jobs
+    )
     create_or_resume(spec, storage_url, name)
     ensure_experiment(tracking_uri, spec.name)
     code = run_workers(

@@ -205,3 +205,49 @@ def test_python_dash_m_runs_the_cli() -> None:
         [sys.executable, "-m", "nnsweep", "--help"], capture_output=True, text=True, check=True
     )
     assert "Usage: nnsweep" in out.stdout
+
+
+def test_version_flag_prints_the_installed_version(cli: Cli) -> None:
+    from importlib.metadata import version
+
+    result = cli("--version")
+    assert result.code == 0 and result.out.strip() == f"nnsweep {version('nnsweep')}"
+
+
+def test_every_registered_command_has_help_text() -> None:
+    import typer
+
+    from nnsweep.cli import app
+
+    group = typer.main.get_command(app)
+    names = sorted(group.commands)  # type: ignore[attr-defined]
+    assert names == sorted(
+        ["run", "status", "best", "report", "compare", "ui", "export", "predict"]
+    )
+    for name in names:
+        assert (group.commands[name].help or "").strip(), name  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("name", ["it's", "a b", "../up", "-flag", "x" * 101, "é"])
+def test_study_name_follows_the_sweep_name_rule_and_nothing_is_written(
+    stores: Stores, write_sweep: Callable[..., Path], cli: Cli, name: str
+) -> None:
+    result = cli("run", write_sweep(), *stores.args, "--study", name)
+    assert result.code == 2, result.err
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("nnsweep: error: --study: ")
+    assert "not a usable study name" in lines[0] and len(lines[0]) < 200
+    assert not (stores.root / "optuna.db").exists()
+    assert not (stores.root / "mlflow.db").exists()
+
+
+def test_signals_interrupt_inside_the_block_and_are_restored_after() -> None:
+    import os
+    import signal
+
+    from nnsweep._proc import interrupt_on_signals
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt), interrupt_on_signals():
+        os.kill(os.getpid(), signal.SIGTERM)
+    assert signal.getsignal(signal.SIGTERM) is before

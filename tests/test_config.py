@@ -7,15 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nnsweep.config import (
-    DEFAULT_MAX_PARAMS,
-    SweepSpec,
-    check_model_size,
-    load_spec,
-    max_param_count,
-    parse_spec,
-)
+from nnsweep.config import SweepSpec, load_spec, parse_spec
 from nnsweep.errors import SpecError
+from nnsweep.limits import DEFAULT_MAX_PARAMS, check_model_size, max_param_count
 from nnsweep.space import GRID_LIMIT, Choice, Fixed, FloatRange, IntRange, short_repr
 
 MINIMAL = "name: s\ndataset: mnist_5k\ntrials: 3\n"

@@ -1,0 +1,249 @@
+"""``nnsweep report``, ``compare``, ``ui``, ``export`` and ``predict``: a sweep's results."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .cli_options import JsonFlag, Storage, TrackingUri, resolve_stores
+
+
+def report(
+    study: Annotated[str, typer.Argument(metavar="STUDY", help="Study name.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Folder to write [default: reports/STUDY].")
+    ] = None,
+    storage: Storage = None,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Write a study's trials table and comparison plots to a folder.
+
+    trials.csv and trials.md (every trial's fit diagnosis, best first), Optuna's
+    optimization-history, parallel-coordinate and param-importance plots (HTML), train vs
+    validation accuracy of the top and the worst-fitting trials (PNG), runs by fit tag.
+    `nnsweep run` logs the same files under report/ on its parent run."""
+    from .report import study_report
+
+    storage_url, uri = resolve_stores(storage, tracking_uri)
+    folder = out if out is not None else Path("reports") / study
+    result = study_report(study, storage_url, uri, folder)
+    typer.echo(f"study {study}: report of {result.n_trials} trials written to {folder}")
+    for name in result.files:
+        typer.echo(f"  {folder / name}")
+    for note in result.notes:
+        typer.echo(f"  not drawn: {note}")
+    typer.echo("fit: " + ", ".join(f"{n} {tag}" for tag, n in result.counts.items()))
+
+
+def compare(
+    study: Annotated[str, typer.Argument(metavar="STUDY", help="Study name.")],
+    top: Annotated[
+        int | None, typer.Option("--top", min=1, metavar="K", help="Show the first K rows only.")
+    ] = None,
+    sort: Annotated[
+        str,
+        typer.Option(
+            "--sort",
+            metavar="COL",
+            help="Sort by a trials.csv column or param name: value (best first), trial, fit, "
+            "gap_accuracy, duration_s, learning_rate, …",
+        ),
+    ] = "value",
+    reverse: Annotated[bool, typer.Option("--reverse", help="Flip the sort order.")] = False,
+    storage: Storage = None,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Print a study's trials table, best trial first.
+
+    One row per trial: state, the params that vary, best and final val accuracy, train minus
+    validation accuracy (gap), fit tag, duration and MLflow run id."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from .report import display_frame, fit_counts, sort_trials, study_table
+
+    storage_url, uri = resolve_stores(storage, tracking_uri)
+    direction, frame = study_table(study, storage_url, uri)
+    try:
+        ordered = sort_trials(frame, sort, direction=direction, reverse=reverse)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'--sort'") from None
+    shown = display_frame(ordered).head(top) if top else display_frame(ordered)
+    styles = {"overfit": "red", "underfit": "yellow", "good": "green", "pruned": "dim"}
+    table = Table(title=f"study {study}: {len(shown)} of {len(frame)} trials by {sort}")
+    numbers = {"trial", "best val_acc", "final val_acc", "val n", "gap", "duration"}
+    for col in shown.columns:
+        justify = "right" if col.split(" (n=")[0] in numbers else "left"
+        table.add_column(col, justify=justify, overflow="fold", no_wrap=col != "params")
+    for row in shown.itertuples(index=False):
+        cells = dict(zip(shown.columns, row, strict=True))
+        table.add_row(
+            *(
+                Text(str(v), style=styles.get(str(v), "")) if c == "fit" else str(v)
+                for c, v in cells.items()
+            )
+        )
+    console = Console()
+    if not console.is_terminal:  # piped or captured: print whole rows, not an 80-column squeeze
+        console = Console(width=max(console.width, 200))
+    console.print(table)
+    typer.echo("fit: " + ", ".join(f"{n} {tag}" for tag, n in fit_counts(frame).items()))
+
+
+def ui(
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to serve on.")] = 5000,
+    host: Annotated[
+        str, typer.Option(help="Address to bind; 127.0.0.1 keeps the UI private to this machine.")
+    ] = "127.0.0.1",
+    study: Annotated[
+        str | None, typer.Option(help="Sweep or study to open [default: the newest sweep].")
+    ] = None,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Start the MLflow UI on the tracking store, print the URL of the sweep's runs table, and
+    serve until Ctrl-C."""
+    from .stores import resolve_tracking_uri
+    from .ui import serve
+
+    code = serve(
+        resolve_tracking_uri(tracking_uri),
+        host=host,
+        port=port,
+        experiment=study,
+        echo=typer.echo,
+        warn=lambda line: typer.echo(line, err=True),
+    )
+    raise typer.Exit(code)
+
+
+def export(
+    study: Annotated[str, typer.Argument(metavar="STUDY", help="Study name.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder to write (created if missing).")],
+    register: Annotated[
+        str | None,
+        typer.Option(
+            "--register",
+            metavar="NAME",
+            help="Also add a version of registered model NAME with alias 'champion'.",
+        ),
+    ] = None,
+    retrain: Annotated[
+        bool,
+        typer.Option("--retrain", help="Refit the best params on train+validation first."),
+    ] = False,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Write into a non-empty --out (replaces the 4 outputs)."),
+    ] = False,
+    storage: Storage = None,
+    tracking_uri: TrackingUri = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Export the best trial's model: model.keras (Keras 3), saved_model/ (TF Serving),
+    model_card.json and MODEL_CARD.md with its accuracy on the held-out test split, which
+    nothing else in nnsweep reads. The test metrics are also logged to the trial's run."""
+    from .export import export_best
+
+    storage_url, uri = resolve_stores(storage, tracking_uri)
+    result = export_best(
+        study,
+        out=out,
+        storage_url=storage_url,
+        tracking_uri=uri,
+        register=register,
+        retrain=retrain,
+        force=force,
+    )
+    card = result.card
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {"out": str(out), "seconds": round(result.seconds, 2), "card": card}, indent=2
+            )
+        )
+        return
+    test, obj = card["test"], card["objective"]
+    typer.echo(
+        f"exported study {card['study']}, trial #{card['trial']} (run "
+        f"{card['mlflow']['run_id']}) to {out} in {result.seconds:.1f}s"
+    )
+    retrained = f"; retrained {card['retrain']['epochs']} epochs" if card["retrain"] else ""
+    typer.echo(
+        f"  test accuracy {test['accuracy']:.4f}, loss {test['loss']:.4f} on {test['n']:,} "
+        f"held-out images (sweep: {obj['reduce']} {obj['metric']} {obj['value']:.4f}{retrained})"
+    )
+    if card["registry"]:
+        reg = card["registry"]
+        typer.echo(f"  registered {reg['uri']} (version {reg['version']})")
+    typer.echo(f"  predict: nnsweep predict {out} IMAGE.png")
+
+
+def predict(
+    model: Annotated[
+        str,
+        typer.Argument(metavar="MODEL", help="Export folder, .keras file, or models:/NAME@alias."),
+    ],
+    inputs: Annotated[
+        list[Path],
+        typer.Argument(metavar="INPUT...", help=".npy/.npz arrays or .png/.jpg images."),
+    ],
+    background: Annotated[
+        str,
+        typer.Option(
+            metavar="[auto|dark|light]",
+            help="Input background: auto (decide by the border), dark (MNIST-like, kept) or "
+            "light (inverted first).",
+        ),
+    ] = "auto",
+    tracking_uri: TrackingUri = None,
+    as_json: JsonFlag = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV with a header.")] = False,
+) -> None:
+    """Predict the digit of each input: prints its class and probability.
+
+    Arrays (.npy/.npz) hold one 28x28 image or 784-vector, or a stack of them; pixel values
+    0-255 (integers, or floats above 1) or 0-1 (floats). Images (.png/.jpg) are made
+    grayscale, padded to a square and resized to 28x28. The model expects MNIST polarity, a
+    white digit on black: with --background auto an input whose border is mostly light (a
+    dark digit on white paper, or a transparent background) is inverted first."""
+    from .errors import ExportError
+    from .predict import predict as run_predict
+    from .stores import resolve_tracking_uri
+
+    if as_json and as_csv:
+        raise ExportError("--json and --csv: pick one output format")
+    results = run_predict(
+        model, inputs, tracking_uri=resolve_tracking_uri(tracking_uri), background=background
+    )
+    if as_json:
+        typer.echo(json.dumps([r.as_dict() for r in results], indent=2))
+    elif as_csv:
+        import csv
+        import io
+
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(
+            ["input", "class", "probability", "inverted", *(f"p{i}" for i in range(10))]
+        )
+        for r in results:
+            writer.writerow(
+                [
+                    r.input,
+                    r.digit,
+                    f"{r.probability:.6f}",
+                    str(r.inverted).lower(),
+                    *(f"{p:.6f}" for p in r.probabilities),
+                ]
+            )
+        typer.echo(buffer.getvalue(), nl=False)
+    else:
+        width = max(len("input"), *(len(r.input) for r in results))
+        typer.echo(f"{'input':<{width}}  class  probability")
+        for r in results:
+            note = "  (inverted)" if r.inverted else ""
+            typer.echo(f"{r.input:<{width}}  {r.digit:>5}  {r.probability:>11.4f}{note}")

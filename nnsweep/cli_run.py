@@ -1,0 +1,188 @@
+"""``nnsweep run``, ``status`` and ``best``: run or resume a sweep, and read how it stands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from .cli_options import JsonFlag, Storage, TrackingUri, resolve_stores, uri_flag
+from .urls import mask_url
+
+if TYPE_CHECKING:
+    from .config import SweepSpec
+
+
+def run(
+    sweep: Annotated[
+        Path, typer.Argument(metavar="SWEEP", help="Sweep file, e.g. sweeps/quickstart.yaml.")
+    ],
+    trials: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Trials wanted in total, COMPLETE ones unless the file says "
+            "trials_count: all (overrides file).",
+        ),
+    ] = None,
+    timeout: Annotated[
+        float | None, typer.Option(min=1, help="Stop starting trials after S seconds.")
+    ] = None,
+    study: Annotated[
+        str | None, typer.Option(help="Study name [default: the sweep's name].")
+    ] = None,
+    storage: Storage = None,
+    tracking_uri: TrackingUri = None,
+    data_path: Annotated[
+        Path | None, typer.Option(help="Local dataset: an .npz or a folder of the 4 IDX files.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(min=0, help="Seed (overrides file).")] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Log lines only, no live bar.")
+    ] = False,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Worker processes on this machine sharing the study (needs a journal:/// or "
+            "PostgreSQL storage). Workers on other machines: run the same command there.",
+        ),
+    ] = 1,
+) -> None:
+    """Run a sweep, or resume it: trials run until the study has TRIALS COMPLETE trials
+    (or TRIALS finished ones, pruned included, with `trials_count: all` in the sweep file).
+
+    Any number of `nnsweep run` processes with the same sweep file and --storage work on one
+    study together, on one machine (--jobs N) or many, and stop at exactly TRIALS.
+    """
+    from ._proc import interrupt_on_signals
+    from .config import load_spec
+    from .progress import SweepProgress
+    from .sweep import run_sweep
+
+    spec = load_spec(sweep).with_overrides(
+        trials=trials, timeout=timeout, seed=seed, data_path=data_path
+    )
+    storage_url, uri = resolve_stores(storage, tracking_uri)
+    if jobs > 1:
+        overrides = {"trials": trials, "timeout": timeout, "data_path": data_path, "seed": seed}
+        with interrupt_on_signals():
+            _run_jobs(sweep, spec, jobs, storage_url, uri, study, overrides)
+        return
+    progress = SweepProgress(quiet=quiet, metric=spec.objective.metric, count=spec.trials_count)
+    try:
+        with interrupt_on_signals():
+            result = run_sweep(
+                spec,
+                storage_url=storage_url,
+                tracking_uri=uri,
+                study_name=study,
+                spec_text=sweep.read_text(encoding="utf-8"),
+                hooks=[progress],
+                on_start=progress.on_start,
+            )
+    finally:
+        progress.stop()
+    if result.parent_run_id is None:
+        typer.echo(
+            f"study {result.study_name} already has its target of {result.target} trials "
+            f"({result.n_complete} COMPLETE); raise --trials to run more"
+        )
+    ran = ", ".join(f"{n} {s}" for s, n in sorted(result.ran.items())) or "no trials"
+    if result.parent_run_id is not None:
+        typer.echo(f"study {result.study_name}: ran {ran}; {result.n_complete} COMPLETE in total")
+    if result.best is not None:
+        typer.echo(
+            f"best trial #{result.best['number']}: {spec.objective.metric}="
+            f"{result.best['value']:.4f}  params={json.dumps(result.best['params'])}"
+        )
+    typer.echo(
+        f"browse: nnsweep ui{uri_flag(tracking_uri)}   export: nnsweep export "
+        f"{result.study_name} --out exports/{result.study_name}"
+    )
+
+
+def _run_jobs(
+    sweep: Path,
+    spec: SweepSpec,
+    jobs: int,
+    storage_url: str,
+    tracking_uri: str,
+    study: str | None,
+    overrides: dict[str, Any],
+) -> None:
+    from .workers import run_jobs
+
+    done = run_jobs(
+        sweep,
+        spec,
+        jobs=jobs,
+        storage_url=storage_url,
+        tracking_uri=tracking_uri,
+        study_name=study,
+        overrides=overrides,
+        echo=lambda line: typer.echo(line, err=True),
+    )
+    states = ", ".join(f"{n} {s}" for s, n in done.states.items())
+    typer.echo(f"study {done.study_name}: {states or 'no trials'} ({jobs} workers)")
+    if done.code:
+        raise typer.Exit(done.code)
+
+
+def status(
+    study: Annotated[
+        str | None, typer.Argument(metavar="[STUDY]", help="Study name [default: all studies].")
+    ] = None,
+    storage: Storage = None,
+    tracking_uri: TrackingUri = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Trial counts by state and the best value, for one study or all of them."""
+    from .statusdb import study_summaries
+
+    storage_url, _ = resolve_stores(storage, tracking_uri)
+    summaries = study_summaries(storage_url, [study] if study else None)
+    if as_json:
+        typer.echo(json.dumps(summaries[0] if study else summaries, indent=2))
+        return
+    if not summaries:
+        typer.echo(f"no studies in {mask_url(storage_url)}; start one with `nnsweep run SWEEP`")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("study", "COMPLETE", "PRUNED", "FAIL", "RUNNING", "best", "metric")
+    for s in summaries:
+        st = s["states"]
+        best = f"{s['best']['value']:.4f} (#{s['best']['number']})" if s["best"] else "—"
+        table.add_row(
+            s["study"],
+            str(st["COMPLETE"]),
+            str(st["PRUNED"]),
+            str(st["FAIL"]),
+            str(st["RUNNING"]),
+            best,
+            s["metric"],
+        )
+    Console().print(table)
+
+
+def best(
+    study: Annotated[str, typer.Argument(help="Study name.")],
+    storage: Storage = None,
+    tracking_uri: TrackingUri = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """The best COMPLETE trial: number, value, params and MLflow run id."""
+    from .study import best_trial, load_study
+
+    storage_url, _ = resolve_stores(storage, tracking_uri)
+    info = best_trial(load_study(study, storage_url))
+    if as_json:
+        typer.echo(json.dumps(info, indent=2))
+        return
+    typer.echo(f"trial #{info['number']}  value {info['value']:.6g}  run {info['run_id']}")
+    for key, value in info["params"].items():
+        typer.echo(f"  {key:<14} {value}")
