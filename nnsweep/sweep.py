@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .data import load_dataset
-from .errors import SweepFailedError
+from .errors import SpecError, SweepFailedError
 from .limits import check_model_size
 from .objective import SURPLUS_ATTR, target_counts
 from .stores import check_stores
 from .study import create_or_resume, reap_dead_local_trials
-from .tracking import Tracker
+from .tracking import DIRECTION_PARAM, OBJECTIVE_METRIC_PARAM, OBJECTIVE_REDUCE_PARAM, Tracker
 from .urls import mask_url
 
 if TYPE_CHECKING:
@@ -112,7 +112,14 @@ def _fail_stale(study: optuna.Study) -> None:
         optuna.storages.fail_stale_trials(study)
 
 
-def preflight(spec: SweepSpec, *, storage_url: str, tracking_uri: str, jobs: int = 1) -> Dataset:
+def preflight(
+    spec: SweepSpec,
+    *,
+    storage_url: str,
+    tracking_uri: str,
+    study_name: str | None = None,
+    jobs: int = 1,
+) -> Dataset:
     """Every check that can refuse a sweep, done before either store is written to.
 
     ``nnsweep run`` and the parent of ``run --jobs N`` both call it, so bad input is refused
@@ -122,6 +129,8 @@ def preflight(spec: SweepSpec, *, storage_url: str, tracking_uri: str, jobs: int
     Raises:
         SpecError, DataError, StorageError: the first problem found, worded with its fix.
     """
+    if study_name is not None:
+        check_study_name(study_name)
     dataset = load_dataset(
         spec.dataset.name,
         str(spec.dataset.path) if spec.dataset.path else None,
@@ -133,6 +142,20 @@ def preflight(spec: SweepSpec, *, storage_url: str, tracking_uri: str, jobs: int
     check_model_size(spec, int(dataset.x_train.shape[1]), dataset.n_classes)
     check_stores(storage_url, tracking_uri, jobs=jobs)
     return dataset
+
+
+def check_study_name(name: str) -> None:
+    """Hold a study name given apart from the sweep file (``--study``) to the sweep's rule.
+
+    Raises:
+        SpecError: letters, digits, '_', '-' or '.' only (it ends up in store queries).
+    """
+    from .config import check_name
+
+    try:
+        check_name(name)
+    except ValueError as exc:
+        raise SpecError(f"--study: {exc}") from None
 
 
 def run_sweep(
@@ -166,7 +189,9 @@ def run_sweep(
     from .objective import Objective
 
     name = study_name or spec.name
-    dataset = preflight(spec, storage_url=storage_url, tracking_uri=tracking_uri)
+    dataset = preflight(
+        spec, storage_url=storage_url, tracking_uri=tracking_uri, study_name=study_name
+    )
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # our progress lines say it all
     study = create_or_resume(spec, storage_url, name)
@@ -194,8 +219,9 @@ def run_sweep(
             "val_size": dataset.sizes["val"],
             "sampler": spec.sampler.name,
             "pruner": spec.pruner.name,
-            "objective": f"{spec.objective.reduce} {spec.objective.metric}",
-            "direction": spec.objective.direction,
+            OBJECTIVE_METRIC_PARAM: spec.objective.metric,
+            OBJECTIVE_REDUCE_PARAM: spec.objective.reduce,
+            DIRECTION_PARAM: spec.objective.direction,
             "target_trials": spec.trials,
             "timeout": spec.timeout,
             "seed": spec.seed,
