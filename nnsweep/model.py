@@ -1,7 +1,9 @@
-"""The Keras MLP: hyperparameters in, a compiled ``keras.Sequential`` out.
+"""The Keras MLP: hyperparameters and a task in, a compiled Keras model out.
 
-Input(784) → n × [Dense(units_i, activation) (+ Dropout)] → Dense(10, softmax), trained with
-sparse categorical cross-entropy and accuracy. Keras is imported inside the functions so that
+Input → [a table's preprocessing head] → n × [Dense(units_i, activation) (+ Dropout, AlphaDropout
+for selu)] → the task's output layer (:mod:`nnsweep.tasks`), compiled with the task's loss and
+metrics. For the digits: Input(784) → … → Dense(10, softmax), sparse categorical cross-entropy
+and accuracy, as a ``keras.Sequential``. Keras is imported inside the functions so that
 importing this module (and ``nnsweep --help``) stays cheap.
 """
 
@@ -11,8 +13,15 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
+from .features import build_head
+from .tasks import DIGITS, REGRESSION, Task
+
 if TYPE_CHECKING:
     import keras
+
+    from .features import FeatureSchema
 
 INPUT_DIM = 784
 N_CLASSES = 10
@@ -110,12 +119,24 @@ def learning_rate(
 def build_model(
     hp: HyperParams,
     *,
+    task: Task | None = None,
+    schema: FeatureSchema | None = None,
     input_dim: int = INPUT_DIM,
+    input_name: str = "pixels",
+    target_scale: tuple[float, float] | None = None,
     train_size: int | None = None,
     steps_per_execution: int = 1,
-) -> keras.Sequential:
-    """Build and compile the MLP for ``hp`` (``train_size``: images per epoch, which a cosine
+) -> keras.Model:
+    """Build and compile the MLP for ``hp`` (``train_size``: rows per epoch, which a cosine
     learning-rate schedule needs to know its length).
+
+    ``task`` (default: the 10 digits) sets the output layer, loss and metrics. With a table's
+    ``schema`` the model starts with its preprocessing head (:func:`nnsweep.features.build_head`)
+    and takes a dict of raw columns; otherwise it takes ``(n, input_dim)`` arrays on an input
+    named ``input_name``. A regression output is ``mean + std * Dense(1)`` with the training
+    target's ``target_scale``: the untrained model predicts the mean, and the model answers in
+    the target's units. :meth:`nnsweep.data.Dataset.model_kwargs` gives every argument but
+    ``hp``, ``train_size`` and ``steps_per_execution``.
 
     ``steps_per_execution`` > 1 runs that many batches per call into the compiled function:
     fewer Python round trips, same results (the sweep uses 8). It is part of the compile
@@ -123,9 +144,42 @@ def build_model(
     """
     import keras
 
-    # SELU only self-normalises with LeCun-normal weights.
-    init = "lecun_normal" if hp.activation == "selu" else "glorot_uniform"
-    layers: list[keras.layers.Layer] = [keras.Input(shape=(input_dim,), name="pixels")]
+    task = task or DIGITS
+    if schema is None and (task.kind != REGRESSION or target_scale is None):
+        layers: list[keras.layers.Layer] = [keras.Input(shape=(input_dim,), name=input_name)]
+        layers += [*_hidden_layers(hp), _output_layer(task)]
+        model: keras.Model = keras.Sequential(layers, name="mlp")
+    else:
+        if schema is not None:
+            inputs, x = build_head(schema)
+        else:
+            inputs = keras.Input(shape=(input_dim,), name=input_name)
+            x = inputs
+        for layer in _hidden_layers(hp):
+            x = layer(x)
+        out = _output_layer(task)(x)
+        if task.kind == REGRESSION and target_scale is not None:
+            mean, std = target_scale
+            out = keras.ops.add(keras.ops.multiply(out, np.float32(std)), np.float32(mean))
+        model = keras.Model(inputs, out, name="mlp")
+    model.compile(
+        optimizer=make_optimizer(hp.optimizer, learning_rate(hp, train_size)),
+        loss=task.loss,
+        metrics=task.keras_metrics(),
+        steps_per_execution=steps_per_execution,
+    )
+    return model
+
+
+def _hidden_layers(hp: HyperParams) -> list[keras.layers.Layer]:
+    import keras
+
+    # SELU only self-normalises with LeCun-normal weights, and with AlphaDropout, which keeps
+    # the activations' mean and variance where plain dropout would shift them.
+    selu = hp.activation == "selu"
+    init = "lecun_normal" if selu else "glorot_uniform"
+    dropout = keras.layers.AlphaDropout if selu else keras.layers.Dropout
+    layers: list[keras.layers.Layer] = []
     for i, width in enumerate(hp.units):
         layers.append(
             keras.layers.Dense(
@@ -133,19 +187,22 @@ def build_model(
             )
         )
         if hp.dropout > 0:
-            layers.append(keras.layers.Dropout(hp.dropout, name=f"dropout_{i}"))
-    layers.append(keras.layers.Dense(N_CLASSES, activation="softmax", name="digits"))
-    model = keras.Sequential(layers, name="mlp")
-    model.compile(
-        optimizer=make_optimizer(hp.optimizer, learning_rate(hp, train_size)),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-        steps_per_execution=steps_per_execution,
+            layers.append(dropout(hp.dropout, name=f"dropout_{i}"))
+    return layers
+
+
+def _output_layer(task: Task) -> keras.layers.Layer:
+    import keras
+
+    return keras.layers.Dense(
+        task.output_units, activation=task.output_activation, name=task.output_name
     )
-    return model
 
 
-def count_params(hp: HyperParams, *, input_dim: int = INPUT_DIM) -> int:
-    """Trainable parameters of the MLP for ``hp``, computed without building it."""
-    widths = [input_dim, *hp.units, N_CLASSES]
+def count_params(
+    hp: HyperParams, *, input_dim: int = INPUT_DIM, output_units: int = N_CLASSES
+) -> int:
+    """Trainable parameters of the MLP for ``hp``, computed without building it
+    (``input_dim``: the width after any preprocessing head, which has no trainable weights)."""
+    widths = [input_dim, *hp.units, output_units]
     return sum((a + 1) * b for a, b in zip(widths, widths[1:], strict=False))

@@ -1,0 +1,338 @@
+"""Learning tasks: what binary, multiclass and regression mean for the model, sweep and card.
+
+One :class:`Task` answers every task-dependent question, so the other modules ask it instead of
+branching on the kind themselves:
+
+============  ======================  ===============================  ====================
+kind          output layer            loss                             epoch metrics
+============  ======================  ===============================  ====================
+binary        Dense(1, sigmoid)       binary_crossentropy              accuracy, auc
+multiclass    Dense(n, softmax)       sparse_categorical_crossentropy  accuracy
+regression    Dense(1, linear) *      mse                              mae
+============  ======================  ===============================  ====================
+
+\\* a regression output is rescaled inside the model by the training target's mean and
+standard deviation (see :mod:`nnsweep.model`), so the network starts at the mean predictor and
+the model answers in the target's own units.
+
+Objective metrics (Keras' per-epoch names, the first is the default): binary ``val_accuracy``,
+``val_loss``, ``val_auc``; multiclass ``val_accuracy``, ``val_loss``; regression ``val_mae``,
+``val_loss``. Accuracy and AUC are maximised, losses and errors minimised.
+
+:func:`infer_task` states the rule that picks the task of a target when the sweep file does
+not. Nothing here imports Keras at module level.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from .errors import DataError, SpecError
+
+BINARY, MULTICLASS, REGRESSION = "binary", "multiclass", "regression"
+TASKS = (BINARY, MULTICLASS, REGRESSION)
+TaskKind = Literal["binary", "multiclass", "regression"]
+
+# infer_task: an integer-valued target with more distinct values than this is a quantity.
+MAX_INFERRED_CLASSES = 20
+# A classification target (inferred or asked for) may have at most this many classes.
+MAX_CLASSES = 1000
+
+MAXIMIZE, MINIMIZE = "maximize", "minimize"
+_OBJECTIVES: dict[str, dict[str, str]] = {
+    BINARY: {"val_accuracy": MAXIMIZE, "val_loss": MINIMIZE, "val_auc": MAXIMIZE},
+    MULTICLASS: {"val_accuracy": MAXIMIZE, "val_loss": MINIMIZE},
+    REGRESSION: {"val_mae": MINIMIZE, "val_loss": MINIMIZE},
+}
+_METRICS = {BINARY: ("accuracy", "auc"), MULTICLASS: ("accuracy",), REGRESSION: ("mae",)}
+_LOSSES = {
+    BINARY: "binary_crossentropy",
+    MULTICLASS: "sparse_categorical_crossentropy",
+    REGRESSION: "mse",
+}
+
+
+@dataclass(frozen=True)
+class Task:
+    """A learning task: its ``kind`` and, for classification, the number of classes.
+
+    ``output_name`` names the output layer (the digit datasets keep their ``digits``).
+    """
+
+    kind: TaskKind
+    n_classes: int | None = None
+    output_name: str = "output"
+
+    def __post_init__(self) -> None:
+        if self.kind not in TASKS:
+            raise ValueError(f"task {self.kind!r} is not one of {', '.join(TASKS)}")
+        if self.kind == REGRESSION and self.n_classes is not None:
+            raise ValueError("a regression task has no classes")
+        if self.kind == BINARY and self.n_classes != 2:
+            raise ValueError(f"a binary task has 2 classes, not {self.n_classes}")
+        if self.kind == MULTICLASS and (self.n_classes is None or self.n_classes < 2):
+            raise ValueError(f"a multiclass task needs 2 or more classes, not {self.n_classes}")
+
+    # -- the model -----------------------------------------------------------------------------
+    @property
+    def is_classification(self) -> bool:
+        return self.kind != REGRESSION
+
+    @property
+    def output_units(self) -> int:
+        return int(self.n_classes) if self.kind == MULTICLASS else 1
+
+    @property
+    def output_activation(self) -> str:
+        return {BINARY: "sigmoid", MULTICLASS: "softmax", REGRESSION: "linear"}[self.kind]
+
+    @property
+    def loss(self) -> str:
+        return _LOSSES[self.kind]
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        """The metrics Keras logs each epoch besides ``loss`` (training-side names)."""
+        return _METRICS[self.kind]
+
+    def keras_metrics(self) -> list[Any]:
+        """Fresh metric objects/names for ``model.compile`` (logged under :attr:`metric_names`)."""
+        import keras
+
+        if self.kind == BINARY:
+            return ["accuracy", keras.metrics.AUC(name="auc")]
+        return list(self.metric_names)
+
+    @property
+    def curve_keys(self) -> tuple[str, ...]:
+        """Every per-epoch key a fit logs: ``loss``, the metrics, and their ``val_`` twins."""
+        train = ("loss", *self.metric_names)
+        return (*train, *(f"val_{k}" for k in train))
+
+    # -- the objective -------------------------------------------------------------------------
+    @property
+    def objectives(self) -> dict[str, str]:
+        """Allowed objective metrics and the direction each is optimised in."""
+        return dict(_OBJECTIVES[self.kind])
+
+    @property
+    def default_objective(self) -> str:
+        return next(iter(_OBJECTIVES[self.kind]))
+
+    def direction(self, metric: str) -> str:
+        """``maximize`` or ``minimize`` for ``metric`` (checked with :meth:`check_objective`)."""
+        self.check_objective(metric)
+        return _OBJECTIVES[self.kind][metric]
+
+    def check_objective(self, metric: str, direction: str | None = None) -> None:
+        """Refuse an objective metric (or direction) this task cannot optimise.
+
+        Raises:
+            SpecError: naming ``objective.metric``/``objective.direction``, the task and the
+                allowed values.
+        """
+        allowed = _OBJECTIVES[self.kind]
+        if metric not in allowed:
+            raise SpecError(
+                f"objective.metric: {metric!r} is not logged for a {self.kind} task; use one of "
+                f"{', '.join(allowed)}"
+            )
+        natural = allowed[metric]
+        if direction is not None and direction != natural:
+            raise SpecError(
+                f"objective.direction: {metric} should be {natural}d, but direction is "
+                f"{direction}; set direction: {natural} or leave it out"
+            )
+
+    # -- predictions -----------------------------------------------------------------------------
+    def decode(self, output: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Model output → (class indices or values, probability of the predicted class).
+
+        Binary: class 1 when the sigmoid output is at least 0.5. Regression: the value, and
+        ``None`` for the probability.
+        """
+        out = np.asarray(output, dtype=np.float64)
+        if out.ndim == 1:
+            out = out[:, None]
+        if self.kind == REGRESSION:
+            return out[:, 0], None
+        if self.kind == BINARY:
+            p1 = out[:, 0]
+            pred = (p1 >= 0.5).astype(np.int64)
+            return pred, np.where(pred == 1, p1, 1.0 - p1)
+        return out.argmax(axis=1), out.max(axis=1)
+
+    def test_metrics(
+        self,
+        y_true: np.ndarray,
+        output: np.ndarray,
+        class_names: tuple[Any, ...] | None = None,
+        y_train: np.ndarray | None = None,
+    ) -> dict[str, Any]:
+        """The card's test metrics of a model's ``output`` on ``y_true``.
+
+        Classification: ``n``, ``accuracy``, ``loss`` (cross-entropy on probabilities clipped at
+        1e-7), ``per_class_accuracy``, ``confusion_matrix`` (rows true, columns predicted) with
+        ``labels`` (the original label names), binary also ``auc``. Regression: ``n``, ``mae``,
+        ``rmse``, ``r2`` (1 - SSE/SST around the test mean; 0 when the test target is constant).
+        With ``y_train``, a ``baseline`` entry holds the trivial predictor's scores: the majority
+        class of the training labels, or the training mean.
+        """
+        y = np.asarray(y_true)
+        if self.kind == REGRESSION:
+            return _regression_metrics(y, np.asarray(output, np.float64).reshape(len(y)), y_train)
+        return _classification_metrics(self, y.astype(np.int64), output, class_names, y_train)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"task": self.kind, "n_classes": self.n_classes}
+
+
+DIGITS = Task(MULTICLASS, 10, output_name="digits")
+
+
+def infer_task(y: np.ndarray) -> TaskKind:
+    """The task of a target column, when the sweep file does not say it.
+
+    The rule, over the non-missing target values:
+
+    1. Not numbers (strings, booleans, categories) → classification.
+    2. Numbers with any non-integer value (``3.7``) → ``regression``.
+    3. Whole numbers (``3`` or ``3.0``) with more than 20 distinct values → ``regression``
+       (counts, prices, ages); 20 or fewer → classification.
+    4. Classification is ``binary`` with exactly two distinct values, ``multiclass`` with more.
+
+    So ``0/1``, ``1..7`` and ``"good"/"bad"`` are classes, and a float column with many
+    distinct values is a quantity. Set ``dataset.task`` to override (e.g. 30 integer classes).
+
+    Raises:
+        DataError: fewer than two distinct values (nothing to learn).
+    """
+    values = np.asarray(y)
+    distinct = np.unique(values)
+    if len(distinct) < 2:
+        raise DataError(
+            f"target has {len(distinct)} distinct value(s) ({_show(distinct)}); a task needs at "
+            "least two; pick another target column"
+        )
+    if values.dtype.kind in "iuf":
+        whole = bool(np.all(np.mod(distinct, 1) == 0))
+        if not whole or len(distinct) > MAX_INFERRED_CLASSES:
+            return REGRESSION
+    return BINARY if len(distinct) == 2 else MULTICLASS
+
+
+def check_target(kind: str, y: np.ndarray, field: str = "dataset.task") -> None:
+    """Refuse a task the target cannot have (one line naming ``field``).
+
+    Regression needs numbers; binary exactly two distinct values; multiclass two to
+    :data:`MAX_CLASSES`.
+
+    Raises:
+        DataError
+    """
+    values = np.asarray(y)
+    distinct = np.unique(values)
+    if kind not in TASKS:
+        raise DataError(f"{field}: {kind!r} is not one of {', '.join(TASKS)}")
+    if len(distinct) < 2:
+        raise DataError(
+            f"{field}: the target has {len(distinct)} distinct value(s) ({_show(distinct)}); a "
+            f"{kind} task needs at least two; pick another target column"
+        )
+    if kind == REGRESSION and values.dtype.kind not in "iufb":
+        raise DataError(
+            f"{field}: regression needs a numeric target, but it holds {_show(distinct)}; use "
+            "task: binary or multiclass"
+        )
+    if kind == BINARY and len(distinct) != 2:
+        raise DataError(
+            f"{field}: binary needs exactly 2 target values, but there are {len(distinct)} "
+            f"({_show(distinct)}); use task: multiclass"
+        )
+    if kind in (BINARY, MULTICLASS) and len(distinct) > MAX_CLASSES:
+        raise DataError(
+            f"{field}: {len(distinct)} distinct target values is too many classes (at most "
+            f"{MAX_CLASSES}); use task: regression"
+        )
+
+
+def _show(values: np.ndarray, limit: int = 5) -> str:
+    shown = ", ".join(repr(v.item() if hasattr(v, "item") else v) for v in values[:limit])
+    return shown + (", …" if len(values) > limit else "") if len(values) else "none"
+
+
+def _classification_metrics(
+    task: Task,
+    y: np.ndarray,
+    output: np.ndarray,
+    class_names: tuple[Any, ...] | None,
+    y_train: np.ndarray | None,
+) -> dict[str, Any]:
+    out = np.asarray(output, dtype=np.float64).reshape(len(y), -1)
+    n_classes = int(task.n_classes or out.shape[1])
+    pred, _ = task.decode(out)
+    probs = np.concatenate([1.0 - out, out], axis=1) if task.kind == BINARY else out
+    p_true = np.clip(probs[np.arange(len(y)), y], 1e-7, 1.0 - 1e-7)
+    confusion = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(confusion, (y, pred), 1)
+    per_class = confusion.diagonal() / np.maximum(confusion.sum(axis=1), 1)
+    names = list(class_names) if class_names is not None else list(range(n_classes))
+    metrics: dict[str, Any] = {
+        "n": int(len(y)),
+        "accuracy": float((pred == y).mean()) if len(y) else float("nan"),
+        "loss": float(-np.log(p_true).mean()) if len(y) else float("nan"),
+        "labels": names,
+        "per_class_accuracy": [round(float(a), 4) for a in per_class],
+        "confusion_matrix": confusion.tolist(),
+    }
+    if task.kind == BINARY:
+        metrics["auc"] = roc_auc(y, out[:, 0])
+    if y_train is not None and len(y_train):
+        majority = int(np.bincount(np.asarray(y_train, np.int64), minlength=n_classes).argmax())
+        metrics["baseline"] = {
+            "predictor": f"majority class of the training split ({names[majority]!r})",
+            "accuracy": float((y == majority).mean()) if len(y) else float("nan"),
+        }
+    return metrics
+
+
+def _regression_metrics(
+    y: np.ndarray, pred: np.ndarray, y_train: np.ndarray | None
+) -> dict[str, Any]:
+    y = y.astype(np.float64)
+    err = pred - y
+    sst = float(((y - y.mean()) ** 2).sum()) if len(y) else 0.0
+    metrics: dict[str, Any] = {
+        "n": int(len(y)),
+        "mae": float(np.abs(err).mean()) if len(y) else float("nan"),
+        "rmse": float(np.sqrt((err**2).mean())) if len(y) else float("nan"),
+        "r2": 1.0 - float((err**2).sum()) / sst if sst > 0 else 0.0,
+    }
+    if y_train is not None and len(y_train):
+        mean = float(np.mean(np.asarray(y_train, np.float64)))
+        metrics["baseline"] = {
+            "predictor": f"mean of the training split ({mean:.6g})",
+            "mae": float(np.abs(y - mean).mean()) if len(y) else float("nan"),
+            "rmse": float(np.sqrt(((y - mean) ** 2).mean())) if len(y) else float("nan"),
+        }
+    return metrics
+
+
+def roc_auc(y: np.ndarray, score: np.ndarray) -> float:
+    """Area under the ROC curve of ``score`` for labels ``y`` in {0, 1} (ties count half);
+    NaN when only one class is present."""
+    y = np.asarray(y).astype(bool)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = np.argsort(score, kind="mergesort")
+    ranks = np.empty(len(score), dtype=np.float64)
+    sorted_scores = np.asarray(score)[order]
+    # average ranks over ties (Mann-Whitney U)
+    _, first, counts = np.unique(sorted_scores, return_index=True, return_counts=True)
+    avg = first + (counts + 1) / 2.0
+    ranks[order] = np.repeat(avg, counts)
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
