@@ -81,6 +81,12 @@ def failure_reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first}"[:500]
 
 
+def pruned_reason(epoch: int, pruner: optuna.pruners.BasePruner) -> str:
+    """``"pruned at epoch 3 by the median pruner"``, from Optuna's class name of ``pruner``."""
+    words = re.sub(r"(?<!^)(?=[A-Z])", "_", type(pruner).__name__.removesuffix("Pruner"))
+    return f"pruned at epoch {epoch} by the {words.lower()} pruner"
+
+
 def reduce_history(history: dict[str, list[float]], metric: str, direction: str, how: str) -> float:
     """The objective value: best (or last) epoch value of ``metric``."""
     values = [v for v in history.get(metric, []) if math.isfinite(v)]
@@ -308,7 +314,7 @@ class Objective:
             self._fit(trial, result)
             if result.pruned_at is not None:
                 result.state = "PRUNED"
-                result.reason = f"pruned at epoch {result.pruned_at}"
+                result.reason = pruned_reason(result.pruned_at, trial.study.pruner)
                 raise optuna.TrialPruned(result.reason)
             obj = self.spec.objective
             result.value = reduce_history(

@@ -14,6 +14,8 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .diagnosis import PRUNED
+
 if TYPE_CHECKING:
     import optuna
 
@@ -73,20 +75,24 @@ def fit_steps(tracker: Tracker) -> list[Step]:
     """Make over- and underfitting visible on each trial's run.
 
     ``log_diagnosis``: the metrics of the trial's :class:`~nnsweep.diagnosis.Diagnosis` and the
-    tags ``nnsweep.fit`` / ``nnsweep.fit_reason``. ``log_curves``: ``learning_curves.png`` (what a
-    pruned or failed trial reached, too). ``log_model_text``: ``model_summary.txt`` (Keras'
-    layer table and parameter counts) and ``model_config.json`` (``model.to_json()``).
+    tags ``nnsweep.fit`` / ``nnsweep.fit_reason``; a PRUNED trial's history ends where the pruner
+    cut it, so its tag is ``pruned`` (reason: the epoch and the pruner), not a fit verdict.
+    ``log_curves``: ``learning_curves.png`` (what a pruned or failed trial reached, too).
+    ``log_model_text``: ``model_summary.txt`` (Keras' layer table and parameter counts) and
+    ``model_config.json`` (``model.to_json()``).
     A trial that finished no usable epoch gets the reason tag and the model text only; an
     artifact the store refuses becomes the tag ``nnsweep.artifact_error``, not a failed trial.
     """
 
     def log_diagnosis(trial: optuna.Trial, result: TrialResult) -> None:
         diag, run_id = result.diagnosis, result.run_id
-        if diag is None:
-            tracker.set_tags(run_id, {FIT_REASON_TAG: "no epoch with finite loss and accuracy"})
-            return
-        tracker.log_metrics(run_id, diag.metrics())
-        tracker.set_tags(run_id, {FIT_TAG: diag.fit, FIT_REASON_TAG: diag.reason})
+        if diag is not None:
+            tracker.log_metrics(run_id, diag.metrics())
+        fit, reason = verdict(result)
+        if fit is None:
+            tracker.set_tags(run_id, {FIT_REASON_TAG: reason})
+        else:
+            tracker.set_tags(run_id, {FIT_TAG: fit, FIT_REASON_TAG: reason})
 
     def log_curves(trial: optuna.Trial, result: TrialResult) -> None:
         from .plots import learning_curves
@@ -94,10 +100,11 @@ def fit_steps(tracker: Tracker) -> list[Step]:
         diag, run_id = result.diagnosis, result.run_id
         if diag is None:
             return
-        title = f"{curve_title(trial, result.state, result.epochs_run)} · {diag.fit}"
-        fig = learning_curves(
-            result.history, title=title, best_epoch=diag.best_epoch, note=diag.reason
-        )
+        fit, reason = verdict(result)
+        title = curve_title(trial, result.state, result.epochs_run)
+        if fit != PRUNED:  # the state already says it
+            title += f" · {fit}"
+        fig = learning_curves(result.history, title=title, best_epoch=diag.best_epoch, note=reason)
         _upload(
             tracker,
             run_id,
@@ -127,6 +134,19 @@ def fit_steps(tracker: Tracker) -> list[Step]:
         )
 
     return [log_diagnosis, log_curves, log_model_text]
+
+
+def verdict(result: TrialResult) -> tuple[str | None, str]:
+    """The trial's ``nnsweep.fit`` tag and ``nnsweep.fit_reason``; no tag without a usable epoch.
+
+    A PRUNED trial gets ``pruned``, with the objective's reason (epoch and pruner), even when
+    its epochs are usable: a history cut short on purpose says nothing about the fit.
+    """
+    if result.state == "PRUNED":
+        return PRUNED, result.reason or "pruned"
+    if result.diagnosis is None:
+        return None, "no epoch with finite loss and accuracy"
+    return result.diagnosis.fit, result.diagnosis.reason
 
 
 def curve_title(trial: optuna.Trial, state: str, epochs: int) -> str:

@@ -11,7 +11,13 @@ import pytest
 from mlflow import MlflowClient
 
 from nnsweep.config import parse_spec
-from nnsweep.objective import TrialFailure, failure_reason, reduce_history, sample_params
+from nnsweep.objective import (
+    TrialFailure,
+    failure_reason,
+    pruned_reason,
+    reduce_history,
+    sample_params,
+)
 from nnsweep.study import create_or_resume
 from tests.conftest import CliResult, Stores
 
@@ -35,6 +41,20 @@ def test_reduce_history_skips_nan_and_fails_on_nothing() -> None:
     assert reduce_history({"val_loss": [math.nan, 0.5]}, "val_loss", "minimize", "best") == 0.5
     with pytest.raises(TrialFailure, match="no finite val_loss"):
         reduce_history({"val_loss": [math.nan]}, "val_loss", "minimize", "best")
+
+
+@pytest.mark.parametrize(
+    ("pruner", "name"),
+    [
+        (optuna.pruners.MedianPruner(), "median"),
+        (optuna.pruners.SuccessiveHalvingPruner(), "successive_halving"),
+        (optuna.pruners.HyperbandPruner(), "hyperband"),
+    ],
+)
+def test_pruned_reason_names_the_epoch_and_the_pruner(
+    pruner: optuna.pruners.BasePruner, name: str
+) -> None:
+    assert pruned_reason(3, pruner) == f"pruned at epoch 3 by the {name} pruner"
 
 
 def test_failure_reason_is_one_readable_line() -> None:

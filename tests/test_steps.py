@@ -81,7 +81,11 @@ def open_trial(tracker: Tracker) -> tuple[optuna.Trial, str]:
 
 
 def run_steps(
-    tracker: Tracker, history: dict[str, list[float]], state: str, model: Any = None
+    tracker: Tracker,
+    history: dict[str, list[float]],
+    state: str,
+    model: Any = None,
+    reason: str | None = None,
 ) -> Run:
     """The fit steps on a fresh run, given a result as the Objective would have set it."""
     trial, run_id = open_trial(tracker)
@@ -92,6 +96,7 @@ def run_steps(
         np.zeros((2, 784), np.float32),
         history=history,
         state=state,
+        reason=reason,
         diagnosis=diagnose(history, spec_of().diagnosis),
         model=model,
     )
@@ -132,10 +137,14 @@ def test_diagnosis_curves_and_model_text_land_on_the_run(tracker: Tracker, tmp_p
     assert names[-1] == "digits" and "hidden_1" in names
 
 
-def test_a_pruned_trial_gets_curves_of_what_it_reached(tracker: Tracker) -> None:
+def test_a_pruned_trial_is_tagged_pruned_with_curves_of_what_it_reached(tracker: Tracker) -> None:
     short = {k: v[:2] for k, v in GOOD_HISTORY.items()}
-    run = run_steps(tracker, short, "PRUNED", build_model(HP))
-    assert run.data.tags[FIT_TAG] == "underfit"  # 2 epochs, both losses still falling fast
+    why = "pruned at epoch 2 by the median pruner"
+    run = run_steps(tracker, short, "PRUNED", build_model(HP), reason=why)
+    # Not "underfit", which the rules give 2 epochs with both losses still falling fast.
+    assert diagnose(short, spec_of().diagnosis).fit == "underfit"  # type: ignore[union-attr]
+    assert (run.data.tags[FIT_TAG], run.data.tags[FIT_REASON_TAG]) == ("pruned", why)
+    assert run.data.metrics["best_epoch"] == 2
     assert CURVES_ARTIFACT in artifacts(tracker, run.info.run_id)
 
 
@@ -253,13 +262,15 @@ def test_real_training_is_tagged(tracker: Tracker, expected: str) -> None:
 
 
 @pytest.mark.slow
-def test_a_really_pruned_trial_is_diagnosed_on_what_it_reached(tracker: Tracker) -> None:
+def test_a_really_pruned_trial_is_tagged_pruned_not_a_fit(tracker: Tracker) -> None:
     space, train, _ = FITS["underfit"]
     spec = spec_of(space={"n_layers": 1, **space}, train={**train, "epochs": 4})
     pruner = optuna.pruners.ThresholdPruner(lower=0.99, n_warmup_steps=2)  # stops it at epoch 2
     trial, run = train_one(tracker, spec, load_dataset("mnist_5k", validation=0.1, seed=0), pruner)
     assert trial.state.name == "PRUNED"
-    assert run.data.tags[FIT_TAG] == "underfit"
+    assert run.data.tags[FIT_TAG] == "pruned"
+    assert run.data.tags[FIT_REASON_TAG] == "pruned at epoch 2 by the threshold pruner"
+    assert run.data.tags["nnsweep.state"] == "PRUNED"
     assert run.data.metrics["best_epoch"] <= 2
     history = tracker.client.get_metric_history(run.info.run_id, "val_accuracy")
     assert [m.step for m in history] == [1, 2]
