@@ -1,0 +1,203 @@
+"""Tasks: inference from a target, what each task means for the model, objective and card."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score, roc_auc_score
+
+from nnsweep.errors import DataError, SpecError
+from nnsweep.tasks import (
+    BINARY,
+    DIGITS,
+    MULTICLASS,
+    REGRESSION,
+    Task,
+    check_target,
+    infer_task,
+    roc_auc,
+)
+
+INFERENCE = [
+    (np.array(["good", "bad", "good"]), BINARY),
+    (np.array(["M", "R", "M", "R"]), BINARY),
+    (np.array(["a", "b", "c"]), MULTICLASS),
+    (np.array([0, 1, 1, 0]), BINARY),
+    (np.array([0.0, 1.0, 1.0]), BINARY),  # whole floats are labels
+    (np.array([True, False, True]), BINARY),
+    (np.array([1, 2, 3, 5, 6, 7]), MULTICLASS),  # gapped integer labels
+    (np.arange(20), MULTICLASS),  # 20 distinct whole numbers: still classes
+    (np.arange(21), REGRESSION),  # 21: a quantity
+    (np.array([1.5, 2.0, 2.5]), REGRESSION),  # any fraction: a quantity
+    (np.linspace(100_000.0, 900_000.0, 500), REGRESSION),
+]
+
+
+@pytest.mark.parametrize(("y", "kind"), INFERENCE)
+def test_infer_task(y: np.ndarray, kind: str) -> None:
+    assert infer_task(y) == kind
+
+
+@pytest.mark.parametrize("y", [np.array([3, 3, 3]), np.array(["x"]), np.array([], dtype=float)])
+def test_a_target_with_fewer_than_two_values_is_refused(y: np.ndarray) -> None:
+    with pytest.raises(DataError, match="at least two") as info:
+        infer_task(y)
+    assert "\n" not in str(info.value)
+
+
+BAD_TARGETS = [
+    (REGRESSION, np.array(["a", "b"]), "regression needs a numeric target"),
+    (BINARY, np.array([1, 2, 3]), "binary needs exactly 2"),
+    (MULTICLASS, np.array([1, 1]), "at least two"),
+    (MULTICLASS, np.arange(1001), "too many classes"),
+    ("ordinal", np.array([1, 2]), "not one of binary, multiclass, regression"),
+]
+
+
+@pytest.mark.parametrize(("kind", "y", "message"), BAD_TARGETS)
+def test_check_target_refuses_a_task_the_target_cannot_have(
+    kind: str, y: np.ndarray, message: str
+) -> None:
+    with pytest.raises(DataError, match=message) as info:
+        check_target(kind, y)
+    assert str(info.value).startswith("dataset.task: ") and "\n" not in str(info.value)
+
+
+def test_check_target_accepts_what_fits() -> None:
+    check_target(REGRESSION, np.array([1, 2, 3]))
+    check_target(MULTICLASS, np.array(["a", "b"]))  # softmax over two classes is allowed
+    check_target(BINARY, np.array([0.0, 1.0]))
+
+
+@pytest.mark.parametrize(
+    ("task", "units", "activation", "loss", "curves", "objectives"),
+    [
+        (
+            Task(BINARY, 2),
+            1,
+            "sigmoid",
+            "binary_crossentropy",
+            ("loss", "accuracy", "auc", "val_loss", "val_accuracy", "val_auc"),
+            {"val_accuracy": "maximize", "val_loss": "minimize", "val_auc": "maximize"},
+        ),
+        (
+            Task(MULTICLASS, 7),
+            7,
+            "softmax",
+            "sparse_categorical_crossentropy",
+            ("loss", "accuracy", "val_loss", "val_accuracy"),
+            {"val_accuracy": "maximize", "val_loss": "minimize"},
+        ),
+        (
+            Task(REGRESSION),
+            1,
+            "linear",
+            "mse",
+            ("loss", "mae", "val_loss", "val_mae"),
+            {"val_mae": "minimize", "val_loss": "minimize"},
+        ),
+    ],
+)
+def test_each_task_owns_its_output_loss_metrics_and_objectives(
+    task: Task,
+    units: int,
+    activation: str,
+    loss: str,
+    curves: tuple[str, ...],
+    objectives: dict[str, str],
+) -> None:
+    assert (task.output_units, task.output_activation, task.loss) == (units, activation, loss)
+    assert task.curve_keys == curves
+    assert task.objectives == objectives
+    assert task.default_objective == next(iter(objectives))
+    for metric, direction in objectives.items():
+        assert task.direction(metric) == direction
+
+
+def test_digits_are_a_ten_class_task_with_their_own_output_name() -> None:
+    assert (DIGITS.kind, DIGITS.n_classes, DIGITS.output_name) == (MULTICLASS, 10, "digits")
+
+
+@pytest.mark.parametrize(
+    ("task", "metric", "direction", "message"),
+    [
+        (Task(MULTICLASS, 3), "val_auc", None, "not logged for a multiclass task; use one of "
+         "val_accuracy, val_loss"),
+        (Task(REGRESSION), "val_accuracy", None, "use one of val_mae, val_loss"),
+        (Task(BINARY, 2), "val_loss", "maximize", "val_loss should be minimized"),
+        (Task(REGRESSION), "val_mae", "maximize", "set direction: minimize"),
+    ],
+)  # fmt: skip
+def test_objective_checks_name_the_field_and_the_allowed_values(
+    task: Task, metric: str, direction: str | None, message: str
+) -> None:
+    with pytest.raises(SpecError, match=message) as info:
+        task.check_objective(metric, direction)
+    assert str(info.value).startswith("objective.") and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("kind", "n"), [(BINARY, 3), (MULTICLASS, 1), (MULTICLASS, None), (REGRESSION, 2), ("x", 2)]
+)
+def test_impossible_tasks_cannot_be_made(kind: str, n: int | None) -> None:
+    with pytest.raises(ValueError):
+        Task(kind, n)  # type: ignore[arg-type]
+
+
+def test_decode_binary_multiclass_and_regression_outputs() -> None:
+    pred, prob = Task(BINARY, 2).decode(np.array([[0.2], [0.5], [0.9]]))
+    assert pred.tolist() == [0, 1, 1] and np.allclose(prob, [0.8, 0.5, 0.9])
+    pred, prob = Task(MULTICLASS, 3).decode(np.array([[0.1, 0.7, 0.2], [0.5, 0.2, 0.3]]))
+    assert pred.tolist() == [1, 0] and np.allclose(prob, [0.7, 0.5])
+    values, prob = Task(REGRESSION).decode(np.array([[1.5], [-2.0]]))
+    assert values.tolist() == [1.5, -2.0] and prob is None
+
+
+def test_regression_card_metrics_equal_a_fresh_computation() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.normal(50, 10, 200)
+    pred = y + rng.normal(0, 3, 200)
+    y_train = rng.normal(48, 10, 500)
+    got = Task(REGRESSION).test_metrics(y, pred[:, None], y_train=y_train)
+    assert got["n"] == 200
+    assert got["mae"] == pytest.approx(mean_absolute_error(y, pred))
+    assert got["rmse"] == pytest.approx(np.sqrt(mean_squared_error(y, pred)))
+    assert got["r2"] == pytest.approx(r2_score(y, pred))
+    mean = y_train.mean()
+    assert got["baseline"]["mae"] == pytest.approx(mean_absolute_error(y, np.full(200, mean)))
+    assert got["mae"] < got["baseline"]["mae"]
+
+
+def test_classification_card_metrics_use_the_original_label_names() -> None:
+    y = np.array([0, 0, 1, 1, 1, 2])
+    probs = np.array(
+        [[0.8, 0.1, 0.1], [0.2, 0.7, 0.1], [0.1, 0.8, 0.1], [0.1, 0.6, 0.3], [0.3, 0.3, 0.4],
+         [0.1, 0.1, 0.8]]
+    )  # fmt: skip
+    got = Task(MULTICLASS, 3).test_metrics(y, probs, (1, 5, 7), y_train=np.array([1, 1, 0]))
+    assert got["labels"] == [1, 5, 7]
+    assert got["confusion_matrix"] == [[1, 1, 0], [0, 2, 1], [0, 0, 1]]
+    assert got["accuracy"] == pytest.approx(4 / 6)
+    assert got["loss"] == pytest.approx(-np.log(probs[np.arange(6), y]).mean())
+    assert (
+        got["baseline"]["accuracy"] == pytest.approx(3 / 6) and "5" in got["baseline"]["predictor"]
+    )
+    assert "auc" not in got
+
+
+def test_binary_card_metrics_add_auc() -> None:
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 300)
+    p = np.clip(y * 0.3 + rng.uniform(0, 0.7, 300), 0, 1)
+    got = Task(BINARY, 2).test_metrics(y, p[:, None], ("bad", "good"))
+    assert got["auc"] == pytest.approx(roc_auc_score(y, p))
+    assert got["labels"] == ["bad", "good"]
+    assert got["accuracy"] == pytest.approx(((p >= 0.5) == y).mean())
+
+
+def test_roc_auc_counts_ties_half_and_is_nan_for_one_class() -> None:
+    assert roc_auc(np.array([0, 1]), np.array([0.5, 0.5])) == 0.5
+    assert roc_auc(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8])) == pytest.approx(
+        roc_auc_score([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
+    )
+    assert np.isnan(roc_auc(np.array([1, 1]), np.array([0.1, 0.2])))
