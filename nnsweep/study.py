@@ -13,6 +13,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from ._proc import local_and_dead, worker_index
+from .comparable import check_resume, comparable_settings, settings_of_spec
 from .errors import NoCompleteTrialError, StorageError, StudyNotFoundError
 from .stores import check_storage, connect_args, journal_path
 from .urls import mask_url
@@ -21,9 +22,11 @@ if TYPE_CHECKING:
     import optuna
 
     from .config import SweepSpec
+    from .data import Dataset
 
 OBJECTIVE_ATTR = "nnsweep.objective"  # study user attribute: the objective's metric name
 SPEC_ATTR = "nnsweep.spec"  # study user attribute: the sweep spec the study was created with
+COMPARABLE_ATTR = "nnsweep.comparable"  # study user attribute: see nnsweep.comparable
 HEARTBEAT_INTERVAL = 10
 GRACE_PERIOD = 30
 MAX_RETRY = 1
@@ -130,21 +133,42 @@ def make_pruner(spec: SweepSpec) -> optuna.pruners.BasePruner:
     return p.NopPruner()
 
 
-def create_or_resume(spec: SweepSpec, storage_url: str, study_name: str) -> optuna.Study:
-    """Create the study, or load it to go on where it stopped."""
+def create_or_resume(
+    spec: SweepSpec, storage_url: str, study_name: str, *, dataset: Dataset | None = None
+) -> optuna.Study:
+    """Create the study, or load it to go on where it stopped.
+
+    A new study stores the spec and the settings that make its trials comparable
+    (:mod:`nnsweep.comparable`); a study that has trials is resumed only with the same ones.
+
+    Args:
+        dataset: the loaded data, so its content fingerprint is stored and compared too.
+
+    Raises:
+        StorageError: the study exists with another direction or other comparable settings;
+            nothing has been written then.
+    """
     import optuna
 
     storage = open_storage(storage_url)
+    settings = comparable_settings(spec, dataset)
+    n_existing, stored, upgrade = 0, {}, False
     try:
         existing = optuna.load_study(study_name=study_name, storage=storage)
+    except KeyError:
+        existing = None
+    if existing is not None:
         n_existing = len(existing.get_trials(deepcopy=False))
         if existing.direction.name.lower() != spec.objective.direction:
             raise StorageError(
                 f"study {study_name!r} already exists and is "
                 f"{existing.direction.name.lower()}d; pick another name with --study"
             )
-    except KeyError:
-        n_existing = 0
+        stored = existing.user_attrs.get(COMPARABLE_ATTR) or {}
+        if not stored:  # a study from before the settings were stored: read its spec
+            stored, upgrade = settings_of_spec(existing.user_attrs.get(SPEC_ATTR)), True
+        if n_existing:  # a study without trials has nothing to mix up
+            check_resume(study_name, stored, settings)
     study = optuna.create_study(
         study_name=study_name,
         storage=storage,
@@ -156,6 +180,9 @@ def create_or_resume(spec: SweepSpec, storage_url: str, study_name: str) -> optu
     if n_existing == 0:
         study.set_user_attr(SPEC_ATTR, spec.model_dump(mode="json"))
         study.set_user_attr(OBJECTIVE_ATTR, spec.objective.metric)
+        study.set_user_attr(COMPARABLE_ATTR, settings)
+    elif upgrade or settings.keys() - stored.keys():  # fill in what was not stored yet
+        study.set_user_attr(COMPARABLE_ATTR, {**settings, **stored})
     return study
 
 

@@ -17,13 +17,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .comparable import describe_changes, spec_changes
 from .data import load_dataset
 from .errors import SpecError, SweepFailedError
 from .limits import check_model_size
 from .objective import SURPLUS_ATTR, target_counts
 from .stores import check_stores
-from .study import create_or_resume, reap_dead_local_trials
-from .tracking import DIRECTION_PARAM, OBJECTIVE_METRIC_PARAM, OBJECTIVE_REDUCE_PARAM, Tracker
+from .study import SPEC_ATTR, create_or_resume, reap_dead_local_trials
+from .tracking import (
+    CHANGES_TAG,
+    DIRECTION_PARAM,
+    OBJECTIVE_METRIC_PARAM,
+    OBJECTIVE_REDUCE_PARAM,
+    Tracker,
+)
 from .urls import mask_url
 
 if TYPE_CHECKING:
@@ -194,7 +201,10 @@ def run_sweep(
     )
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # our progress lines say it all
-    study = create_or_resume(spec, storage_url, name)
+    study = create_or_resume(spec, storage_url, name, dataset=dataset)
+    # what this invocation changes against the study's first spec: only what keeps its
+    # trials comparable gets this far (see nnsweep.comparable); recorded on the parent run
+    changes = spec_changes(study.user_attrs.get(SPEC_ATTR), spec)
     reap_dead_local_trials(study)
     tracker = Tracker(tracking_uri, spec.name)
     _close_orphan_runs(study, tracker)
@@ -212,6 +222,7 @@ def run_sweep(
             "nnsweep.pid": str(os.getpid()),
             "nnsweep.storage": mask_url(storage_url),
             "nnsweep.dataset": f"{dataset.name} ({dataset.source})",
+            **({CHANGES_TAG: describe_changes(changes)[:5000]} if changes else {}),
         },
         params={
             "dataset": dataset.name,
@@ -230,6 +241,7 @@ def run_sweep(
     result.parent_run_id = parent
     if spec_text is not None:
         tracker.client.log_text(parent, spec_text, "sweep.yaml")
+    tracker.log_dict(parent, spec.model_dump(mode="json"), "spec.json")  # overrides applied
     study.set_user_attr("nnsweep.experiment_id", tracker.experiment_id)
 
     budget = _Budget(spec.trials, spec.trials_count)

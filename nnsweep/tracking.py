@@ -36,6 +36,7 @@ PARENT_TAG = "mlflow.parentRunId"
 OBJECTIVE_METRIC_PARAM = "objective_metric"
 OBJECTIVE_REDUCE_PARAM = "objective_reduce"
 DIRECTION_PARAM = "direction"
+CHANGES_TAG = "nnsweep.changes"  # a resume's changes to the study's first spec
 EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
 
 

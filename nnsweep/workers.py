@@ -75,10 +75,10 @@ def run_jobs(
     from .tracking import ensure_experiment
 
     name = study_name or spec.name
-    preflight(
+    dataset = preflight(
         spec, storage_url=storage_url, tracking_uri=tracking_uri, study_name=study_name, jobs=jobs
     )
-    create_or_resume(spec, storage_url, name)
+    create_or_resume(spec, storage_url, name, dataset=dataset)
     ensure_experiment(tracking_uri, spec.name)
     code = run_workers(
         worker_args(sweep, {**(overrides or {}), "study": study_name}),

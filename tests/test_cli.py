@@ -251,3 +251,48 @@ def test_signals_interrupt_inside_the_block_and_are_restored_after() -> None:
     with pytest.raises(KeyboardInterrupt), interrupt_on_signals():
         os.kill(os.getpid(), signal.SIGTERM)
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+@pytest.mark.slow
+def test_resume_refuses_incomparable_settings_and_records_the_allowed_changes(
+    stores: Stores, write_sweep: Callable[..., Path], cli: Cli
+) -> None:
+    import optuna
+
+    from nnsweep.ui import find_experiment
+
+    first = {"name": "cmp", "trials": 1, "objective": "val_loss", "train": {"epochs": 1}}
+    sweep = write_sweep(**first)
+    assert cli("run", sweep, *stores.args, "--quiet").code == 0
+
+    def stored() -> tuple[int, int]:
+        study = optuna.load_study(study_name="cmp", storage=stores.storage)
+        return len(study.trials), len(_runs(stores, "cmp"))
+
+    before = stored()
+    seed = cli("run", sweep, *stores.args, "--quiet", "--seed", "7")
+    assert seed.code == 2, seed.err
+    assert "seed 1 (now 7)" in seed.err and "--study NEW_NAME" in seed.err
+    split = write_sweep(**first, dataset={"name": "mnist_5k", "validation": 0.2})
+    moved = cli("run", split, *stores.args, "--quiet")
+    assert moved.code == 2 and "dataset.validation 0.1 (now 0.2)" in moved.err
+    assert stored() == before  # no trial, no run
+
+    sweep = write_sweep(**first)
+    more = cli("run", sweep, *stores.args, "--quiet", "--trials", "2")
+    assert more.code == 0, more.err
+    assert stored() == (2, 4)  # one more trial: its run and a parent run
+    client = MlflowClient(stores.tracking_uri)
+    parents = sorted(
+        (r for r in _runs(stores, "cmp") if r.data.tags.get("nnsweep.role") == "study"),
+        key=lambda r: r.info.start_time,
+    )
+    assert "nnsweep.changes" not in parents[0].data.tags
+    assert parents[1].data.tags["nnsweep.changes"] == "trials 1 → 2"
+    assert parents[1].data.params["objective_metric"] == "val_loss"
+    assert parents[1].data.params["objective_reduce"] == "best"
+    local = client.download_artifacts(parents[1].info.run_id, "spec.json", str(stores.root))
+    spec = json.loads(Path(local).read_text(encoding="utf-8"))
+    assert spec["trials"] == 2 and spec["seed"] == 1
+    landing = find_experiment(stores.tracking_uri, "cmp")
+    assert landing is not None and (landing.metric, landing.ascending) == ("val_loss", True)

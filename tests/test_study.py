@@ -238,3 +238,86 @@ def test_a_reaped_trial_is_retried_once_even_when_reaped_again(tmp_path: Path) -
     assert reap_dead_local_trials(other) == []
     states = Counter(t.state for t in study.get_trials())
     assert states == {TrialState.FAIL: 1, TrialState.WAITING: 1}
+
+
+def _with_a_trial(url: str, spec_text: str, name: str = "s") -> optuna.Study:
+    study = create_or_resume(parse_spec(spec_text), url, name)
+    study.add_trial(optuna.trial.create_trial(value=0.5, params={}, distributions={}))
+    return study
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ("seed: 7\n", "seed 0 (now 7)"),
+        ("dataset: {name: mnist_5k, validation: 0.2}\n", "dataset.validation 0.1 (now 0.2)"),
+        (
+            "objective: {metric: val_accuracy, reduce: last}\n",
+            "objective.reduce 'best' (now 'last')",
+        ),
+        ("train: {epochs: 20}\n", "max_epochs 10 (now 20)"),
+    ],
+)
+def test_resume_with_incomparable_settings_is_refused_and_writes_nothing(
+    tmp_path: Path, change: str, message: str
+) -> None:
+    url = f"sqlite:///{tmp_path}/optuna.db"
+    study = _with_a_trial(url, BASE)
+    attrs = dict(study.user_attrs)
+    base = "\n".join(line for line in BASE.splitlines() if not line.startswith("dataset"))
+    changed = base + "\n" + ("" if change.startswith("dataset") else "dataset: mnist_5k\n") + change
+    with pytest.raises(StorageError, match="was run with") as info:
+        create_or_resume(parse_spec(changed), url, "s")
+    text = str(info.value)
+    assert message in text and "--study NEW_NAME" in text and "\n" not in text
+    again = optuna.load_study(study_name="s", storage=url)
+    assert len(again.trials) == 1 and again.user_attrs == attrs
+
+
+def test_resume_with_comparable_changes_is_allowed(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/optuna.db"
+    _with_a_trial(url, BASE)
+    wider = BASE.replace("trials: 3", "trials: 9") + (
+        "timeout: 60\nsampler: random\npruner: none\nspace: {units: [8, 16, 32]}\n"
+    )
+    study = create_or_resume(parse_spec(wider), url, "s")
+    assert len(study.trials) == 1
+    assert study.user_attrs["nnsweep.spec"]["trials"] == 3  # the first spec stays
+
+
+def test_a_study_without_trials_takes_the_new_settings(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/optuna.db"
+    create_or_resume(parse_spec(BASE), url, "s")
+    study = create_or_resume(parse_spec(BASE + "seed: 7\n"), url, "s")
+    assert study.user_attrs["nnsweep.comparable"]["seed"] == 7
+
+
+def test_a_study_from_before_the_settings_were_stored_is_checked_by_its_spec(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path}/optuna.db"
+    spec = parse_spec(BASE)
+    old = optuna.create_study(study_name="old", storage=url, direction="maximize")
+    old.set_user_attr("nnsweep.spec", spec.model_dump(mode="json"))
+    old.add_trial(optuna.trial.create_trial(value=0.5, params={}, distributions={}))
+    with pytest.raises(StorageError, match=r"seed 0 \(now 3\)"):
+        create_or_resume(parse_spec(BASE + "seed: 3\n"), url, "old")
+    assert "nnsweep.comparable" not in optuna.load_study(study_name="old", storage=url).user_attrs
+    resumed = create_or_resume(spec, url, "old")
+    assert resumed.user_attrs["nnsweep.comparable"]["seed"] == 0  # filled in on a resume
+
+
+def test_other_data_under_the_same_settings_is_refused_by_its_fingerprint(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from nnsweep.data import sweep_dataset
+
+    url = f"sqlite:///{tmp_path}/optuna.db"
+    spec = parse_spec(BASE)
+    data = sweep_dataset(spec)
+    study = create_or_resume(spec, url, "s", dataset=data)
+    assert study.user_attrs["nnsweep.comparable"]["dataset.fingerprint"] == data.fingerprint
+    study.add_trial(optuna.trial.create_trial(value=0.5, params={}, distributions={}))
+    create_or_resume(spec, url, "s", dataset=data)  # the same data: fine
+    with pytest.raises(StorageError, match="dataset.fingerprint"):
+        create_or_resume(spec, url, "s", dataset=replace(data, fingerprint="f" * 64))
