@@ -88,18 +88,14 @@ def _enqueue(stores: Stores, sweep: Path, *points: dict) -> None:
         study.enqueue_trial(params)
 
 
+# An out-of-memory trial can no longer be asked for: the sweep file caps units and the model's
+# size (nnsweep.limits); its one-line reason is checked on TensorFlow's message above.
 FAILING = [
     (
         "nan",
         {"space": {"optimizer": "sgd", "activation": "linear", "learning_rate": [1e3, 0.05]}},
         [{"learning_rate": 1e3}, {"learning_rate": 0.05}],
         "loss became NaN/inf at epoch 1",
-    ),
-    (
-        "oom",
-        {"space": {"n_layers": 1, "units": [3_000_000_000, 16]}},
-        [{"units_0": 3_000_000_000}, {"units_0": 16}],
-        "out of memory allocating",
     ),
 ]
 
