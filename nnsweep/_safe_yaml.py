@@ -21,6 +21,7 @@ Each refusal is a :class:`LimitError`, a ``yaml.MarkedYAMLError`` with the line.
 
 from __future__ import annotations
 
+import codecs
 import re
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,12 @@ MAX_INT_DIGITS = 30
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_BOMS = (  # UTF-32 first: its little-endian BOM starts with UTF-16's
+    (codecs.BOM_UTF32_LE, "UTF-32"),
+    (codecs.BOM_UTF32_BE, "UTF-32"),
+    (codecs.BOM_UTF16_LE, "UTF-16"),
+    (codecs.BOM_UTF16_BE, "UTF-16"),
+)
 
 
 class LimitError(yaml.MarkedYAMLError):
@@ -152,6 +159,9 @@ def read_text(path: Path, max_bytes: int) -> str:
         raise SpecError(
             f"{path}: a sweep file is at most {max_bytes:,} bytes, but this one is larger"
         )
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            raise SpecError(f"{path}: {encoding} text, not UTF-8; save the sweep file as UTF-8")
     if b"\0" in data:
         raise SpecError(f"{path}: a binary file (it holds NUL bytes), not a YAML sweep file")
     try:
