@@ -182,8 +182,8 @@ def _text(values: pd.Series) -> pd.Series:
         bad = sample[sample.map(lambda v: isinstance(v, list | tuple | dict | set | np.ndarray))]
         if len(bad):
             raise DataError(
-                f"column {values.name!r} holds {type(bad.iloc[0]).__name__} values; nnsweep "
-                "reads numbers and text; flatten or drop that column"
+                f"column {values.name!r} holds nested values (lists or arrays); nnsweep reads "
+                "numbers and text; flatten or drop that column"
             )
         values = values.map(
             lambda v: v.decode("utf-8", "replace") if isinstance(v, bytes) else v,

@@ -58,7 +58,7 @@ def encode_target(
     if not keep.any():
         raise DataError(f"{field}: every row's target is missing; pick another column")
     if task is None:
-        kind = infer_task(kept)
+        kind = infer_task(kept, field)
     else:
         check_target(task, kept)
         kind = task

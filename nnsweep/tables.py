@@ -20,6 +20,8 @@ import csv
 import gzip
 import hashlib
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -247,7 +249,8 @@ def load_table(
             raise DataError(f"dataset.features: {target!r} is the target; drop it from features")
     if not feats:
         raise DataError(f"dataset.features: {p.name} has no column besides the target")
-    y, kind, class_names, keep = encode_target(frame[target], task, target)
+    with _about(p):
+        y, kind, class_names, keep = encode_target(frame[target], task, target)
     if not keep.all():
         notes.append(f"dropped {int((~keep).sum())} row(s) whose target {target!r} is missing")
     frame = frame.loc[keep, feats].reset_index(drop=True)
@@ -256,13 +259,16 @@ def load_table(
         class_names=class_names,
     )  # fmt: skip
     train_rows = frame.iloc[train]
-    schema = fit_schema(train_rows, column_kinds(train_rows))
+    with _about(p):
+        schema = fit_schema(train_rows, column_kinds(train_rows))
+        x_train, x_val = to_inputs(train_rows, schema), to_inputs(frame.iloc[val], schema)
+        x_test = to_inputs(frame.iloc[test_idx], schema)
     return TableSplits(
-        x_train=to_inputs(train_rows, schema),
+        x_train=x_train,
         y_train=y[train],
-        x_val=to_inputs(frame.iloc[val], schema),
+        x_val=x_val,
         y_val=y[val],
-        x_test=to_inputs(frame.iloc[test_idx], schema),
+        x_test=x_test,
         y_test=y[test_idx],
         task=kind,
         class_names=class_names,
@@ -272,6 +278,17 @@ def load_table(
         fingerprint=file_digest(p),
         notes=(*notes, *schema.notes),
     )
+
+
+@contextmanager
+def _about(path: Path) -> Iterator[None]:
+    """Prefix a column-level DataError with the file it is about."""
+    try:
+        yield
+    except DataError as exc:
+        if str(exc).startswith("dataset"):
+            raise
+        raise DataError(f"dataset.path: {path.name}: {exc}") from None
 
 
 def column_kinds(frame: pd.DataFrame) -> dict[str, Kind]:

@@ -193,7 +193,7 @@ class Task:
 DIGITS = Task(MULTICLASS, 10, output_name="digits")
 
 
-def infer_task(y: np.ndarray) -> TaskKind:
+def infer_task(y: np.ndarray, field: str = "target") -> TaskKind:
     """The task of a target column, when the sweep file does not say it.
 
     The rule, over the non-missing target values:
@@ -208,14 +208,15 @@ def infer_task(y: np.ndarray) -> TaskKind:
     distinct values is a quantity. Set ``dataset.task`` to override (e.g. 30 integer classes).
 
     Raises:
-        DataError: fewer than two distinct values (nothing to learn).
+        DataError: fewer than two distinct values (nothing to learn); ``field`` names the
+            target in the message.
     """
     values = np.asarray(y)
     distinct = np.unique(values)
     if len(distinct) < 2:
         raise DataError(
-            f"target has {len(distinct)} distinct value(s) ({_show(distinct)}); a task needs at "
-            "least two; pick another target column"
+            f"{field} has {len(distinct)} distinct value(s) ({_show(distinct)}); a task needs "
+            "at least two; pick another target column"
         )
     if values.dtype.kind in "iuf":
         whole = bool(np.all(np.mod(distinct, 1) == 0))
@@ -253,9 +254,10 @@ def check_target(kind: str, y: np.ndarray, field: str = "dataset.task") -> None:
             f"({_show(distinct)}); use task: multiclass"
         )
     if kind in (BINARY, MULTICLASS) and len(distinct) > MAX_CLASSES:
+        fix = "use task: regression" if values.dtype.kind in "iuf" else "pick another target"
         raise DataError(
             f"{field}: {len(distinct)} distinct target values is too many classes (at most "
-            f"{MAX_CLASSES}); use task: regression"
+            f"{MAX_CLASSES}); {fix}"
         )
 
 

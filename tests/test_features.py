@@ -57,7 +57,7 @@ def test_to_numeric_reads_numbers_as_text_and_marks_the_rest_missing(
 
 
 def test_to_numeric_refuses_lists() -> None:
-    with pytest.raises(DataError, match="column 'c' holds list values"):
+    with pytest.raises(DataError, match="column 'c' holds nested values"):
         to_numeric(pd.Series([[1, 2], [3]], name="c"))
 
 
