@@ -9,7 +9,6 @@ ui, export, predict); this module puts them together.
 
 from __future__ import annotations
 
-import os
 import sys
 import traceback
 from typing import Annotated, Any
@@ -18,9 +17,8 @@ import typer
 
 from . import cli_results, cli_run
 from .errors import NnsweepError
+from .runtime import quiet_native_logs
 from .urls import forget_secrets, known_secrets, mask_url, remember_secrets
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 app = typer.Typer(
     name="nnsweep",
@@ -100,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app and map errors to one stderr line and an exit status."""
     args = list(sys.argv[1:] if argv is None else argv)
     _state["debug"] = "--debug" in args
+    quiet_native_logs(debug=_state["debug"])  # before anything imports TensorFlow
     remember_secrets(known_secrets(args))  # scrubbed from every message and log line
     command = typer.main.get_command(app)
     try:

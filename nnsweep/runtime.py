@@ -1,6 +1,21 @@
-"""Process-level care for a process that trains many models one after another.
+"""Process-level care: TensorFlow's log noise kept off the terminal, and no growth across trials.
 
-Two things grow without bound when one process fits model after model, and
+**Quiet.** :func:`quiet_native_logs` (called by the CLI first thing, skipped with ``--debug``)
+keeps TensorFlow's C++ log lines off the terminal. ``TF_CPP_MIN_LOG_LEVEL=2`` silences the lines
+TensorFlow logs once its logging is set up (``cpu_feature_guard``, XLA's ``service.cc``…), but
+not those that its shared libraries log while they load, before ``absl::InitializeLog()`` (TF
+2.21 on x86-64: ``WARNING: All log messages before absl::InitializeLog() …`` and
+``I0000 … port.cc] oneDNN custom operations are on …``, once per library, and
+``cudart_stub.cc] Could not find cuda drivers …`` without a GPU). The only switch TensorFlow
+offers for the oneDNN line is ``TF_ENABLE_ONEDNN_OPTS=0``, which turns oneDNN off and changes
+numerics and speed; so instead the import of ``tensorflow`` runs with file descriptor 2 sent to a
+temporary file, and what it wrote comes back afterwards less the INFO/WARNING log lines:
+errors, Python warnings and anything else still reach stderr, in order. Worker processes run
+the same CLI entry, and inherit ``TF_CPP_MIN_LOG_LEVEL``. Without a CUDA driver the import also
+restricts TensorFlow to the CPU (:func:`nnsweep.devices.cpu_only_without_cuda_driver`), which
+stops the ``failed call to cuInit`` ERROR line that its CUDA build logs on every run.
+
+**Memory.** Two things grow without bound when one process fits model after model, and
 :func:`release_trial_memory` (called after every trial) undoes both:
 
 * **TensorFlow's gradient registry.** Keras' TF optimizer sums gradients through
@@ -24,11 +39,121 @@ cores, 1/1, 2/1 and 1/2 were measured and none was faster for these MLPs
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from types import ModuleType
 
 CUSTOM_GRADIENT_PREFIX = "CustomGradient-"
+TF_LOG_LEVEL_ENV = "TF_CPP_MIN_LOG_LEVEL"
+TF_LOG_LEVEL_QUIET = "2"  # errors only
+
+# An absl/glog line below ERROR ("I0000 00:00:1795461611.351498   12095 port.cc:153] …") and
+# absl's banner before its first pre-initialisation line.
+_NOISE = re.compile(
+    rb"^(?:[IW]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [^ \]]+:\d+\] "
+    rb"|WARNING: All log messages before absl::InitializeLog\(\) is called)"
+)
 
 _frozen = False
+
+
+def drop_native_log_lines(data: bytes) -> bytes:
+    """``data`` less its C++ INFO/WARNING log lines and absl's pre-initialisation banner."""
+    return b"".join(
+        line for line in data.splitlines(keepends=True) if not _NOISE.match(line.lstrip(b"\r"))
+    )
+
+
+@contextlib.contextmanager
+def native_stderr_filtered() -> Iterator[None]:
+    """Within the block, what anything in the process writes to fd 2 is held back, then written
+    out less its C++ INFO/WARNING log lines. Without a usable fd 2 it does nothing."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError, ValueError):
+                sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            kept = drop_native_log_lines(sink.read())
+            if kept:
+                os.write(2, kept)
+
+
+class _QuietTensorFlowImport(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Finds ``tensorflow`` through the other finders and runs its import filtered."""
+
+    _loader: importlib.abc.Loader
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname != "tensorflow":
+            return None
+        uninstall_quiet_import()  # one import; the other finders find the real spec
+        spec = importlib.util.find_spec(fullname)
+        if spec is None or spec.loader is None:
+            return spec
+        self._loader = spec.loader
+        spec.loader = self
+        return spec
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        # TensorFlow sees its own loader, as if nothing had come between
+        module.__loader__ = self._loader
+        if module.__spec__ is not None:
+            module.__spec__.loader = self._loader
+        from .devices import cpu_only_without_cuda_driver
+
+        cpu_only_without_cuda_driver()
+        with native_stderr_filtered():
+            self._loader.exec_module(module)
+
+
+_hook = _QuietTensorFlowImport()
+
+
+def uninstall_quiet_import() -> None:
+    """Remove the import hook that :func:`quiet_native_logs` installs (no error if absent)."""
+    with contextlib.suppress(ValueError):
+        sys.meta_path.remove(_hook)
+
+
+def quiet_native_logs(debug: bool = False) -> bool:
+    """Keep TensorFlow's C++ log lines off the terminal; return whether quieting is on.
+
+    Call it before anything imports TensorFlow (the CLI does, first thing). Sets
+    ``TF_CPP_MIN_LOG_LEVEL=2`` unless the environment sets it, and filters the import of
+    ``tensorflow`` (see the module docstring). With ``debug`` it does neither, and removes the
+    import hook an earlier call installed. Numerics are untouched: oneDNN stays on.
+    """
+    uninstall_quiet_import()
+    if debug:
+        return False
+    os.environ.setdefault(TF_LOG_LEVEL_ENV, TF_LOG_LEVEL_QUIET)
+    if "tensorflow" not in sys.modules:
+        sys.meta_path.insert(0, _hook)
+    return True
 
 
 def drop_custom_gradients() -> int:

@@ -1,16 +1,34 @@
-"""Memory care between trials: no traced graph of a finished trial survives it."""
+"""Process care: TensorFlow's C++ log lines stay off stderr; no traced graph outlives a trial."""
 
 from __future__ import annotations
 
 import gc
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from nnsweep import runtime
 from nnsweep.model import HyperParams, build_model
-from nnsweep.runtime import drop_custom_gradients, release_trial_memory
+from nnsweep.runtime import (
+    drop_custom_gradients,
+    drop_native_log_lines,
+    native_stderr_filtered,
+    quiet_native_logs,
+    release_trial_memory,
+)
 
-pytestmark = pytest.mark.slow  # every test here fits Keras models
+# What TensorFlow's libraries print on their own: any absl/glog line, whatever its severity.
+NATIVE_LOG = re.compile(
+    r"^[IWEF]\d{4} \d\d:\d\d:|absl::InitializeLog|oneDNN custom operations", re.M
+)
+# Variables that would decide the outcome instead of nnsweep (conftest sets the first two).
+_TF_ENV = ("TF_CPP_MIN_LOG_LEVEL", "CUDA_VISIBLE_DEVICES", "TF_ENABLED_DEVICE_TYPES")
 
 
 def _fit_one(units: int) -> None:
@@ -25,12 +43,14 @@ def _func_graphs() -> int:
     return sum(type(o).__name__ == "FuncGraph" for o in gc.get_objects())
 
 
+@pytest.mark.slow
 def test_a_fit_registers_custom_gradients_that_drop_removes() -> None:
     _fit_one(8)
     assert drop_custom_gradients() >= 1  # Keras' optimizer all-reduce, one per trace
     assert drop_custom_gradients() == 0
 
 
+@pytest.mark.slow
 def test_finished_trials_leave_no_traced_graphs_behind() -> None:
     _fit_one(16)
     release_trial_memory()
@@ -39,3 +59,109 @@ def test_finished_trials_leave_no_traced_graphs_behind() -> None:
         _fit_one(units)
         release_trial_memory()
     assert _func_graphs() <= baseline
+
+
+@pytest.mark.parametrize(
+    ("line", "kept"),
+    [
+        (
+            b"WARNING: All log messages before absl::InitializeLog() is called are written to "
+            b"STDERR\n",
+            False,
+        ),
+        (
+            b"I0000 00:00:1795461611.351498   12095 port.cc:153] oneDNN custom operations on\n",
+            False,
+        ),
+        (b"W0000 00:00:1795461611.366427   12095 cudart_stub.cc:31] Could not find cuda\n", False),
+        (
+            b"I1123 19:17:18.667571    8942 cpu_feature_guard.cc:227] This TensorFlow binary\n",
+            False,
+        ),
+        (
+            b"E0000 00:00:1795462124.545621   24103 cuda_platform.cc:52] failed call to cuInit\n",
+            True,
+        ),
+        (b"F0000 00:00:1795462124.545621   24103 x.cc:1] Check failed\n", True),
+        (b"/x/y.py:3: DeprecationWarning: old\n", True),
+        (b"I0000 is not a log line\n", True),
+        (b"trial   0 COMPLETE val_accuracy=0.7875\n", True),
+    ],
+)
+def test_drop_native_log_lines_keeps_errors_and_everything_else(line: bytes, kept: bool) -> None:
+    assert drop_native_log_lines(b"before\n" + line + b"after") == (
+        b"before\n" + (line if kept else b"") + b"after"
+    )
+
+
+def test_native_stderr_filtered_writes_the_rest_back_in_order(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    with native_stderr_filtered():
+        os.write(2, b"one\n")
+        os.write(2, b"I0000 00:00:17.1   1 port.cc:153] oneDNN custom operations are on.\n")
+        os.write(2, b"two\n")
+        os.write(2, b"E0000 00:00:17.1   1 a.cc:1] real error\n")
+    assert capfd.readouterr().err == "one\ntwo\nE0000 00:00:17.1   1 a.cc:1] real error\n"
+
+
+def test_debug_removes_the_import_hook_and_leaves_the_log_level(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sys, "meta_path", list(sys.meta_path))
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    monkeypatch.delitem(sys.modules, "tensorflow", raising=False)  # as before any import
+    assert quiet_native_logs(debug=False)
+    assert sys.meta_path[0] is runtime._hook and os.environ["TF_CPP_MIN_LOG_LEVEL"] == "2"
+    quiet_native_logs(debug=False)
+    assert sys.meta_path.count(runtime._hook) == 1
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL")
+    assert not quiet_native_logs(debug=True)
+    assert runtime._hook not in sys.meta_path and "TF_CPP_MIN_LOG_LEVEL" not in os.environ
+
+
+def _env_without_tf_settings() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in _TF_ENV}
+
+
+def _import_tensorflow(debug: bool) -> str:
+    code = (
+        "from nnsweep.runtime import quiet_native_logs\n"
+        f"quiet_native_logs(debug={debug})\n"
+        "import keras\n"
+        "keras.ops.convert_to_tensor([1.0]) + 1.0\n"  # initialises the devices too
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        env=_env_without_tf_settings(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stderr
+
+
+@pytest.mark.slow  # two TensorFlow imports, ~10 s
+def test_quiet_hides_what_tensorflow_prints_and_debug_shows_it() -> None:
+    loud = _import_tensorflow(debug=True)
+    if not NATIVE_LOG.search(loud):
+        pytest.skip("this TensorFlow build prints no log line while it loads")
+    quiet = _import_tensorflow(debug=False)
+    assert not NATIVE_LOG.search(quiet), quiet
+
+
+@pytest.mark.slow  # trains
+def test_a_sweep_from_the_cli_prints_no_tensorflow_log_line(
+    write_sweep: Callable[..., Path], tmp_path: Path
+) -> None:
+    sweep = write_sweep(train={"epochs": 1, "batch_size": 128})
+    cmd = [sys.executable, "-m", "nnsweep", "run", str(sweep), "--trials", "2", "--quiet"]
+    cmd += ["--storage", f"sqlite:///{tmp_path / 'optuna.db'}"]
+    cmd += ["--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"]
+    proc = subprocess.run(
+        cmd, env=_env_without_tf_settings(), capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "2 COMPLETE in total" in proc.stdout
+    assert not NATIVE_LOG.search(proc.stderr), proc.stderr
