@@ -25,10 +25,11 @@ def report(
     optimization-history, parallel-coordinate and param-importance plots (HTML), train vs
     validation accuracy of the top and the worst-fitting trials (PNG), runs by fit tag.
     `nnsweep run` logs the same files under report/ on its parent run."""
+    from .paths import child_dir
     from .report import study_report
 
     storage_url, uri = resolve_stores(storage, tracking_uri)
-    folder = out if out is not None else Path("reports") / study
+    folder = out if out is not None else child_dir(Path("reports"), study)
     result = study_report(study, storage_url, uri, folder)
     typer.echo(f"study {study}: report of {result.n_trials} trials written to {folder}")
     for name in result.files:
@@ -103,9 +104,35 @@ def ui(
         str | None, typer.Option(help="Sweep or study to open [default: the newest sweep].")
     ] = None,
     tracking_uri: TrackingUri = None,
+    auth: Annotated[
+        bool,
+        typer.Option(
+            "--auth",
+            help="Require a login: MLflow's basic-auth app (needs nnsweep[auth] and "
+            "MLFLOW_FLASK_SERVER_SECRET_KEY; see docs/ui.md).",
+        ),
+    ] = False,
+    insecure: Annotated[
+        bool,
+        typer.Option("--insecure", help="Allow a non-loopback --host without --auth."),
+    ] = False,
+    allowed_hosts: Annotated[
+        str | None,
+        typer.Option(
+            metavar="HOSTS",
+            help="Host headers the server answers, comma-separated (MLflow's --allowed-hosts).",
+        ),
+    ] = None,
+    cors_allowed_origins: Annotated[
+        str | None,
+        typer.Option(
+            metavar="ORIGINS",
+            help="Origins allowed cross-site requests (MLflow's --cors-allowed-origins).",
+        ),
+    ] = None,
 ) -> None:
     """Start the MLflow UI on the tracking store, print the URL of the sweep's runs table, and
-    serve until Ctrl-C."""
+    serve until Ctrl-C. A --host other than loopback needs --auth or --insecure."""
     from .stores import resolve_tracking_uri
     from .ui import serve
 
@@ -116,6 +143,10 @@ def ui(
         experiment=study,
         echo=typer.echo,
         warn=lambda line: typer.echo(line, err=True),
+        allowed_hosts=allowed_hosts,
+        cors_allowed_origins=cors_allowed_origins,
+        auth=auth,
+        insecure=insecure,
     )
     raise typer.Exit(code)
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import ipaddress
 import os
 import signal
 import socket
@@ -25,12 +24,14 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ._proc import interrupt_on_signals
 from .errors import PortBusyError, ServerError, StorageError
+from .exposure import LOOPBACK, Exposure
 from .stores import artifact_root, check_tracking_uri, sqlite_path
 from .tracking import (
     DIRECTION_PARAM,
@@ -43,25 +44,16 @@ from .tracking import (
 from .urls import mask_url
 
 DEFAULT_PORT = 5000
-LOOPBACK = "127.0.0.1"
 SORT_METRIC = "val_accuracy"
 STARTUP_TIMEOUT = 180.0  # seconds; `mlflow server` takes ~15 s to answer on 2 busy cores
 STOP_TIMEOUT = 15.0
+GUARD = Path(__file__).with_name("_guard.py")  # run as a script: see nnsweep/_guard.py
+GUARD_GRACE = 10.0  # seconds the server gets to stop before its process group is killed
 
 # The server's background job runner (GenAI judges, trace rollups) starts seven more processes
 # that nnsweep never uses and that outlive the server when it is killed; keep it off unless
 # the user turns it on.
 SERVER_ENV_DEFAULTS = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` is reachable only from this machine (127.0.0.0/8, ::1, localhost)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def _family(host: str) -> socket.AddressFamily:
@@ -193,15 +185,15 @@ def find_experiment(tracking_uri: str, name: str | None) -> Landing | None:
     )
 
 
-def server_command(tracking_uri: str, host: str, port: int) -> list[str]:
-    """The ``mlflow server`` command line: one worker, no access log, the store's artifacts."""
+def server_command(host: str, port: int, exposure: Exposure | None = None) -> list[str]:
+    """The ``mlflow server`` command line: one worker, no access log, and the exposure's
+    options. No store URI: it may hold a password, and a command line is visible to every
+    local user (``ps``); :func:`server_env` hands it over."""
     cmd = [
         sys.executable,
         "-m",
         "mlflow",
         "server",
-        "--backend-store-uri",
-        tracking_uri,
         "--host",
         host.strip("[]"),
         "--port",
@@ -211,10 +203,23 @@ def server_command(tracking_uri: str, host: str, port: int) -> list[str]:
         "--uvicorn-opts",
         "--no-access-log",
     ]
+    return cmd + (exposure.server_flags() if exposure else [])
+
+
+def server_env(tracking_uri: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The server's environment: ``environ`` plus the store, in the variables that
+    ``mlflow server`` reads for ``--backend-store-uri`` and ``--default-artifact-root``."""
+    env = {**SERVER_ENV_DEFAULTS, **(os.environ if environ is None else environ)}
+    env["MLFLOW_BACKEND_STORE_URI"] = tracking_uri
     root = artifact_root(tracking_uri)
     if root is not None:  # where nnsweep puts each experiment's artifacts
-        cmd += ["--default-artifact-root", root.as_uri()]
-    return cmd
+        env["MLFLOW_DEFAULT_ARTIFACT_ROOT"] = root.as_uri()
+    return env
+
+
+def guarded(command: list[str]) -> list[str]:
+    """``command`` run by the guard that takes it and its workers down with this process."""
+    return [sys.executable, str(GUARD), str(os.getpid()), str(GUARD_GRACE), "--", *command]
 
 
 def _answers(url: str, timeout: float = 2.0) -> bool:
@@ -247,9 +252,10 @@ def wait_until_up(proc: subprocess.Popen[Any], url: str, timeout: float) -> None
 def stop_server(proc: subprocess.Popen[Any], timeout: float = STOP_TIMEOUT) -> int:
     """Stop the server and every process it started; returns its exit status.
 
-    The server runs in its own process group: it gets one SIGINT (it forwards it to uvicorn,
-    which shuts down gracefully), and whatever is left of the group after ``timeout`` seconds
-    is killed.
+    ``proc`` is the guard (:mod:`nnsweep._guard`) in its own process group: it gets one
+    SIGINT, passes it to the server (which forwards it to uvicorn, a graceful stop) and kills
+    the server's process group after ``GUARD_GRACE`` seconds; whatever is left of the guard's
+    group after ``timeout`` seconds is killed.
     """
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):
@@ -272,18 +278,27 @@ def serve(
     echo: Callable[[str], None] = print,
     warn: Callable[[str], None] | None = None,
     startup_timeout: float = STARTUP_TIMEOUT,
+    allowed_hosts: str | None = None,
+    cors_allowed_origins: str | None = None,
+    auth: bool = False,
+    insecure: bool = False,
 ) -> int:
-    """Serve the MLflow UI on ``tracking_uri`` until Ctrl-C; returns the exit status.
+    """Serve the MLflow UI on ``tracking_uri`` until Ctrl-C, SIGTERM or SIGHUP; returns the
+    exit status. The server (and its workers) also stops when this process is killed.
 
     Args:
         tracking_uri: the MLflow store to show. An ``http(s)://`` URI is already an MLflow
             server: its runs-table URL is printed and nothing is started.
-        host, port: where to listen. Anything but a loopback address gets a warning.
+        host, port: where to listen. Anything but a loopback address needs ``auth`` or
+            ``insecure`` (see :mod:`nnsweep.exposure`).
         experiment: sweep, experiment or study name to open [default: the newest sweep].
         echo, warn: where the URL and the progress lines, and the warnings, go.
         startup_timeout: seconds to wait for the server's first answer.
+        allowed_hosts, cors_allowed_origins: MLflow's options of those names, passed on.
+        auth: serve MLflow's basic-auth app. insecure: allow a public ``host`` without it.
 
     Raises:
+        ExposureError: a public ``host`` without ``auth`` or ``insecure``; ``auth`` not set up.
         PortBusyError: the port is taken or the address cannot be bound.
         StorageError: the store cannot be reached, or ``experiment`` is not in it.
         ServerError: the server exited early or never answered.
@@ -296,22 +311,19 @@ def serve(
         url = found.url(server) if found else runs_url(server, None)
         echo(f"{mask_url(tracking_uri)} is an MLflow server already; its UI: {mask_url(url)}")
         return 0
-    if not is_loopback(host):
-        warn(
-            f"warning: binding {host} makes the UI reachable from other machines, and it "
-            "has no login; use the default --host 127.0.0.1 unless you mean that"
-        )
+    exposure = Exposure(host, allowed_hosts, cors_allowed_origins, auth=auth, insecure=insecure)
+    for line in exposure.check():
+        warn(line)
     check_port(host, port)
     base = base_url(host, port)
-    env = {**SERVER_ENV_DEFAULTS, **os.environ}
     echo(f"starting the MLflow UI on {mask_url(tracking_uri)} …")
-    with interrupt_on_signals():
+    with interrupt_on_signals((signal.SIGINT, signal.SIGTERM, signal.SIGHUP)):
         started = time.monotonic()
         proc = subprocess.Popen(
-            server_command(tracking_uri, host, port),
-            env=env,
+            guarded(server_command(host, port, exposure)),
+            env=server_env(tracking_uri),
             stdin=subprocess.DEVNULL,
-            start_new_session=True,
+            start_new_session=True,  # Ctrl-C reaches nnsweep only, which stops the server
         )
         try:
             found = find_experiment(tracking_uri, experiment)  # while the server boots

@@ -6,6 +6,7 @@ seconds; tests/test_browser.py drives the real MLflow UI.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -18,16 +19,24 @@ import pytest
 import typer
 
 from nnsweep import ui
+from nnsweep.errors import ExposureError
+from nnsweep.exposure import Exposure, is_loopback
 from tests.conftest import CliResult, Stores
 
 Cli = Callable[..., CliResult]
 
 FAKE_SERVER = textwrap.dedent(
     """
-    import http.server, os, sys
+    import http.server, json, os, sys
     port, report = int(sys.argv[1]), sys.argv[2]
     with open(report, "w") as f:
-        f.write(f"{os.getpid()} {os.environ.get('MLFLOW_SERVER_ENABLE_JOB_EXECUTION')}")
+        json.dump({
+            "pid": os.getpid(),
+            "ppid": os.getppid(),
+            "job_execution": os.environ.get("MLFLOW_SERVER_ENABLE_JOB_EXECUTION"),
+            "backend": os.environ.get("MLFLOW_BACKEND_STORE_URI"),
+            "artifacts": os.environ.get("MLFLOW_DEFAULT_ARTIFACT_ROOT"),
+        }, f)
 
     class Health(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
@@ -65,7 +74,7 @@ def fake_server(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """Serve a stand-in for ``mlflow server``; returns the file where it writes its pid."""
     report = tmp_path / "fake-server.txt"
 
-    def command(tracking_uri: str, host: str, port: int) -> list[str]:
+    def command(host: str, port: int, exposure: object = None) -> list[str]:
         return [sys.executable, "-c", FAKE_SERVER, str(port), str(report)]
 
     monkeypatch.setattr(ui, "server_command", command)
@@ -98,21 +107,37 @@ def test_busy_port_exits_2_naming_the_port_and_the_flag(
     assert "MLflow UI ready" not in result.out
 
 
-def test_public_host_warns_before_anything_else(cli: Cli, stores: Stores, busy_port: int) -> None:
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.20", "my-laptop.example"])
+def test_public_host_without_auth_or_insecure_is_refused(
+    cli: Cli, stores: Stores, busy_port: int, host: str
+) -> None:
+    result = cli("ui", "--host", host, "--port", busy_port, "--tracking-uri", stores.tracking_uri)
+    assert result.code == 2
+    lines = result.err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"nnsweep: error: --host {host} makes the UI")
+    assert "--auth" in lines[0] and "--insecure" in lines[0]
+    assert "port" not in lines[0]  # refused before anything else is tried
+
+
+def test_public_host_with_insecure_warns_before_anything_else(
+    cli: Cli, stores: Stores, busy_port: int
+) -> None:
     result = cli(
-        "ui", "--host", "0.0.0.0", "--port", busy_port, "--tracking-uri", stores.tracking_uri
-    )
+        "ui", "--host", "0.0.0.0", "--insecure", "--port", busy_port,
+        "--tracking-uri", stores.tracking_uri,
+    )  # fmt: skip
     lines = result.err.splitlines()
     assert lines[0].startswith("warning: binding 0.0.0.0 makes the UI reachable from other")
-    assert "no login" in lines[0]
-    assert result.code == 2 and f"port {busy_port} on 0.0.0.0 is already in use" in lines[1]
+    assert "no login" in lines[0] and "--allowed-hosts" in lines[1]
+    assert result.code == 2 and f"port {busy_port} on 0.0.0.0 is already in use" in lines[2]
 
 
 def test_unbindable_address_exits_2_with_the_reason(cli: Cli, stores: Stores) -> None:
     # 192.0.2.1 is TEST-NET-1: never an address of this machine, so bind() fails at once.
     result = cli(
-        "ui", "--host", "192.0.2.1", "--port", free_port(), "--tracking-uri", stores.tracking_uri
-    )
+        "ui", "--host", "192.0.2.1", "--insecure", "--port", free_port(),
+        "--tracking-uri", stores.tracking_uri,
+    )  # fmt: skip
     assert result.code == 2
     assert "warning: binding 192.0.2.1" in result.err
     assert "nnsweep: error: cannot bind 192.0.2.1:" in result.err and "--host" in result.err
@@ -133,7 +158,7 @@ def test_unbindable_address_exits_2_with_the_reason(cli: Cli, stores: Stores) ->
     ],
 )
 def test_is_loopback(host: str, loopback: bool) -> None:
-    assert ui.is_loopback(host) is loopback
+    assert is_loopback(host) is loopback
 
 
 @pytest.mark.parametrize(
@@ -161,15 +186,66 @@ def test_runs_url_opens_the_model_training_runs_table_sorted_best_first() -> Non
     assert ui.runs_url("http://h:1", None) == "http://h:1/#/experiments"
 
 
-def test_server_command_serves_the_artifacts_beside_the_database(tmp_path: Path) -> None:
-    cmd = ui.server_command(f"sqlite:///{tmp_path}/mlflow.db", "127.0.0.1", 5123)
+def test_server_gets_the_store_in_its_environment_not_its_command_line(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path}/mlflow.db?password=s3cret"
+    cmd = ui.server_command("127.0.0.1", 5123)
     assert cmd[:4] == [sys.executable, "-m", "mlflow", "server"]
-    assert cmd[cmd.index("--default-artifact-root") + 1] == (tmp_path / "mlruns").as_uri()
     assert cmd[cmd.index("--port") + 1] == "5123" and cmd[cmd.index("--workers") + 1] == "1"
-    assert "--default-artifact-root" not in ui.server_command("postgresql://h/db", "::1", 1)
+    assert not any("sqlite" in arg or "s3cret" in arg for arg in ui.guarded(cmd))
+    env = ui.server_env(uri, {"PATH": "/bin"})
+    assert env["MLFLOW_BACKEND_STORE_URI"] == uri and env["PATH"] == "/bin"
+    assert env["MLFLOW_DEFAULT_ARTIFACT_ROOT"] == (tmp_path / "mlruns").as_uri()
+    assert "MLFLOW_DEFAULT_ARTIFACT_ROOT" not in ui.server_env("postgresql://u:p@h/db", {})
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+@pytest.mark.parametrize(
+    ("exposure", "flags"),
+    [
+        (Exposure(), []),
+        (Exposure(auth=True), ["--app-name", "basic-auth"]),
+        (
+            Exposure("0.0.0.0", "ui.example:5000,10.0.0.7", "https://nb.example", insecure=True),
+            ["--allowed-hosts", "ui.example:5000,10.0.0.7",
+             "--cors-allowed-origins", "https://nb.example"],
+        ),
+    ],
+)  # fmt: skip
+def test_exposure_options_reach_mlflow_server(exposure: Exposure, flags: list[str]) -> None:
+    cmd = ui.server_command(exposure.host, 5000, exposure)
+    assert cmd[cmd.index("--no-access-log") + 1 :] == flags
+    # the options exist in the installed MLflow, spelt so
+    from mlflow.cli import server
+
+    known = {opt for param in server.params for opt in param.opts}
+    assert set(flags[::2]) <= known
+
+
+AUTH_ENV = {"MLFLOW_FLASK_SERVER_SECRET_KEY": "k" * 32, "MLFLOW_AUTH_ADMIN_PASSWORD": "Adm1n-pw!"}
+
+
+@pytest.mark.parametrize(
+    ("drop", "first_start", "message"),
+    [
+        ("MLFLOW_FLASK_SERVER_SECRET_KEY", False, "--auth needs MLFLOW_FLASK_SERVER_SECRET_KEY"),
+        ("MLFLOW_AUTH_ADMIN_PASSWORD", True, "needs its password: export MLFLOW_AUTH_ADMIN"),
+    ],
+)
+def test_auth_that_cannot_start_is_refused_with_the_fix(
+    tmp_path: Path, drop: str, first_start: bool, message: str
+) -> None:
+    if not first_start:
+        (tmp_path / "basic_auth.db").touch()
+    env = {k: v for k, v in AUTH_ENV.items() if k != drop}
+    with pytest.raises(ExposureError, match=message):
+        Exposure("0.0.0.0", auth=True).check(env, cwd=tmp_path)
+    assert Exposure("0.0.0.0", auth=True).check(AUTH_ENV, cwd=tmp_path)  # notes, no error
+    (tmp_path / "basic_auth.db").touch()  # the admin exists: its password is not needed again
+    Exposure(auth=True).check({k: v for k, v in AUTH_ENV.items() if "PASSWORD" not in k}, tmp_path)
+
+
+@pytest.mark.parametrize(
+    "sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["ctrl-c", "sigterm", "sighup"]
+)
 def test_prints_the_runs_url_when_ready_and_stops_cleanly(
     cli: Cli,
     stores: Stores,
@@ -181,7 +257,8 @@ def test_prints_the_runs_url_when_ready_and_stops_cleanly(
     monkeypatch.setattr(ui, "find_experiment", lambda uri, name: landing)
     press_ctrl_c_when_ready(monkeypatch, sig)
     port = free_port()
-    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    handlers = [signal.getsignal(s) for s in stops]
 
     result = cli("ui", "--port", port, "--tracking-uri", stores.tracking_uri)
 
@@ -195,12 +272,15 @@ def test_prints_the_runs_url_when_ready_and_stops_cleanly(
         "&orderByKey=metrics.%60val_loss%60&orderByAsc=true"
     )
     assert out[-2:] == ["press Ctrl-C to stop", "MLflow UI stopped"]
-    pid, job_execution = fake_server.read_text().split()
-    assert job_execution == "false"  # MLflow's job runner stays off
+    server = json.loads(fake_server.read_text())
+    assert server["job_execution"] == "false"  # MLflow's job runner stays off
+    assert server["backend"] == stores.tracking_uri  # the store came through the environment
+    assert server["artifacts"] == (stores.root / "mlruns").as_uri()
+    assert server["ppid"] != os.getpid()  # started by the guard, not by nnsweep itself
     with pytest.raises(ProcessLookupError):
-        os.kill(int(pid), 0)  # the server is gone, and reaped
+        os.kill(server["pid"], 0)  # the server is gone, and reaped
     ui.check_port("127.0.0.1", port)  # and its port is free again
-    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers
+    assert [signal.getsignal(s) for s in stops] == handlers
 
 
 def test_empty_store_lands_on_the_experiment_list(
