@@ -77,20 +77,41 @@ class ExportResult:
 
 
 def check_out_dir(out: Path, force: bool) -> None:
-    """Refuse an ``out`` that is a file, or a non-empty folder without ``force``.
+    """Refuse an ``out`` that is a file, or a non-empty folder without ``force``; with
+    ``force``, a non-empty folder that holds no earlier nnsweep export (its model card):
+    ``--force`` replaces an export, never whatever else a folder was for.
 
     Raises:
         ExportError: with the path and the fix.
     """
     if out.exists() and not out.is_dir():
         raise ExportError(f"--out {out}: is a file, not a folder; give a folder path")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise ExportError(
-            f"--out {out}: folder is not empty; pass --force to overwrite it or pick another"
-        )
+    if out.is_dir() and any(out.iterdir()):
+        if not force:
+            raise ExportError(
+                f"--out {out}: folder is not empty; pass --force to overwrite it or pick another"
+            )
+        if not _holds_export(out):
+            raise ExportError(
+                f"--out {out}: --force replaces an earlier nnsweep export only, and this "
+                f"non-empty folder has no {CARD_JSON} from one; pick an empty or new folder"
+            )
     for parent in out.absolute().parents:
         if parent.exists() and not parent.is_dir():
             raise ExportError(f"--out {out}: {parent} is a file, not a folder; fix the path")
+
+
+def _holds_export(folder: Path) -> bool:
+    """Whether ``folder`` holds an nnsweep export: a model card in nnsweep's format."""
+    card = folder / CARD_JSON
+    if card.is_symlink() or not card.is_file() or card.stat().st_size > 1 << 20:
+        return False
+    try:
+        data = json.loads(card.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    family = CARD_FORMAT.rsplit("/", 1)[0] + "/"  # any version of the card
+    return isinstance(data, dict) and str(data.get("format", "")).startswith(family)
 
 
 def check_registry_name(name: str) -> None:

@@ -23,11 +23,8 @@ filling most of the frame, as MNIST digits do.
 
 from __future__ import annotations
 
-import contextlib
-import io
-import os
-import tempfile
-from collections.abc import Callable, Iterator, Sequence
+import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -36,14 +33,15 @@ from typing import Any
 import numpy as np
 
 from .errors import ExportError
+from .predictor import load_predictor
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 ARRAY_SUFFIXES = (".npy", ".npz")
 NPZ_KEYS = ("x", "images", "x_test")
 SIDE = 28
-MAX_MLMODEL_BYTES = 1 << 20
-# MLflow's own switch (default on in 3.x): off, pickled models fail instead of running code.
-PICKLE_SWITCH = "MLFLOW_ALLOW_PICKLE_DESERIALIZATION"
+# At most all of MNIST (train and test) per call: float32 pixels of 70,000 images are 220 MB.
+MAX_IMAGES = 70_000
+MAX_IMAGE_FILE_BYTES = 256 << 20  # a photo of a digit is a few MB; Pillow reads what it holds
 
 
 class Background(str, Enum):
@@ -52,11 +50,6 @@ class Background(str, Enum):
     auto = "auto"
     dark = "dark"
     light = "light"
-
-
-_URI_PREFIXES = ("models:/",)
-
-Predictor = Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -125,7 +118,7 @@ def read_inputs(paths: Sequence[str | Path]) -> tuple[list[str], np.ndarray]:
         if not path.is_file():
             raise ExportError(f"INPUT {path}: no such file")
         if suffix in ARRAY_SUFFIXES:
-            images = read_array(path)
+            images = read_array(path, max_images=MAX_IMAGES - len(names))
             names += (
                 [str(path)] if len(images) == 1 else [f"{path}[{i}]" for i in range(len(images))]
             )
@@ -138,28 +131,40 @@ def read_inputs(paths: Sequence[str | Path]) -> tuple[list[str], np.ndarray]:
                 ".png, .jpg or .jpeg"
             )
         stacks.append(images)
+        if len(names) > MAX_IMAGES:
+            raise ExportError(
+                f"INPUT: more than {MAX_IMAGES:,} images in one call; predict them in batches"
+            )
     return names, np.concatenate(stacks)
 
 
-def read_array(path: Path) -> np.ndarray:
-    """An ``.npy``/``.npz`` of images or 784-vectors as float32 ``(n, 28, 28)`` in [0, 1]."""
-    try:
-        loaded = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise ExportError(f"INPUT {path}: not a readable NumPy file ({exc})") from None
-    if isinstance(loaded, np.lib.npyio.NpzFile):
-        with loaded:
-            keys = list(loaded.files)
-            key = keys[0] if len(keys) == 1 else next((k for k in NPZ_KEYS if k in keys), None)
-            if key is None:
-                raise ExportError(
-                    f"INPUT {path}: .npz holds {', '.join(keys) or 'no arrays'}; save one array, "
-                    f"or name it {', '.join(NPZ_KEYS)}"
-                )
-            array = loaded[key]
-    else:
-        array = loaded
-    return _as_images(np.asarray(array), str(path))
+def read_array(path: Path, max_images: int = MAX_IMAGES) -> np.ndarray:
+    """An ``.npy``/``.npz`` of images or 784-vectors as float32 ``(n, 28, 28)`` in [0, 1].
+
+    Sizes, dtype and (in an ``.npz``) the zip member are checked before anything is loaded
+    (see :mod:`nnsweep.arrays`): at most ``max_images`` images, numbers only.
+    """
+    from .arrays import load_array
+
+    def choose(keys: list[str]) -> str:
+        key = keys[0] if len(keys) == 1 else next((k for k in NPZ_KEYS if k in keys), None)
+        if key is None:
+            shown = ", ".join(keys[:10]) + (", …" if len(keys) > 10 else "")
+            raise ExportError(
+                f"INPUT {path}: .npz holds {shown or 'no arrays'}; save one array, "
+                f"or name it {', '.join(NPZ_KEYS)}"
+            )
+        return key
+
+    array, _ = load_array(
+        path,
+        choose=choose,
+        max_count=max(max_images, 1) * SIDE * SIDE,
+        kinds="uif",
+        what="numbers (pixel values)",
+        error=ExportError,
+    )
+    return _as_images(array, str(path))
 
 
 def _as_images(array: np.ndarray, where: str) -> np.ndarray:
@@ -180,7 +185,7 @@ def _as_images(array: np.ndarray, where: str) -> np.ndarray:
             f"INPUT {where}: array of shape {shape}; expected (28, 28), (784,), (n, 28, 28), "
             "(n, 28, 28, 1) or (n, 784)"
         )
-    values = images.astype(np.float64)
+    values = np.array(images, dtype=np.float32)  # one copy, also out of a memory map
     if not np.isfinite(values).all():
         raise ExportError(f"INPUT {where}: array holds NaN or infinite values")
     low, high = float(values.min()), float(values.max())
@@ -189,20 +194,39 @@ def _as_images(array: np.ndarray, where: str) -> np.ndarray:
             f"INPUT {where}: pixel values run from {low:g} to {high:g}; expected 0-255 or 0-1"
         )
     if array.dtype.kind in "ui" or high > 1.0:
-        values = values / 255.0
-    return values.astype(np.float32)
+        values /= np.float32(255.0)
+    return values
 
 
 def read_image(path: Path) -> np.ndarray:
-    """A PNG/JPEG as float32 ``(28, 28)`` in [0, 1], as the file shows it (no inversion)."""
+    """A PNG/JPEG as float32 ``(28, 28)`` in [0, 1], as the file shows it (no inversion).
+
+    An image over Pillow's pixel limit (``Image.MAX_IMAGE_PIXELS``, a decompression bomb) is
+    refused when it is opened, before its pixels are decoded.
+    """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
+    size = path.stat().st_size
+    if size > MAX_IMAGE_FILE_BYTES:
+        raise ExportError(
+            f"INPUT {path}: {size:,} bytes, over the limit of {MAX_IMAGE_FILE_BYTES:,} for an "
+            "image; scale it down first"
+        )
     try:
-        with Image.open(path) as opened:
-            image = ImageOps.exif_transpose(opened)
-            image.load()
-    except (UnidentifiedImageError, OSError) as exc:
-        raise ExportError(f"INPUT {path}: not a readable image ({exc})") from None
+        with warnings.catch_warnings():
+            # Pillow only warns between the limit and twice it; over the limit is refused here.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as opened:
+                image = ImageOps.exif_transpose(opened)
+                image.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ExportError(
+            f"INPUT {path}: image over {Image.MAX_IMAGE_PIXELS:,} pixels (Pillow's limit for "
+            "decompression bombs); scale it down first"
+        ) from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise ExportError(f"INPUT {path}: not a readable image ({reason})") from None
     if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
         # Transparent pixels become white paper, so auto polarity sees a light background.
         rgba = image.convert("RGBA")
@@ -245,148 +269,3 @@ def to_mnist_polarity(images: np.ndarray, background: Background) -> tuple[np.nd
         flip = border.mean(axis=1) > 0.5
     out = np.where(flip[:, None, None], 1.0 - images, images).astype(np.float32)
     return out, flip
-
-
-# -- models -----------------------------------------------------------------------------------
-def load_predictor(model: str, tracking_uri: str) -> Predictor:
-    """A function from float32 ``(n, 784)`` pixels to ``(n, 10)`` probabilities."""
-    if model.startswith(_URI_PREFIXES):
-        return _mlflow_predictor(model, tracking_uri)
-    path = Path(model)
-    if path.is_dir():
-        path = path / "model.keras"
-        if not path.is_file():
-            raise ExportError(
-                f"MODEL {model}: folder has no model.keras; give an `nnsweep export` folder, a "
-                ".keras file or models:/NAME@alias"
-            )
-    elif not path.exists():
-        raise ExportError(
-            f"MODEL {model}: no such file or folder; give an `nnsweep export` folder, a .keras "
-            "file or models:/NAME@alias"
-        )
-    elif path.suffix != ".keras":
-        raise ExportError(
-            f"MODEL {model}: not a .keras file; give an `nnsweep export` folder, a .keras file "
-            "or models:/NAME@alias"
-        )
-    return _keras_predictor(path, model)
-
-
-def _keras_predictor(path: Path, label: str) -> Predictor:
-    """Load a ``.keras`` file in Keras' safe mode (no lambda or pickled code runs)."""
-    import keras
-
-    try:
-        net = keras.saving.load_model(path, compile=False, safe_mode=True)
-    except Exception as exc:
-        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise ExportError(f"MODEL {label}: Keras cannot load it ({reason})") from None
-    shapes = (tuple(net.input_shape)[1:], tuple(net.output_shape)[1:])
-    if shapes != ((SIDE * SIDE,), (10,)):
-        raise ExportError(
-            f"MODEL {label}: maps {shapes[0]} to {shapes[1]}, not 784 pixels to 10 digits; give "
-            "a model exported by nnsweep"
-        )
-
-    def run(x: np.ndarray) -> np.ndarray:
-        # Keras' progress bar would land on stdout and corrupt --json / --csv output.
-        with contextlib.redirect_stdout(io.StringIO()):
-            return np.asarray(net.predict(x, batch_size=256, verbose=0))
-
-    return run
-
-
-def _mlflow_predictor(uri: str, tracking_uri: str) -> Predictor:
-    """Load a registry model as nnsweep logged it: the Keras file only, never MLflow's loader.
-
-    MLflow's generic ``pyfunc`` loader imports and runs whatever code a model carries (a
-    custom ``PythonModel``, a ``loader_module``, pickles), so anyone who can register a model
-    could run code on the predicting machine. Only the ``keras`` flavour's ``.keras`` file is
-    read, in Keras' safe mode; any other model is refused before anything in it is loaded.
-    """
-    from .modeluri import download_model
-    from .tracking import open_reader
-
-    open_reader(tracking_uri)  # refuses a missing store before MLflow creates one
-    with _no_pickles(), tempfile.TemporaryDirectory(prefix="nnsweep-predict-") as tmp:
-        local = download_model(uri, tmp, tracking_uri)
-        return _keras_predictor(logged_keras_file(local, uri), uri)
-
-
-@contextlib.contextmanager
-def _no_pickles() -> Iterator[None]:
-    """MLflow's pickle switch off while a model is fetched: nnsweep never unpickles a model,
-    and should anything in MLflow try, it must refuse."""
-    previous = os.environ.get(PICKLE_SWITCH)
-    os.environ[PICKLE_SWITCH] = "false"
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop(PICKLE_SWITCH, None)
-        else:
-            os.environ[PICKLE_SWITCH] = previous
-
-
-def logged_keras_file(local: Path, uri: str) -> Path:
-    """The ``.keras`` file of a downloaded MLflow model, if it is one that nnsweep logs.
-
-    Accepted: an ``MLmodel`` whose flavours are ``keras`` (a native ``.keras`` file at
-    ``data/model.keras``, not an exported SavedModel) and, optionally, ``python_function``
-    pointing at ``mlflow.keras`` with no code of its own.
-
-    Raises:
-        ExportError: any other model, naming the flavours found.
-    """
-    import yaml
-
-    from .modelstore import MLFLOW_KERAS_FILE
-
-    mlmodel = local / "MLmodel"
-    if not mlmodel.is_file() or mlmodel.stat().st_size > MAX_MLMODEL_BYTES:
-        raise ExportError(f"MODEL {uri}: no readable MLmodel file; give a model nnsweep logged")
-    try:
-        meta = yaml.safe_load(mlmodel.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError, RecursionError):
-        meta = None
-    flavors = meta.get("flavors") if isinstance(meta, dict) else None
-    if not isinstance(flavors, dict):
-        raise ExportError(
-            f"MODEL {uri}: its MLmodel file lists no flavours; not a model nnsweep logged"
-        )
-    names = ", ".join(sorted(map(str, flavors))) or "none"
-    problem = _flavor_problem(flavors)
-    if problem:
-        raise ExportError(
-            f"MODEL {uri}: flavour(s) {names}: {problem}; nnsweep loads only the Keras models "
-            "it logs, so no code shipped with a model runs here"
-        )
-    path = local / MLFLOW_KERAS_FILE
-    inside = path.resolve().is_relative_to(local.resolve())
-    if not inside or path.is_symlink() or not path.is_file():
-        raise ExportError(
-            f"MODEL {uri}: flavour(s) {names}: no {MLFLOW_KERAS_FILE} file; give a model nnsweep "
-            "logged"
-        )
-    return path
-
-
-def _flavor_problem(flavors: dict[Any, Any]) -> str | None:
-    """Why an MLmodel's flavours are not what nnsweep logs, or None if they are."""
-    keras_conf = flavors.get("keras")
-    if not isinstance(keras_conf, dict):
-        return "not the keras flavour"
-    extra = set(flavors) - {"keras", "python_function"}
-    if extra:
-        return f"{', '.join(sorted(map(str, extra)))} is not the keras flavour"
-    if keras_conf.get("save_exported_model") or keras_conf.get("data", "data") != "data":
-        return "the keras flavour holds no native .keras file"
-    pyfunc = flavors.get("python_function")
-    if pyfunc is not None and (
-        not isinstance(pyfunc, dict)
-        or pyfunc.get("loader_module") != "mlflow.keras"
-        or pyfunc.get("code")
-    ):
-        return "its python_function entry carries its own loader or code"
-    return None

@@ -298,6 +298,7 @@ def test_retrain_refits_on_train_and_validation(exported, cli, client, tmp_path)
     out = tmp_path / "retrained"
     out.mkdir()
     (out / "old.txt").write_text("left over", encoding="utf-8")
+    (out / "model_card.json").write_text(json.dumps(card), encoding="utf-8")  # an earlier export
     try:
         result = cli("export", "tiny", "--out", out, "--retrain", "--force", "--register",
                      REGISTERED, "--json", *stores.args)  # fmt: skip

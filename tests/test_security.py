@@ -7,7 +7,15 @@ an accident of a broken fixture.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -140,7 +148,7 @@ HOSTILE_MODELS: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
 @pytest.mark.parametrize("case", list(HOSTILE_MODELS))
 def test_only_the_keras_flavour_nnsweep_logs_is_accepted(tmp_path: Path, case: str) -> None:
     from nnsweep.errors import ExportError
-    from nnsweep.predict import logged_keras_file
+    from nnsweep.predictor import logged_keras_file
 
     folder = _save_keras_flavour(tmp_path / "model")
     assert logged_keras_file(folder, "models:/m") == folder / "data" / "model.keras"
@@ -153,7 +161,7 @@ def test_only_the_keras_flavour_nnsweep_logs_is_accepted(tmp_path: Path, case: s
 
 def test_keras_file_escaping_the_model_folder_is_refused(tmp_path: Path) -> None:
     from nnsweep.errors import ExportError
-    from nnsweep.predict import logged_keras_file
+    from nnsweep.predictor import logged_keras_file
 
     folder = _save_keras_flavour(tmp_path / "model")
     outside = tmp_path / "outside.keras"
@@ -168,7 +176,7 @@ def test_keras_lambda_code_does_not_run(tmp_path: Path) -> None:
     import keras
 
     from nnsweep.errors import ExportError
-    from nnsweep.predict import _keras_predictor, logged_keras_file
+    from nnsweep.predictor import _keras_predictor, logged_keras_file
 
     marker = tmp_path / "lambda.txt"
     folder = _save_keras_flavour(tmp_path / "model", _lambda_keras(marker))
@@ -179,3 +187,284 @@ def test_keras_lambda_code_does_not_run(tmp_path: Path) -> None:
     assert not marker.exists()
     keras.saving.load_model(path, safe_mode=False)  # hostile indeed: unsafe mode runs it
     assert marker.exists()
+
+
+# -- the UI: no secrets on command lines, no server outliving nnsweep ui ------------------------
+PASSWORD = "Pr0c-list s3cret/@pw"  # '/', '@' and a space: the hostile kinds
+
+
+def _store_with_password(tmp_path: Path) -> tuple[str, str]:
+    """A tracking URI holding a password, and that password.
+
+    PostgreSQL from NNSWEEP_TEST_POSTGRES_URL when set (as .ci/run sets it); else a SQLite
+    file whose URL carries a ``?password=`` query parameter (SQLite ignores it, the URL is no
+    less secret)."""
+    url = os.environ.get("NNSWEEP_TEST_POSTGRES_URL")
+    if url:
+        from sqlalchemy.engine import make_url
+
+        password = make_url(url).password
+        if password:
+            return url, str(password)
+    quoted = urllib.parse.quote(PASSWORD, safe="")
+    return f"sqlite:///{tmp_path / 'mlflow.db'}?password={quoted}", PASSWORD
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _cmdlines() -> dict[int, list[str]]:
+    """Every process's command line, as ``ps`` shows it to any local user."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                raw = (entry / "cmdline").read_bytes()
+            except OSError:  # gone meanwhile
+                continue
+            if raw:
+                found[int(entry.name)] = raw.decode(errors="replace").split("\0")
+    return found
+
+
+def _serving(port: int) -> dict[int, list[str]]:
+    """Processes started with ``--port PORT``: the guard, mlflow server, uvicorn."""
+    return {
+        pid: args
+        for pid, args in _cmdlines().items()
+        if any(a == "--port" and b == str(port) for a, b in zip(args, args[1:], strict=False))
+    }
+
+
+class UiProcess:
+    """``nnsweep ui`` in a subprocess, its output collected by a thread."""
+
+    def __init__(self, uri: str, cwd: Path) -> None:
+        self.port = _free_port()
+        env = {**os.environ, "MLFLOW_TRACKING_URI": uri}  # not --tracking-uri: ps shows argv
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "nnsweep", "ui", "--port", str(self.port)],
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    def wait_ready(self, timeout: float = 240.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not any("MLflow UI ready" in line for line in self.lines):
+            assert self.proc.poll() is None, "".join(self.lines)[-3000:]
+            assert time.monotonic() < deadline, "".join(self.lines)[-3000:]
+            time.sleep(0.5)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        for pid in _serving(self.port):  # a failed test must not leave servers behind
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def ui_process(tmp_path: Path) -> Iterator[tuple[UiProcess, str]]:
+    uri, password = _store_with_password(tmp_path)
+    ui = UiProcess(uri, tmp_path)
+    try:
+        yield ui, password
+    finally:
+        ui.close()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGHUP], ids=["sigkill", "sighup"])
+def test_ui_server_keeps_the_password_off_command_lines_and_dies_with_nnsweep(
+    ui_process: tuple[UiProcess, str], sig: int
+) -> None:
+    ui, password = ui_process
+    ui.wait_ready()
+    server = _serving(ui.port)
+    assert any("mlflow" in args and "server" in args for args in server.values()), server
+    assert any("uvicorn" in args for args in server.values()), server  # the worker too
+    quoted = urllib.parse.quote(password, safe="")
+    leaks = {
+        pid: args
+        for pid, args in _cmdlines().items()
+        if password in " ".join(args) or quoted in " ".join(args)
+    }
+    assert not leaks
+    assert password not in "".join(ui.lines)
+
+    ui.proc.send_signal(sig)
+    ui.proc.wait(timeout=30)
+    deadline = time.monotonic() + 20
+    while _serving(ui.port) and time.monotonic() < deadline:
+        time.sleep(0.25)
+    assert not _serving(ui.port), _serving(ui.port)
+    with socket.socket() as sock:  # and nobody listens on the port any more
+        assert sock.connect_ex(("127.0.0.1", ui.port)) != 0
+
+
+# -- predict inputs are bounded ------------------------------------------------------------------
+def _npy_header(fh: Any, shape: tuple[int, ...], descr: str) -> None:
+    np.lib.format.write_array_header_1_0(
+        fh, {"descr": descr, "fortran_order": False, "shape": shape}
+    )
+
+
+def _zero_bomb(path: Path, images: int) -> None:
+    """An .npz whose x.npy is ``images`` blank digits: ~1000:1 deflate, written in chunks."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        with archive.open("x.npy", "w", force_zip64=True) as member:
+            _npy_header(member, (images, 28, 28), "|u1")
+            chunk = bytes(784 * 1000)
+            for _ in range(images // 1000):
+                member.write(chunk)
+
+
+def _png_header_only(path: Path, width: int, height: int) -> None:
+    """A PNG that claims ``width`` x ``height`` gray pixels (its data is one short row)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    idat = zlib.compress(b"\0" * 64)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    )
+
+
+class _WritesMarker:
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self) -> Any:
+        return (open, (self.path, "w"))  # unpickling creates the file
+
+
+def _hostile_input(case: str, tmp: Path) -> tuple[Path, str]:
+    """Case name → (the input file, what the one-line error must say)."""
+    path = tmp / {"png": "x.png", "npz": "x.npz"}.get(case.split()[0], "x.npy")
+    if case == "npy header claims 10**10 values":
+        with path.open("wb") as fh:
+            _npy_header(fh, (10**10,), "|u1")
+            fh.write(b"\0" * 784)
+        return path, "over the limit of"
+    if case == "npy float64 stack over the image limit":
+        with path.open("wb") as fh:
+            _npy_header(fh, (200_000, 784), "<f8")
+        return path, "(200000, 784) holds 156,800,000 values"
+    if case == "npy object array":
+        np.save(path, np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
+        return path, "dtype object; expected numbers"
+    if case == "npy structured array":
+        np.save(path, np.zeros(3, dtype=[("a", "u1"), ("b", "f4")]))
+        return path, "expected numbers"
+    if case == "npy truncated data":
+        with path.open("wb") as fh:
+            _npy_header(fh, (10, 28, 28), "|u1")
+            fh.write(b"\0" * 100)
+        return path, "not a readable NumPy file"
+    if case == "npy that is a pickle":
+        import pickle
+
+        path.write_bytes(pickle.dumps(_WritesMarker(str(tmp / "pickle-ran.txt"))))
+        return path, "not a NumPy .npy or .npz file"
+    if case == "npy sparse 2 GiB file":
+        with path.open("wb") as fh:
+            _npy_header(fh, (28, 28), "|u1")
+            fh.truncate(2 << 30)
+        return path, "over the limit of 1,073,741,824 for an input file"
+    if case == "npz holding an object array":
+        np.savez(path, x=np.array([1, "a", None], dtype=object))
+        return path, "dtype object; expected numbers"
+    if case == "npz zip bomb (ratio)":
+        _zero_bomb(path, 60_000)  # 47 MB of zeros in ~50 KB
+        return path, "as a zip bomb does"
+    if case == "npz zip bomb (declared size)":
+        _zero_bomb(path, 1_000_000)  # 784 MB
+        return path, "over the limit of"
+    if case == "npz with 5000 members":
+        import zipfile
+
+        with zipfile.ZipFile(path, "w") as archive:
+            for i in range(5000):
+                archive.writestr(f"a{i}.npy", b"")
+        return path, "5,000 members"
+    if case == "png over twice Pillow's pixel limit":
+        _png_header_only(path, 20_000, 20_000)  # 400 M pixels: Pillow's own error
+        return path, "Pillow's limit for decompression bombs"
+    if case == "png over Pillow's pixel limit":
+        _png_header_only(path, 10_000, 10_000)  # 100 M pixels: Pillow only warns
+        return path, "Pillow's limit for decompression bombs"
+    raise AssertionError(case)
+
+
+HOSTILE_INPUTS = [
+    "npy header claims 10**10 values",
+    "npy float64 stack over the image limit",
+    "npy object array",
+    "npy structured array",
+    "npy truncated data",
+    "npy that is a pickle",
+    "npy sparse 2 GiB file",
+    "npz holding an object array",
+    "npz zip bomb (ratio)",
+    "npz zip bomb (declared size)",
+    "npz with 5000 members",
+    "png over twice Pillow's pixel limit",
+    "png over Pillow's pixel limit",
+]
+MAX_RSS_MB = 200  # the CLI itself takes ~50 MB; a loaded bomb would take hundreds
+# The CLI in a fresh process that reports its own peak memory (KiB) on stdout: VmHWM, the
+# high-water mark of this program's memory (ru_maxrss would include the forking parent's).
+MEASURED_CLI = (
+    "import re, sys\n"
+    "from nnsweep.cli import main\n"
+    "code = main(sys.argv[1:])\n"
+    "status = open('/proc/self/status').read()\n"
+    "print(re.search(r'VmHWM:\\s+(\\d+) kB', status).group(1))\n"
+    "sys.exit(code)\n"
+)
+
+
+@pytest.mark.parametrize("case", HOSTILE_INPUTS)
+def test_hostile_predict_input_is_one_line_exit_2_in_bounded_time_and_memory(
+    tmp_path: Path, case: str
+) -> None:
+    path, expected = _hostile_input(case, tmp_path)
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-c", MEASURED_CLI, "predict", str(tmp_path / "m.keras"), str(path)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    elapsed = time.monotonic() - started
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"nnsweep: error: INPUT {path}"), proc.stderr
+    assert expected in lines[0], lines[0]
+    assert elapsed < 10
+    peak_mb = int(proc.stdout.strip().splitlines()[-1]) / 1024
+    assert peak_mb < MAX_RSS_MB, f"{peak_mb:.0f} MB"
+    assert not (tmp_path / "pickle-ran.txt").exists()

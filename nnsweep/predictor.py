@@ -1,0 +1,177 @@
+"""Models for ``nnsweep predict``: ``.keras`` files in Keras' safe mode, nothing else.
+
+A model is an ``nnsweep export`` folder (its ``model.keras``), a ``.keras`` file, or an MLflow
+model URI (``models:/NAME@champion``, ``models:/NAME/3``, ``models:/m-…``) resolved in the
+given tracking store. A registry model must be one nnsweep logged (the ``keras`` flavour): its
+``.keras`` file is read directly and MLflow's generic pyfunc loader is never used, because that
+loader imports and runs whatever code a model carries (a custom ``PythonModel``, a
+``loader_module``, pickles), so anyone who can register a model could run code on the
+predicting machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import ExportError
+
+URI_PREFIXES = ("models:/",)
+MAX_MLMODEL_BYTES = 1 << 20
+# MLflow's own switch (default on in 3.x): off, pickled models fail instead of running code.
+PICKLE_SWITCH = "MLFLOW_ALLOW_PICKLE_DESERIALIZATION"
+
+Predictor = Callable[[np.ndarray], np.ndarray]
+
+
+def load_predictor(model: str, tracking_uri: str) -> Predictor:
+    """A function from float32 ``(n, 784)`` pixels to ``(n, 10)`` probabilities."""
+    if model.startswith(URI_PREFIXES):
+        return _mlflow_predictor(model, tracking_uri)
+    path = Path(model)
+    if path.is_dir():
+        path = path / "model.keras"
+        if not path.is_file():
+            raise ExportError(
+                f"MODEL {model}: folder has no model.keras; give an `nnsweep export` folder, a "
+                ".keras file or models:/NAME@alias"
+            )
+    elif not path.exists():
+        raise ExportError(
+            f"MODEL {model}: no such file or folder; give an `nnsweep export` folder, a .keras "
+            "file or models:/NAME@alias"
+        )
+    elif path.suffix != ".keras":
+        raise ExportError(
+            f"MODEL {model}: not a .keras file; give an `nnsweep export` folder, a .keras file "
+            "or models:/NAME@alias"
+        )
+    return _keras_predictor(path, model)
+
+
+def _keras_predictor(path: Path, label: str) -> Predictor:
+    """Load a ``.keras`` file in Keras' safe mode (no lambda or pickled code runs)."""
+    import keras
+
+    try:
+        net = keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as exc:
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise ExportError(f"MODEL {label}: Keras cannot load it ({reason})") from None
+    from .model import INPUT_DIM, N_CLASSES
+
+    shapes = (tuple(net.input_shape)[1:], tuple(net.output_shape)[1:])
+    if shapes != ((INPUT_DIM,), (N_CLASSES,)):
+        raise ExportError(
+            f"MODEL {label}: maps {shapes[0]} to {shapes[1]}, not 784 pixels to 10 digits; give "
+            "a model exported by nnsweep"
+        )
+
+    def run(x: np.ndarray) -> np.ndarray:
+        # Keras' progress bar would land on stdout and corrupt --json / --csv output.
+        with contextlib.redirect_stdout(io.StringIO()):
+            return np.asarray(net.predict(x, batch_size=256, verbose=0))
+
+    return run
+
+
+def _mlflow_predictor(uri: str, tracking_uri: str) -> Predictor:
+    """Load a registry model as nnsweep logged it: the Keras file only, never MLflow's loader.
+
+    MLflow's generic ``pyfunc`` loader imports and runs whatever code a model carries (a
+    custom ``PythonModel``, a ``loader_module``, pickles), so anyone who can register a model
+    could run code on the predicting machine. Only the ``keras`` flavour's ``.keras`` file is
+    read, in Keras' safe mode; any other model is refused before anything in it is loaded.
+    """
+    from .modeluri import download_model
+    from .tracking import open_reader
+
+    open_reader(tracking_uri)  # refuses a missing store before MLflow creates one
+    with _no_pickles(), tempfile.TemporaryDirectory(prefix="nnsweep-predict-") as tmp:
+        local = download_model(uri, tmp, tracking_uri)
+        return _keras_predictor(logged_keras_file(local, uri), uri)
+
+
+@contextlib.contextmanager
+def _no_pickles() -> Iterator[None]:
+    """MLflow's pickle switch off while a model is fetched: nnsweep never unpickles a model,
+    and should anything in MLflow try, it must refuse."""
+    previous = os.environ.get(PICKLE_SWITCH)
+    os.environ[PICKLE_SWITCH] = "false"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(PICKLE_SWITCH, None)
+        else:
+            os.environ[PICKLE_SWITCH] = previous
+
+
+def logged_keras_file(local: Path, uri: str) -> Path:
+    """The ``.keras`` file of a downloaded MLflow model, if it is one that nnsweep logs.
+
+    Accepted: an ``MLmodel`` whose flavours are ``keras`` (a native ``.keras`` file at
+    ``data/model.keras``, not an exported SavedModel) and, optionally, ``python_function``
+    pointing at ``mlflow.keras`` with no code of its own.
+
+    Raises:
+        ExportError: any other model, naming the flavours found.
+    """
+    import yaml
+
+    from .modelstore import MLFLOW_KERAS_FILE
+
+    mlmodel = local / "MLmodel"
+    if not mlmodel.is_file() or mlmodel.stat().st_size > MAX_MLMODEL_BYTES:
+        raise ExportError(f"MODEL {uri}: no readable MLmodel file; give a model nnsweep logged")
+    try:
+        meta = yaml.safe_load(mlmodel.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError, RecursionError):
+        meta = None
+    flavors = meta.get("flavors") if isinstance(meta, dict) else None
+    if not isinstance(flavors, dict):
+        raise ExportError(
+            f"MODEL {uri}: its MLmodel file lists no flavours; not a model nnsweep logged"
+        )
+    names = ", ".join(sorted(map(str, flavors))) or "none"
+    problem = _flavor_problem(flavors)
+    if problem:
+        raise ExportError(
+            f"MODEL {uri}: flavour(s) {names}: {problem}; nnsweep loads only the Keras models "
+            "it logs, so no code shipped with a model runs here"
+        )
+    path = local / MLFLOW_KERAS_FILE
+    inside = path.resolve().is_relative_to(local.resolve())
+    if not inside or path.is_symlink() or not path.is_file():
+        raise ExportError(
+            f"MODEL {uri}: flavour(s) {names}: no {MLFLOW_KERAS_FILE} file; give a model nnsweep "
+            "logged"
+        )
+    return path
+
+
+def _flavor_problem(flavors: dict[Any, Any]) -> str | None:
+    """Why an MLmodel's flavours are not what nnsweep logs, or None if they are."""
+    keras_conf = flavors.get("keras")
+    if not isinstance(keras_conf, dict):
+        return "not the keras flavour"
+    extra = set(flavors) - {"keras", "python_function"}
+    if extra:
+        return f"{', '.join(sorted(map(str, extra)))} is not the keras flavour"
+    if keras_conf.get("save_exported_model") or keras_conf.get("data", "data") != "data":
+        return "the keras flavour holds no native .keras file"
+    pyfunc = flavors.get("python_function")
+    if pyfunc is not None and (
+        not isinstance(pyfunc, dict)
+        or pyfunc.get("loader_module") != "mlflow.keras"
+        or pyfunc.get("code")
+    ):
+        return "its python_function entry carries its own loader or code"
+    return None
