@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from nnsweep.config import ACTIVATIONS, OPTIMIZERS
 from nnsweep.model import HyperParams, build_model, count_params, learning_rate
+from nnsweep.tasks import Task
 
 
 def test_seed_lab_model_has_19885_params() -> None:
@@ -104,3 +107,87 @@ def test_cosine_schedule_decays_to_zero_over_the_whole_fit() -> None:
 def test_units_must_match_layers() -> None:
     with pytest.raises(ValueError, match="2 layers need 2 widths"):
         HyperParams(n_layers=2, units=(8,))
+
+
+# -- tasks and tables ---------------------------------------------------------------------------
+@pytest.mark.parametrize(("activation", "kind"), [("selu", "AlphaDropout"), ("relu", "Dropout")])
+def test_selu_layers_drop_out_with_alpha_dropout(activation: str, kind: str) -> None:
+    model = build_model(HyperParams(n_layers=2, units=(8, 8), activation=activation, dropout=0.1))
+    drops = [type(layer).__name__ for layer in model.layers if "dropout" in layer.name]
+    assert drops == [kind, kind]
+
+
+def test_softmax_is_an_allowed_hidden_activation() -> None:
+    assert "softmax" in ACTIVATIONS
+
+
+@pytest.mark.parametrize(
+    ("task", "shape", "loss", "metrics"),
+    [
+        (Task("binary", 2), (None, 1), "binary_crossentropy", ["accuracy", "auc"]),
+        (Task("multiclass", 5), (None, 5), "sparse_categorical_crossentropy", ["accuracy"]),
+        (Task("regression"), (None, 1), "mse", ["mae"]),
+    ],
+)
+def test_the_task_sets_output_loss_and_metrics(
+    task: Task, shape: tuple[int | None, int], loss: str, metrics: list[str]
+) -> None:
+    model = build_model(HyperParams(n_layers=1, units=(4,)), task=task, input_dim=12)
+    assert model.output_shape == shape and model.loss == loss
+    history = model.fit(np.zeros((8, 12)), np.zeros(8), epochs=1, verbose=0).history
+    assert sorted(history) == sorted(["loss", *metrics])
+    assert model.count_params() == count_params(
+        HyperParams(n_layers=1, units=(4,)), input_dim=12, output_units=task.output_units
+    )
+
+
+def test_a_regression_model_starts_at_the_training_mean_in_target_units() -> None:
+    hp = HyperParams(n_layers=1, units=(4,))
+    model = build_model(hp, task=Task("regression"), input_dim=3, target_scale=(250.0, 40.0))
+    output = model.get_layer("output")
+    output.set_weights([np.zeros_like(w) for w in output.get_weights()])
+    assert np.allclose(model.predict(np.ones((2, 3)), verbose=0), 250.0)
+    output.set_weights([np.ones_like(w) for w in output.get_weights()])
+    w, b = model.get_layer("hidden_0").get_weights()
+    z = np.maximum(np.ones(3) @ w + b, 0).sum() + 1.0  # Dense(1) with weights and bias 1
+    assert np.allclose(model.predict(np.ones((2, 3)), verbose=0), 250.0 + 40.0 * z)
+
+
+TABLES = {
+    "binary": ("load_breast_cancer", "accuracy", 1),
+    "multiclass": ("load_wine", "accuracy", 1),
+    "regression": ("load_diabetes", "mae", -1),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", list(TABLES))
+def test_table_models_beat_the_trivial_baseline_and_reload_in_safe_mode(
+    tmp_path: Path, kind: str
+) -> None:
+    """A model on a real table (scikit-learn's bundled ones, as CSV) through its Dataset."""
+    import keras
+    import sklearn.datasets
+
+    from nnsweep.config import DatasetSpec
+    from nnsweep.data import load_dataset
+
+    loader, metric, sign = TABLES[kind]
+    frame = getattr(sklearn.datasets, loader)(as_frame=True).frame
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    data = load_dataset(DatasetSpec(path=tmp_path / "t.csv", target="target"), seed=0)
+    assert data.task.kind == kind
+    keras.utils.set_random_seed(0)
+    hp = HyperParams(n_layers=1, units=(32,), learning_rate=3e-3, batch_size=32, epochs=40)
+    model = build_model(hp, train_size=len(data.y_train), **data.model_kwargs())
+    model.fit(data.x_train, data.y_train, validation_data=(data.x_val, data.y_val),
+              epochs=hp.epochs, batch_size=hp.batch_size, verbose=0)  # fmt: skip
+    scores = data.task.test_metrics(
+        data.y_test, model.predict(data.x_test, verbose=0), data.class_names, data.y_train
+    )
+    assert sign * scores[metric] > sign * scores["baseline"][metric] * (1.2 if sign > 0 else 0.8)
+    model.save(tmp_path / "m.keras")
+    again = keras.models.load_model(tmp_path / "m.keras")  # safe_mode=True
+    np.testing.assert_allclose(
+        again.predict(data.x_test, verbose=0), model.predict(data.x_test, verbose=0), rtol=1e-5
+    )
