@@ -125,19 +125,20 @@ class FeatureSchema:
 
 
 # -- reading raw values ------------------------------------------------------------------------
-def to_numeric(values: pd.Series) -> tuple[np.ndarray, int, str | None]:
-    """Raw values → float32 with NaN for missing, plus how many were text that is no number
-    (also NaN) and the first such text."""
+def to_numeric(values: pd.Series, precise: bool = False) -> tuple[np.ndarray, int, str | None]:
+    """Raw values → float32 (float64 if ``precise``) with NaN for missing, plus how many were
+    text that is no number (also NaN) and the first such text."""
     import pandas as pd
 
-    dtype = values.dtype
-    if pd.api.types.is_bool_dtype(dtype):
-        return values.astype("float32").to_numpy(np.float32, na_value=np.nan), 0, None
-    if pd.api.types.is_datetime64_any_dtype(dtype) or isinstance(dtype, pd.PeriodDtype):
+    dtype = np.float64 if precise else np.float32
+    kind = values.dtype
+    if pd.api.types.is_bool_dtype(kind):
+        return values.to_numpy(np.float64, na_value=np.nan).astype(dtype), 0, None
+    if pd.api.types.is_datetime64_any_dtype(kind) or isinstance(kind, pd.PeriodDtype):
         raise DataError(f"column {values.name!r} holds dates; turn them into numbers first")
-    if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_complex_dtype(dtype):
+    if pd.api.types.is_numeric_dtype(kind) and not pd.api.types.is_complex_dtype(kind):
         with np.errstate(over="ignore"):  # beyond float32: inf, which the model treats as missing
-            return values.to_numpy(np.float64, na_value=np.nan).astype(np.float32), 0, None
+            return values.to_numpy(np.float64, na_value=np.nan).astype(dtype), 0, None
     text = _text(values)
     missing = text.isna() | text.str.lower().isin(MISSING_TOKENS)
     text = text.mask(missing)
@@ -150,7 +151,7 @@ def to_numeric(values: pd.Series) -> tuple[np.ndarray, int, str | None]:
             failed = parsed.isna() & ~missing
     example = str(text[failed].iloc[0]) if failed.any() else None
     with np.errstate(over="ignore"):
-        out = parsed.to_numpy(np.float64, na_value=np.nan).astype(np.float32)
+        out = parsed.to_numpy(np.float64, na_value=np.nan).astype(dtype)
     return out, int(failed.sum()), example
 
 

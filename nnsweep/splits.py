@@ -23,16 +23,20 @@ if TYPE_CHECKING:
     import pandas as pd
 
 TEST_SEED = 0
+NUMERIC_SHARE = 0.95  # numbers in this share of the rows make a numeric column
 
 
 # -- target ---------------------------------------------------------------------------------
 def encode_target(
     values: pd.Series, task: str | None, name: str
-) -> tuple[np.ndarray, Task, tuple[Any, ...] | None, np.ndarray]:
-    """Target values → (encoded y, task, class names, mask of the rows kept).
+) -> tuple[np.ndarray, Task, tuple[Any, ...] | None, np.ndarray, list[str]]:
+    """Target values → (encoded y, task, class names, mask of the rows kept, notes).
 
-    Rows whose target is missing are not kept. Classification ``y`` holds int32 class indices
-    into the class names; regression ``y`` float32 values.
+    Rows whose target is missing are not kept. A target whose values are numbers in at least
+    95 % of the rows, and a quantity (regression, given or inferred from the numbers), also
+    drops the rows holding text; otherwise such a column is read as class labels.
+    Classification ``y`` holds int32 class indices into the class names; regression ``y``
+    float32 values.
 
     Raises:
         DataError: no target value, one distinct value, or a task the target cannot have.
@@ -40,34 +44,50 @@ def encode_target(
     import pandas as pd
 
     field = f"dataset.target {name!r}"
-    numbers, junk, example = to_numeric(values)
-    numeric = junk == 0 and not pd.api.types.is_bool_dtype(values.dtype)
+    numbers, junk, example = to_numeric(values, precise=True)
+    is_bool = pd.api.types.is_bool_dtype(values.dtype)
+    present = int(np.isfinite(numbers).sum())
+    numeric = not is_bool and present > 0 and junk <= (1 - NUMERIC_SHARE) * (present + junk)
+    if numeric and junk and task != REGRESSION:
+        try:  # a few text cells in a column of classes are classes too
+            numeric = infer_task(numbers[np.isfinite(numbers)], field) == REGRESSION
+        except DataError:
+            numeric = False
     if task == REGRESSION and not numeric:
         raise DataError(
             f"{field}: regression needs numbers, but {junk or len(values)} row(s) hold text "
             f"such as {example or str(values.iloc[0])!r}; fix the file or use task: binary or "
             "multiclass"
         )
+    notes = []
     if numeric:
         keep = np.isfinite(numbers)
-        kept: np.ndarray = numbers[keep].astype(np.float64)
+        kept: np.ndarray = numbers[keep]
+        if junk:
+            notes.append(
+                f"dropped {junk} row(s) whose target {name!r} is text, not a number "
+                f"(e.g. {example!r})"
+            )
     else:
         labels = to_category(values)
         keep = labels != MISSING
         kept = labels[keep].astype(str)
     if not keep.any():
         raise DataError(f"{field}: every row's target is missing; pick another column")
+    n_missing = int((~keep).sum()) - (junk if numeric else 0)
+    if n_missing:
+        notes.append(f"dropped {n_missing} row(s) whose target {name!r} is missing")
     if task is None:
         kind = infer_task(kept, field)
     else:
         check_target(task, kept)
         kind = task
     if kind == REGRESSION:
-        return kept.astype(np.float32), Task(REGRESSION), None, keep
-    classes, y = np.unique(kept, return_inverse=True)
+        return kept.astype(np.float32), Task(REGRESSION), None, keep, notes
     check_target(kind, kept)
+    classes, y = np.unique(kept, return_inverse=True)
     names = tuple(label_value(v) for v in classes)
-    return y.astype(np.int32), Task(kind, len(classes)), names, keep  # type: ignore[arg-type]
+    return y.astype(np.int32), Task(kind, len(classes)), names, keep, notes  # type: ignore[arg-type]
 
 
 def label_value(value: Any) -> Any:

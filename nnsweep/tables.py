@@ -38,7 +38,7 @@ from .features import (
     to_inputs,
     to_numeric,
 )
-from .splits import encode_labels, encode_target, split_rows
+from .splits import NUMERIC_SHARE, encode_labels, encode_target, split_rows
 from .tasks import Task
 
 if TYPE_CHECKING:
@@ -49,7 +49,6 @@ PARQUET_SUFFIXES = (".parquet", ".pq")
 TABLE_SUFFIXES = (*CSV_SUFFIXES, ".parquet", ".pq", ".npz")
 MAX_FILE_BYTES = 1 << 30
 DEFAULT_TEST = 0.2
-NUMERIC_SHARE = 0.95
 _DELIMITERS = (",", ";", "\t", "|")
 
 
@@ -137,6 +136,7 @@ def read_frame(path: Path, text_columns: tuple[str, ...] = ()) -> pd.DataFrame:
             frame = pd.read_csv(
                 path,
                 sep=sep,
+                decimal="," if sep == ";" else ".",  # ';' files write 3,5 for 3.5
                 encoding=encoding,
                 na_values=["?"],
                 skipinitialspace=True,
@@ -250,9 +250,8 @@ def load_table(
     if not feats:
         raise DataError(f"dataset.features: {p.name} has no column besides the target")
     with _about(p):
-        y, kind, class_names, keep = encode_target(frame[target], task, target)
-    if not keep.all():
-        notes.append(f"dropped {int((~keep).sum())} row(s) whose target {target!r} is missing")
+        y, kind, class_names, keep, target_notes = encode_target(frame[target], task, target)
+    notes += target_notes
     frame = frame.loc[keep, feats].reset_index(drop=True)
     train, val, test_idx = split_rows(
         y, kind, validation=validation, test=test or DEFAULT_TEST, seed=seed,
@@ -333,8 +332,7 @@ def _load_npz(
             f"dataset.test: {path.name} brings its own test split (x_test, y_test); drop "
             "dataset.test"
         )
-    y, kind, class_names, keep = encode_target(pd.Series(y_raw, name="y"), task, "y")
-    notes = [] if keep.all() else [f"dropped {int((~keep).sum())} row(s) whose y is missing"]
+    y, kind, class_names, keep, notes = encode_target(pd.Series(y_raw, name="y"), task, "y")
     x = x[keep]
     train, val, test_idx = split_rows(
         y, kind, validation=validation, test=None if x_test is not None else test or DEFAULT_TEST,

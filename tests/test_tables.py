@@ -378,3 +378,37 @@ def test_oversized_files_are_refused_before_reading(tmp_path: Path) -> None:
         fh.truncate(MAX_FILE_BYTES + 1)
     with pytest.raises(DataError, match="reads at most 1 GiB; sample it"):
         load_table(path, target="y")
+
+
+def test_a_quantity_with_stray_text_drops_those_rows_but_classes_keep_theirs(
+    tmp_path: Path,
+) -> None:
+    rng = np.random.default_rng(0)
+    price = [f"{v:.2f}" for v in rng.uniform(1e5, 9e5, 100)]
+    price[7] = "call us"
+    grade = [str(g) for g in rng.integers(1, 4, 100)]
+    grade[:3] = ["other"] * 3
+    frame = pd.DataFrame({"x": rng.normal(size=100), "price": price, "grade": grade})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    t = load_table(tmp_path / "t.csv", target="price", features=("x",))
+    assert t.task.kind == "regression" and len(t.y_train) + len(t.y_val) + len(t.y_test) == 99
+    assert any("1 row(s) whose target 'price' is text, not a number (e.g. 'call us')" in n
+               for n in t.notes)  # fmt: skip
+    t = load_table(tmp_path / "t.csv", target="grade", features=("x",))
+    assert t.task.kind == "multiclass" and t.class_names == ("1", "2", "3", "other")
+
+
+def test_semicolon_files_with_decimal_commas(tmp_path: Path) -> None:
+    lines = ["a;b;y"] + [f"{i},5;{i}.25;{'ja' if i % 2 else 'nein'}" for i in range(20)]
+    (tmp_path / "de.csv").write_text("\n".join(lines), encoding="latin-1")
+    t = load_table(tmp_path / "de.csv", target="y", seed=0)
+    assert [c.kind for c in t.schema.columns] == ["numeric", "numeric"]
+    x = t.x_train[NUMERIC_INPUT]
+    assert (x[:, 0] % 1 == 0.5).all() and (x[:, 1] % 1 == 0.25).all()
+
+
+def test_large_integer_labels_stay_distinct(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"x": np.arange(40.0), "y": [100_000_001, 100_000_002] * 20})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    t = load_table(tmp_path / "t.csv", target="y")
+    assert t.class_names == (100_000_001, 100_000_002) and t.task.kind == "binary"
