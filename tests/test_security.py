@@ -189,6 +189,19 @@ def test_keras_lambda_code_does_not_run(tmp_path: Path) -> None:
     assert marker.exists()
 
 
+# -- secrets in CLI errors --------------------------------------------------------------------
+@pytest.mark.parametrize("debug", [[], ["--debug"]], ids=["plain", "debug"])
+def test_store_secrets_never_reach_the_error_output(cli: Cli, debug: list[str]) -> None:
+    """A storage URL whose password holds a space, '/' and '@' and a secret query parameter:
+    the error (and the --debug traceback) names the store with both hidden."""
+    url = "postgresql+psycopg://bob:S3cr et/pw@x@127.0.0.1:1/db?sslpassword=k3y pass&x=1"
+    result = cli(*debug, "status", "--storage", url)
+    assert result.code in (1, 2)
+    assert "nnsweep: error:" in result.err and "postgresql+psycopg://bob:***@" in result.err
+    for part in ("S3cr", "et/pw", "k3y", "pass&"):
+        assert part not in result.err + result.out
+
+
 # -- the UI: no secrets on command lines, no server outliving nnsweep ui ------------------------
 PASSWORD = "Pr0c-list s3cret/@pw"  # '/', '@' and a space: the hostile kinds
 
@@ -242,11 +255,19 @@ def _serving(port: int) -> dict[int, list[str]]:
 class UiProcess:
     """``nnsweep ui`` in a subprocess, its output collected by a thread."""
 
-    def __init__(self, uri: str, cwd: Path) -> None:
-        self.port = _free_port()
-        env = {**os.environ, "MLFLOW_TRACKING_URI": uri}  # not --tracking-uri: ps shows argv
+    def __init__(
+        self,
+        uri: str,
+        cwd: Path,
+        *args: str,
+        env: dict[str, str] | None = None,
+        port: int | None = None,
+    ) -> None:
+        self.port = port or _free_port()
+        # the URI in the environment, not --tracking-uri: ps shows every argument
+        env = {**os.environ, **(env or {}), "MLFLOW_TRACKING_URI": uri}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "nnsweep", "ui", "--port", str(self.port)],
+            [sys.executable, "-m", "nnsweep", "ui", "--port", str(self.port), *args],
             cwd=cwd,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -315,6 +336,61 @@ def test_ui_server_keeps_the_password_off_command_lines_and_dies_with_nnsweep(
     assert not _serving(ui.port), _serving(ui.port)
     with socket.socket() as sock:  # and nobody listens on the port any more
         assert sock.connect_ex(("127.0.0.1", ui.port)) != 0
+
+
+ADMIN_PASSWORD = "Adm1n pass/word@ui"
+
+
+def _http(url: str, *, auth: str | None = None, host: str | None = None, data: bytes = b"") -> int:
+    """The status of a GET (or a POST with ``data``), with basic ``auth`` and a Host header."""
+    import base64
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, data=data or None, method="POST" if data else "GET")
+    if auth:
+        request.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
+    if host:
+        request.add_header("Host", host)
+    if data:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+def test_ui_with_auth_on_a_public_address_needs_a_login_and_the_allowed_host(
+    tmp_path: Path,
+) -> None:
+    """`nnsweep ui --host 0.0.0.0 --auth --allowed-hosts …`: MLflow's basic-auth app answers
+    only with the admin's password and only for the allowed Host (not for any private
+    address, as MLflow's default would); the password never reaches a command line."""
+    port = _free_port()
+    env = {
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": "k" * 40,
+        "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN_PASSWORD,
+    }
+    args = ("--host", "0.0.0.0", "--auth", "--allowed-hosts", f"127.0.0.1:{port}")
+    ui = UiProcess(f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path, *args, env=env, port=port)
+    try:
+        ui.wait_ready()
+        base = f"http://127.0.0.1:{port}"
+        search = f"{base}/api/2.0/mlflow/experiments/search?max_results=1"
+        create = f"{base}/api/2.0/mlflow/experiments/create"
+        admin = f"admin:{ADMIN_PASSWORD}"
+        assert _http(f"{base}/health") == 200
+        assert _http(search) == 401
+        assert _http(create, data=b'{"name": "intruder"}') == 401
+        assert _http(search, auth="admin:wrong") == 401
+        assert _http(search, auth=admin) == 200
+        assert _http(search, auth=admin, host=f"192.168.1.5:{port}") == 403
+        assert not any(ADMIN_PASSWORD in " ".join(a) for a in _cmdlines().values())
+        assert "note: --auth sends passwords as HTTP basic auth" in "".join(ui.lines)
+        assert (tmp_path / "basic_auth.db").is_file()  # MLflow's user store, in the cwd
+    finally:
+        ui.close()
 
 
 # -- predict inputs are bounded ------------------------------------------------------------------
@@ -468,3 +544,77 @@ def test_hostile_predict_input_is_one_line_exit_2_in_bounded_time_and_memory(
     peak_mb = int(proc.stdout.strip().splitlines()[-1]) / 1024
     assert peak_mb < MAX_RSS_MB, f"{peak_mb:.0f} MB"
     assert not (tmp_path / "pickle-ran.txt").exists()
+
+
+# -- names and paths stay in their lane ----------------------------------------------------------
+FORCE_REFUSALS = {
+    "someone's files": {"notes.txt": "mine"},
+    "a card of another tool": {"model_card.json": '{"format": "hf.card/2"}', "w.bin": "x"},
+    "a card that is not JSON": {"model_card.json": "{not json", "w.bin": "x"},
+    "a card that is a JSON list": {"model_card.json": "[1, 2]"},
+}
+
+
+@pytest.mark.parametrize("case", list(FORCE_REFUSALS))
+def test_export_force_replaces_only_an_earlier_export(
+    cli: Cli, stores: Stores, tmp_path: Path, case: str
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    for name, text in FORCE_REFUSALS[case].items():
+        (out / name).write_text(text, encoding="utf-8")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    result = cli("export", "tiny", "--out", out, "--force", *stores.args)
+    assert result.code == 2
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1 and "--force replaces an earlier nnsweep export only" in lines[0]
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # nothing deleted
+
+
+def test_export_force_accepts_a_folder_with_an_nnsweep_card_and_not_a_linked_one(
+    tmp_path: Path,
+) -> None:
+    import json
+
+    from nnsweep.card import CARD_FORMAT
+    from nnsweep.errors import ExportError
+    from nnsweep.export import check_out_dir
+
+    card = json.dumps({"format": CARD_FORMAT, "study": "tiny"})
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    (earlier / "model_card.json").write_text(card, encoding="utf-8")
+    (earlier / "model.keras").write_bytes(b"old")
+    check_out_dir(earlier, force=True)
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    (linked / "data.csv").write_text("precious", encoding="utf-8")
+    (linked / "model_card.json").symlink_to(earlier / "model_card.json")
+    with pytest.raises(ExportError, match="earlier nnsweep export only"):
+        check_out_dir(linked, force=True)
+
+
+@pytest.mark.parametrize("name", ["../escaped", "a/b", "..", ".", "/etc", "bell\a", "x\\y"])
+def test_report_folder_named_after_a_study_stays_in_reports(
+    cli: Cli, stores: Stores, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = cli("report", name, *stores.args)
+    assert result.code == 2
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1 and "cannot name a folder inside reports/" in lines[0], result.err
+    assert "--out FOLDER" in lines[0]
+    assert not (tmp_path / "escaped").exists() and not (tmp_path / "reports").exists()
+
+
+def test_report_folder_through_a_link_out_of_reports_is_refused(tmp_path: Path) -> None:
+    from nnsweep.errors import ExportError
+    from nnsweep.paths import child_dir
+
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    (reports / "tiny").mkdir()
+    assert child_dir(reports, "tiny") == reports / "tiny"
+    (reports / "linked").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(ExportError, match="cannot name a folder inside"):
+        child_dir(reports, "linked")
