@@ -186,8 +186,24 @@ class Task:
             return _regression_metrics(y, np.asarray(output, np.float64).reshape(len(y)), y_train)
         return _classification_metrics(self, y.astype(np.int64), output, class_names, y_train)
 
+    def labelled(
+        self, output: np.ndarray, class_names: tuple[Any, ...] | None = None
+    ) -> tuple[list[Any], list[float] | None]:
+        """Model output → (original labels or values, probabilities of those labels or None)."""
+        pred, prob = self.decode(output)
+        if not self.is_classification:
+            return [float(v) for v in pred], None
+        names = class_names if class_names is not None else tuple(range(int(self.n_classes or 0)))
+        return [names[int(i)] for i in pred], [float(p) for p in np.asarray(prob)]
+
     def as_dict(self) -> dict[str, Any]:
         return {"task": self.kind, "n_classes": self.n_classes}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Task:
+        """Inverse of :meth:`as_dict` (as a card or an MLflow run stores it)."""
+        n = data.get("n_classes")
+        return cls(data["task"], int(n) if n is not None else None)
 
 
 DIGITS = Task(MULTICLASS, 10, output_name="digits")

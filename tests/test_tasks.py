@@ -201,3 +201,13 @@ def test_roc_auc_counts_ties_half_and_is_nan_for_one_class() -> None:
         roc_auc_score([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
     )
     assert np.isnan(roc_auc(np.array([1, 1]), np.array([0.1, 0.2])))
+
+
+def test_labelled_outputs_and_the_dict_round_trip() -> None:
+    task = Task(MULTICLASS, 3)
+    labels, probs = task.labelled(np.array([[0.1, 0.2, 0.7], [0.6, 0.3, 0.1]]), ("a", "b", "c"))
+    assert labels == ["c", "a"] and probs == pytest.approx([0.7, 0.6])
+    assert Task(BINARY, 2).labelled(np.array([[0.9]]), (3, 5)) == ([5], [pytest.approx(0.9)])
+    assert Task(REGRESSION).labelled(np.array([[2.5]])) == ([2.5], None)
+    for t in (task, Task(BINARY, 2), Task(REGRESSION)):
+        assert Task.from_dict(t.as_dict()) == t
