@@ -1,5 +1,4 @@
-"""Process helpers: signals that stop us cleanly, whether a process of this host is alive,
-which ``--jobs`` worker this one is."""
+"""Process helpers: signals that stop us cleanly, and whether a process of this host is alive."""
 
 from __future__ import annotations
 
@@ -9,8 +8,6 @@ import signal
 import socket
 import threading
 from collections.abc import Iterator
-
-WORKER_ENV = "NNSWEEP_WORKER"  # set by `run --jobs N` on each worker: 0 … N-1
 
 
 def this_host() -> str:
@@ -38,14 +35,6 @@ def local_and_dead(host: object, pid: object) -> bool:
         return not pid_alive(int(str(pid)))
     except ValueError:
         return False
-
-
-def worker_index() -> int:
-    """This process's index among ``--jobs`` workers (0 when run alone)."""
-    try:
-        return int(os.environ.get(WORKER_ENV, "0"))
-    except ValueError:
-        return 0
 
 
 @contextlib.contextmanager

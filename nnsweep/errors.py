@@ -76,3 +76,18 @@ class ServerError(NnsweepError, RuntimeError):
     """Raised when the MLflow server exits before it answers, or does not answer in time."""
 
     exit_code = 1
+
+
+class StoreBusyError(NnsweepError, RuntimeError):
+    """Raised when a store kept refusing a start-up step (creating its tables, a study, an
+    experiment) that other processes were doing at the same moment, after retries. A run-time
+    failure, not bad input: the same command run again goes through."""
+
+    exit_code = 1
+
+
+def first_line(exc: BaseException) -> str:
+    """The first non-empty line of ``exc``'s text, else its type's name (never raises)."""
+    return next((line.strip() for line in str(exc).splitlines() if line.strip()), "") or (
+        type(exc).__name__
+    )

@@ -2,20 +2,33 @@
 
 One home for every question about a store's address: which URL a command uses (flag, then
 environment, then the default files in the working directory), whether it can be used before
-anything is written, and where MLflow puts a local store's artifacts. Nothing here imports
-Optuna or MLflow; SQLAlchemy only when a server must be asked.
+anything is written, where MLflow puts a local store's artifacts, and how processes that
+start at the same moment on one store take turns. Nothing here imports Optuna or MLflow;
+SQLAlchemy only when a server must be asked.
+
+Start-up steps race when several workers start at once: both Optuna and MLflow create their
+tables, and MLflow its experiment and its tags, with a check-then-insert that a second process
+can interleave. For local files (SQLite, a journal) :func:`startup_lock` makes the processes
+take turns; for servers :func:`retry_race` repeats the (idempotent) step, which then finds
+what the other process created.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import random
+import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from .errors import StorageError
+from .errors import NnsweepError, StorageError, StoreBusyError, first_line
 from .urls import mask_url
+
+T = TypeVar("T")
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 DEFAULT_STORAGE_FILE = "optuna.db"
@@ -89,13 +102,8 @@ def _try_connect(url: str, shown: str, fix: str) -> None:
             pass
         engine.dispose()
     except (ArgumentError, SQLAlchemyError, ImportError, ValueError) as exc:
-        reason = mask_url(_first_line(exc))[:200]
+        reason = mask_url(first_line(exc))[:200]
         raise StorageError(f"{shown}: cannot connect ({reason}); {fix}") from None
-
-
-def _first_line(exc: BaseException) -> str:
-    """The first non-empty line of an exception's text ('' when it has none)."""
-    return next((line for line in str(exc).splitlines() if line.strip()), "")
 
 
 def check_storage(url: str, tracking_uri: str | None = None) -> None:
@@ -186,3 +194,76 @@ def check_stores(storage_url: str, tracking_uri: str, *, jobs: int = 1) -> None:
     check_concurrent_storage(storage_url, jobs)
     check_storage(storage_url, tracking_uri)
     check_tracking_uri(tracking_uri)
+
+
+def startup_lock_paths(*urls: str) -> list[Path]:
+    """The lock files of the local store files among ``urls``: ``.NAME.lock`` beside each."""
+    files = [sqlite_path(url) or journal_path(url) for url in urls]
+    return sorted({f.resolve().parent / f".{f.name}.lock" for f in files if f is not None})
+
+
+@contextlib.contextmanager
+def startup_lock(*urls: str) -> Iterator[None]:
+    """Hold an exclusive lock on each local store file among ``urls`` (always in one order, so
+    two processes never wait for each other crosswise); servers need none. Processes started
+    at once in one directory on the default SQLite files then create the tables, the study and
+    the experiment one after the other instead of failing each other's migrations.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on POSIX: no lock, retries only
+        yield
+        return
+    with contextlib.ExitStack() as stack:
+        for path in startup_lock_paths(*urls):
+            handle = stack.enter_context(path.open("a"))
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            stack.callback(fcntl.flock, handle.fileno(), fcntl.LOCK_UN)
+        yield
+
+
+_RACE_TYPES = {"IntegrityError", "DuplicatedStudyError", "UniqueViolation", "DuplicateTable"}
+_RACE_TEXTS = (
+    "already exists",
+    "duplicate key",
+    "uniqueviolation",
+    "unique constraint failed",
+    "duplicatetable",
+    "database is locked",
+    "could not serialize access",
+    "deadlock detected",
+    "online migration",
+)
+
+
+def is_race(exc: BaseException) -> bool:
+    """Whether ``exc`` is what a store says when another process did the same step first
+    (a unique key or a table that already exists, a locked SQLite file)."""
+    if isinstance(exc, NnsweepError):
+        return False
+    if {cls.__name__ for cls in type(exc).__mro__} & _RACE_TYPES:
+        return True
+    text = str(exc).lower()
+    return any(word in text for word in _RACE_TEXTS)
+
+
+def retry_race(step: Callable[[], T], what: str, *, attempts: int = 6) -> T:
+    """Run ``step``, an idempotent start-up step, again while it loses a race to another
+    process (see :func:`is_race`), after a short random pause; other errors pass through.
+
+    Raises:
+        StoreBusyError: still losing after ``attempts`` tries (exit 1: run it again).
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return step()
+        except Exception as exc:
+            if not is_race(exc):
+                raise
+            if attempt == attempts:
+                raise StoreBusyError(
+                    f"{what}: other processes kept doing the same at the same moment "
+                    f"({mask_url(first_line(exc))[:200]}); run the command again"
+                ) from exc
+            time.sleep(random.uniform(0.05, 0.25) * attempt)
+    raise AssertionError("unreachable")  # pragma: no cover

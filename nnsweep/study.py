@@ -12,10 +12,16 @@ import warnings
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from ._proc import local_and_dead, worker_index
+from ._proc import local_and_dead
 from .comparable import check_resume, comparable_settings, settings_of_spec
-from .errors import NoCompleteTrialError, StorageError, StudyNotFoundError
-from .stores import check_storage, connect_args, journal_path
+from .errors import (
+    NnsweepError,
+    NoCompleteTrialError,
+    StorageError,
+    StudyNotFoundError,
+    first_line,
+)
+from .stores import check_storage, connect_args, journal_path, retry_race
 from .urls import mask_url
 
 if TYPE_CHECKING:
@@ -27,6 +33,7 @@ if TYPE_CHECKING:
 OBJECTIVE_ATTR = "nnsweep.objective"  # study user attribute: the objective's metric name
 SPEC_ATTR = "nnsweep.spec"  # study user attribute: the sweep spec the study was created with
 COMPARABLE_ATTR = "nnsweep.comparable"  # study user attribute: see nnsweep.comparable
+EXPERIMENT_ATTR = "nnsweep.experiment_id"  # study user attribute: its MLflow experiment's id
 HEARTBEAT_INTERVAL = 10
 GRACE_PERIOD = 30
 MAX_RETRY = 1
@@ -43,7 +50,8 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
 
         return JournalStorage(JournalFileBackend(str(journal)))
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    try:
+
+    def rdb() -> RDBStorage:  # creates Optuna's tables in a new database
         return RDBStorage(
             url,
             engine_kwargs={"connect_args": connect_args(url)} if "postgresql" in url else None,
@@ -51,8 +59,13 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
             grace_period=GRACE_PERIOD,
             heartbeat_stale_trial_callback=_retry_callback(),
         )
-    except (optuna.exceptions.StorageInternalError, Exception) as exc:
-        reason = mask_url(str(exc).splitlines()[0])[:200]
+
+    try:
+        return retry_race(rdb, f"storage {mask_url(url)}: creating Optuna's tables")
+    except NnsweepError:
+        raise
+    except Exception as exc:
+        reason = mask_url(first_line(exc))[:200]
         raise StorageError(f"storage {mask_url(url)}: cannot open ({reason})") from None
 
 
@@ -64,73 +77,6 @@ def _retry_callback() -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
-
-
-def make_sampler(spec: SweepSpec, n_existing: int = 0) -> optuna.samplers.BaseSampler:
-    """The sampler the spec names, seeded by ``seed + n_existing`` so a resumed sweep does not
-    replay the random start-up points of its first invocation."""
-    import optuna.samplers as s
-    from optuna.exceptions import ExperimentalWarning
-
-    seed = spec.seed + n_existing + 7919 * worker_index()
-    name = spec.sampler.name
-    startup = spec.sampler.n_startup_trials
-    if name == "tpe":
-        return s.TPESampler(
-            seed=seed, **({"n_startup_trials": startup} if startup is not None else {})
-        )
-    if name == "random":
-        return s.RandomSampler(seed=seed)
-    if name == "cmaes":
-        extra = {"n_startup_trials": startup} if startup is not None else {}
-        return s.CmaEsSampler(seed=seed, warn_independent_sampling=False, **extra)
-    if name == "qmc":
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ExperimentalWarning)
-            return s.QMCSampler(seed=seed, warn_independent_sampling=False)
-    if name == "grid":
-        return s.GridSampler(grid_space(spec), seed=seed)
-    raise ValueError(f"unknown sampler {name!r}")
-
-
-def grid_space(spec: SweepSpec) -> dict[str, list[Any]]:
-    """The finite grid of every sampled parameter, as ``GridSampler`` wants it."""
-    space: dict[str, list[Any]] = {}
-    dims = spec.space.dimensions()
-    dims["batch_size"] = spec.batch_size_dim
-    dims["epochs"] = spec.epochs_dim
-    for key, dim in dims.items():
-        if dim.is_fixed:
-            continue
-        values = dim.grid_values()
-        assert values is not None  # config rejects continuous ranges for grid
-        if key == "units":
-            max_layers = max(spec.space.n_layers.grid_values() or [1])
-            space.update({f"units_{i}": values for i in range(int(max_layers))})
-        else:
-            space[key] = values
-    return space
-
-
-def make_pruner(spec: SweepSpec) -> optuna.pruners.BasePruner:
-    import optuna.pruners as p
-
-    cfg = spec.pruner
-    if cfg.name == "median":
-        return p.MedianPruner(
-            n_startup_trials=cfg.n_startup_trials, n_warmup_steps=cfg.n_warmup_steps
-        )
-    if cfg.name == "hyperband":
-        return p.HyperbandPruner(
-            min_resource=cfg.min_resource,
-            max_resource=spec.max_epochs,
-            reduction_factor=cfg.reduction_factor,
-        )
-    if cfg.name == "successive_halving":
-        return p.SuccessiveHalvingPruner(
-            min_resource=cfg.min_resource, reduction_factor=cfg.reduction_factor
-        )
-    return p.NopPruner()
 
 
 def create_or_resume(
@@ -148,9 +94,23 @@ def create_or_resume(
         StorageError: the study exists with another direction or other comparable settings;
             nothing has been written then.
     """
+    storage = open_storage(storage_url)
+    return retry_race(
+        lambda: _create_or_resume(spec, storage, study_name, dataset),
+        f"study {study_name!r}: creating it in {mask_url(storage_url)}",
+    )
+
+
+def _create_or_resume(
+    spec: SweepSpec,
+    storage: optuna.storages.BaseStorage,
+    study_name: str,
+    dataset: Dataset | None,
+) -> optuna.Study:
     import optuna
 
-    storage = open_storage(storage_url)
+    from .samplers import make_pruner, sweep_sampler
+
     settings = comparable_settings(spec, dataset)
     n_existing, stored, upgrade = 0, {}, False
     try:
@@ -172,7 +132,7 @@ def create_or_resume(
     study = optuna.create_study(
         study_name=study_name,
         storage=storage,
-        sampler=make_sampler(spec, n_existing),
+        sampler=sweep_sampler(spec),
         pruner=make_pruner(spec),
         direction=spec.objective.direction,
         load_if_exists=True,

@@ -22,8 +22,8 @@ from .data import load_dataset
 from .errors import SpecError, SweepFailedError
 from .limits import check_model_size
 from .objective import SURPLUS_ATTR, target_counts
-from .stores import check_stores
-from .study import SPEC_ATTR, create_or_resume, reap_dead_local_trials
+from .stores import check_stores, retry_race, startup_lock
+from .study import EXPERIMENT_ATTR, SPEC_ATTR, create_or_resume, reap_dead_local_trials
 from .tracking import (
     CHANGES_TAG,
     DIRECTION_PARAM,
@@ -98,10 +98,9 @@ def n_complete(study: optuna.Study) -> int:
 
 
 def _grid_exhausted(study: optuna.Study) -> bool:
-    from optuna.samplers import GridSampler
+    from .samplers import grid_exhausted
 
-    sampler = study.sampler
-    return isinstance(sampler, GridSampler) and sampler.is_exhausted(study)
+    return grid_exhausted(study)
 
 
 def _fail_stale(study: optuna.Study) -> None:
@@ -201,13 +200,21 @@ def run_sweep(
     )
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # our progress lines say it all
-    study = create_or_resume(spec, storage_url, name, dataset=dataset)
+    # workers started at the same moment create the stores, the study and the experiment
+    # one after the other (local files), or retry what another one did first (servers)
+    with startup_lock(storage_url, tracking_uri):
+        study = create_or_resume(spec, storage_url, name, dataset=dataset)
+        reap_dead_local_trials(study)
+        tracker = Tracker(tracking_uri, spec.name)
+        _close_orphan_runs(study, tracker)
+        if study.user_attrs.get(EXPERIMENT_ATTR) != tracker.experiment_id:
+            retry_race(
+                lambda: study.set_user_attr(EXPERIMENT_ATTR, tracker.experiment_id),
+                f"study {name!r}: recording its experiment",
+            )
     # what this invocation changes against the study's first spec: only what keeps its
     # trials comparable gets this far (see nnsweep.comparable); recorded on the parent run
     changes = spec_changes(study.user_attrs.get(SPEC_ATTR), spec)
-    reap_dead_local_trials(study)
-    tracker = Tracker(tracking_uri, spec.name)
-    _close_orphan_runs(study, tracker)
 
     done = target_counts(study, spec.trials_count)[0]
     result = SweepResult(name, tracker.experiment_id, None, n_complete(study), spec.trials)
@@ -242,7 +249,6 @@ def run_sweep(
     if spec_text is not None:
         tracker.client.log_text(parent, spec_text, "sweep.yaml")
     tracker.log_dict(parent, spec.model_dump(mode="json"), "spec.json")  # overrides applied
-    study.set_user_attr("nnsweep.experiment_id", tracker.experiment_id)
 
     budget = _Budget(spec.trials, spec.trials_count)
 

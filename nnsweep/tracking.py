@@ -19,7 +19,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from .errors import StorageError
-from .stores import artifact_location, check_tracking_uri, sqlite_path
+from .stores import artifact_location, check_tracking_uri, retry_race, sqlite_path
 from .urls import mask_url
 
 if TYPE_CHECKING:
@@ -77,30 +77,33 @@ def ensure_experiment(tracking_uri: str, name: str, *, client: MlflowClient | No
 
     A new experiment of a SQLite store keeps its artifacts under ``mlruns/NAME`` beside the
     file, wherever the command runs; every experiment is tagged as a model-training one, so
-    the MLflow UI opens it on its runs table.
+    the MLflow UI opens it on its runs table. Safe when other processes do the same at the
+    same moment: a step that loses the race is repeated and finds what the other one made.
+
+    Raises:
+        StoreBusyError: still losing races after a few tries.
     """
     if client is None:
         from mlflow import MlflowClient
 
         logging.getLogger("mlflow").setLevel(logging.WARNING)
         client = MlflowClient(tracking_uri=tracking_uri)
-    exp = client.get_experiment_by_name(name)
-    if exp is None:
-        try:
-            exp_id = client.create_experiment(
+    store = client
+
+    def ensure() -> str:
+        exp = store.get_experiment_by_name(name)
+        if exp is None:
+            exp_id = store.create_experiment(
                 name, artifact_location=artifact_location(tracking_uri, name)
             )
-        except Exception:  # another worker created it first
-            exp = client.get_experiment_by_name(name)
-            if exp is None:
-                raise
+        else:
+            if exp.lifecycle_stage == "deleted":
+                store.restore_experiment(exp.experiment_id)
             exp_id = exp.experiment_id
-    else:
-        if exp.lifecycle_stage == "deleted":
-            client.restore_experiment(exp.experiment_id)
-        exp_id = exp.experiment_id
-    client.set_experiment_tag(exp_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
-    return str(exp_id)
+        store.set_experiment_tag(exp_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+        return str(exp_id)
+
+    return retry_race(ensure, f"tracking URI {mask_url(tracking_uri)}: experiment {name!r}")
 
 
 class _EpochWriter:

@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._proc import WORKER_ENV
-from .stores import STORAGE_ENV, TRACKING_ENV
+from .stores import STORAGE_ENV, TRACKING_ENV, startup_lock
 
 if TYPE_CHECKING:
     from .config import SweepSpec
@@ -78,8 +77,9 @@ def run_jobs(
     dataset = preflight(
         spec, storage_url=storage_url, tracking_uri=tracking_uri, study_name=study_name, jobs=jobs
     )
-    create_or_resume(spec, storage_url, name, dataset=dataset)
-    ensure_experiment(tracking_uri, spec.name)
+    with startup_lock(storage_url, tracking_uri):
+        create_or_resume(spec, storage_url, name, dataset=dataset)
+        ensure_experiment(tracking_uri, spec.name)
     code = run_workers(
         worker_args(sweep, {**(overrides or {}), "study": study_name}),
         jobs=jobs,
@@ -116,7 +116,6 @@ def run_workers(
             **os.environ,
             STORAGE_ENV: storage_url,
             TRACKING_ENV: tracking_uri,
-            WORKER_ENV: str(i),
         }
         cmd = [sys.executable, "-m", "nnsweep", "run", *run_args, "--quiet", "--jobs", "1"]
         proc = subprocess.Popen(

@@ -15,16 +15,14 @@ from optuna.trial import TrialState
 
 from nnsweep.config import parse_spec
 from nnsweep.errors import NoCompleteTrialError, StorageError, StudyNotFoundError
+from nnsweep.samplers import grid_space, make_pruner, make_sampler
 from nnsweep.statusdb import read_summaries, study_summaries
 from nnsweep.stores import check_storage, resolve_storage
 from nnsweep.study import (
     best_trial,
     count_states,
     create_or_resume,
-    grid_space,
     load_study,
-    make_pruner,
-    make_sampler,
     reap_dead_local_trials,
     summarize,
 )
@@ -321,3 +319,36 @@ def test_other_data_under_the_same_settings_is_refused_by_its_fingerprint(tmp_pa
     create_or_resume(spec, url, "s", dataset=data)  # the same data: fine
     with pytest.raises(StorageError, match="dataset.fingerprint"):
         create_or_resume(spec, url, "s", dataset=replace(data, fingerprint="f" * 64))
+
+
+def _draws(study: optuna.Study, n: int) -> list[float]:
+    out = []
+    for _ in range(n):
+        trial = study.ask()
+        out.append(trial.suggest_float("lr", 1e-5, 1.0, log=True))
+        study.tell(trial, 0.5)
+    return out
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "random", "cmaes"])
+def test_one_process_on_fresh_stores_draws_the_same_trials_every_time(
+    tmp_path: Path, sampler: str
+) -> None:
+    spec = parse_spec(BASE + f"sampler: {sampler}\n")
+    first = _draws(create_or_resume(spec, f"sqlite:///{tmp_path}/a.db", "s"), 4)
+    again = _draws(create_or_resume(spec, f"sqlite:///{tmp_path}/b.db", "s"), 4)
+    assert first == again and len(set(first)) == 4
+
+
+def test_processes_sharing_a_study_draw_different_trials(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/optuna.db"
+    spec = parse_spec(BASE + "sampler: random\n")
+    one, two = (create_or_resume(spec, url, "s") for _ in range(2))  # as two processes would
+    a, b = one.ask(), two.ask()  # both start before either finishes
+    assert a.number != b.number
+    assert a.suggest_float("lr", 1e-5, 1.0, log=True) != b.suggest_float("lr", 1e-5, 1.0, log=True)
+    resumed = create_or_resume(spec, url, "s").ask()  # a resume does not replay trial 0
+    assert resumed.suggest_float("lr", 1e-5, 1.0, log=True) not in (
+        a.params["lr"],
+        b.params["lr"],
+    )

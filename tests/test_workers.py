@@ -119,3 +119,44 @@ def test_wrong_postgres_password_is_masked_and_exits_2(
     result = cli("run", write_sweep(), "--storage", wrong, "--tracking-uri", stores.tracking_uri)
     assert result.code == 2 and "cannot connect" in result.err
     assert "Wr0ngSecret" not in result.err and bad != wrong
+
+
+@pytest.mark.slow
+def test_two_processes_started_at_once_on_fresh_default_sqlite_stores(
+    tmp_path: Path, write_sweep: Callable[..., Path]
+) -> None:
+    """By hand, as a user or a Compose file would: no --jobs, no URLs, one directory."""
+    import subprocess
+    import sys
+
+    sweep = write_sweep(
+        name="race",
+        trials=4,
+        sampler="random",
+        train={"epochs": 1},
+        space={
+            "n_layers": 1,
+            "units": {"low": 8, "high": 64},
+            "learning_rate": {"low": 1e-4, "high": 1e-1, "log": True},
+        },
+    )
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("NNSWEEP_STORAGE", "MLFLOW_TRACKING_URI")
+    }
+    cmd = [sys.executable, "-m", "nnsweep", "run", str(sweep), "--quiet"]
+    procs = [
+        subprocess.Popen(
+            cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=600) for p in procs]
+    for proc, (_, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err[-2000:]
+    study = optuna.load_study(study_name="race", storage=f"sqlite:///{tmp_path}/optuna.db")
+    drawn = [tuple(sorted(t.params.items())) for t in study.trials if t.params]
+    assert len(set(drawn)) == len(drawn), drawn  # no two trials with the same params
+    runs = _check_study(
+        f"sqlite:///{tmp_path}/optuna.db", "race", f"sqlite:///{tmp_path}/mlflow.db", 4
+    )
+    assert sum(r.data.tags.get("nnsweep.role") == "study" for r in runs) == 2
