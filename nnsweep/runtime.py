@@ -48,6 +48,7 @@ import os
 import re
 import sys
 import tempfile
+import warnings
 from collections.abc import Iterator, Sequence
 from types import ModuleType
 
@@ -62,7 +63,10 @@ _NOISE = re.compile(
     rb"|WARNING: All log messages before absl::InitializeLog\(\) is called)"
 )
 
+_TF_OPS_MODULE = "tensorflow.python.framework.ops"
+
 _frozen = False
+_registry_warned = False
 
 
 def drop_native_log_lines(data: bytes) -> bytes:
@@ -156,14 +160,38 @@ def quiet_native_logs(debug: bool = False) -> bool:
     return True
 
 
+def _warn_registry_missing(why: str) -> None:
+    global _registry_warned
+    if _registry_warned:
+        return
+    _registry_warned = True
+    warnings.warn(
+        f"TensorFlow {why}, so each trial's traced graphs stay in memory (~6 MB per trial); "
+        "nnsweep.runtime.drop_custom_gradients needs updating for this TensorFlow",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+
+
 def drop_custom_gradients() -> int:
-    """Remove TensorFlow's per-trace ``CustomGradient-*`` registrations; return how many."""
-    try:
-        from tensorflow.python.framework import ops
-    except ImportError:  # another Keras backend: nothing registered
+    """Remove TensorFlow's per-trace ``CustomGradient-*`` registrations; return how many.
+
+    Reaches into ``tensorflow.python.framework.ops._gradient_registry._registry``, a private
+    dict that has no public counterpart. When a TensorFlow release moves it, this warns once
+    (:class:`RuntimeWarning`) and does nothing: sweeps still run, only the memory grows.
+    """
+    ops = sys.modules.get(_TF_OPS_MODULE)
+    if ops is None:  # TensorFlow not loaded (another Keras backend): nothing registered
         return 0
-    registry: dict[str, object] = getattr(ops._gradient_registry, "_registry", {})
-    stale = [name for name in registry if name.startswith(CUSTOM_GRADIENT_PREFIX)]
+    holder = getattr(ops, "_gradient_registry", None)
+    if holder is None:
+        _warn_registry_missing(f"has no {_TF_OPS_MODULE}._gradient_registry")
+        return 0
+    registry = getattr(holder, "_registry", None)
+    if not isinstance(registry, dict):
+        _warn_registry_missing(f"has no dict at {_TF_OPS_MODULE}._gradient_registry._registry")
+        return 0
+    stale = [name for name in registry if str(name).startswith(CUSTOM_GRADIENT_PREFIX)]
     for name in stale:
         del registry[name]
     return len(stale)

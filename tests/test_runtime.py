@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -165,3 +166,55 @@ def test_a_sweep_from_the_cli_prints_no_tensorflow_log_line(
     assert proc.returncode == 0, proc.stderr
     assert "2 COMPLETE in total" in proc.stdout
     assert not NATIVE_LOG.search(proc.stderr), proc.stderr
+
+
+def test_drop_custom_gradients_removes_only_custom_gradient_entries() -> None:
+    from tensorflow.python.framework import ops
+
+    @ops.RegisterGradient("CustomGradient-nnsweep-test")
+    def _grad(op: object, grad: object) -> object:
+        return grad
+
+    assert "CustomGradient-nnsweep-test" in ops._gradient_registry._registry
+    assert drop_custom_gradients() >= 1
+    assert "CustomGradient-nnsweep-test" not in ops._gradient_registry._registry
+    assert "MatMul" in ops._gradient_registry._registry  # TensorFlow's own gradients stay
+
+
+class _NoRegistryDict:
+    """A gradient registry as a TensorFlow that renamed ``_registry`` would have it."""
+
+
+@pytest.mark.parametrize(
+    ("attribute", "replacement"),
+    [("_gradient_registry", None), ("_gradient_registry", _NoRegistryDict())],
+    ids=["registry-gone", "registry-dict-gone"],
+)
+def test_a_moved_gradient_registry_warns_once_and_drops_nothing(
+    monkeypatch: pytest.MonkeyPatch, attribute: str, replacement: object
+) -> None:
+    from tensorflow.python.framework import ops
+
+    monkeypatch.setattr(runtime, "_registry_warned", False)
+    if replacement is None:
+        monkeypatch.delattr(ops, attribute)
+    else:
+        monkeypatch.setattr(ops, attribute, replacement)
+    with pytest.warns(RuntimeWarning, match="drop_custom_gradients needs updating") as first:
+        assert drop_custom_gradients() == 0
+    assert len(first) == 1
+    with warnings.catch_warnings(record=True) as later:
+        warnings.simplefilter("always")
+        assert drop_custom_gradients() == 0
+        assert drop_custom_gradients() == 0
+    assert not [w for w in later if issubclass(w.category, RuntimeWarning)]
+
+
+def test_without_tensorflow_loaded_there_is_nothing_to_drop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(runtime, "_registry_warned", False)
+    monkeypatch.delitem(sys.modules, "tensorflow.python.framework.ops")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert drop_custom_gradients() == 0
