@@ -23,7 +23,6 @@ import numpy as np
 from .errors import DataError
 from .splits import stratified_split
 
-DIGIT_DATASETS = ("mnist", "fashion_mnist", "mnist_5k")
 DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 MNIST_5K_TEST_FRACTION = 0.2
 MNIST_5K_TEST_SEED = 0

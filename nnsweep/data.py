@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from ._digits import DEBIAN_FASHION_DIR, DIGIT_DATASETS, load_raw, preprocess
+from ._digits import DEBIAN_FASHION_DIR, load_raw, preprocess
+from .dataspec import DIGIT_DATASETS
 from .errors import DataError
 from .features import FeatureSchema, concat_rows, fit_schema, to_inputs
 from .kerasdata import BOSTON_COLUMNS, KERAS_DATASETS, class_names, load_keras_dataset

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .dataspec import table_format
 from .errors import DataError
 from .features import (
     FeatureSchema,
@@ -44,10 +45,8 @@ from .tasks import Task
 if TYPE_CHECKING:
     import pandas as pd
 
-CSV_SUFFIXES = (".csv", ".tsv", ".txt")
-PARQUET_SUFFIXES = (".parquet", ".pq")
-TABLE_SUFFIXES = (*CSV_SUFFIXES, ".parquet", ".pq", ".npz")
 MAX_FILE_BYTES = 1 << 30
+MAX_FEATURES = 10_000  # columns of a CSV/Parquet table (each is read and fitted)
 DEFAULT_TEST = 0.2
 _DELIMITERS = (",", ";", "\t", "|")
 
@@ -73,22 +72,13 @@ class TableSplits:
 
 def table_kind(path: Path) -> str:
     """``csv``, ``parquet`` or ``npz`` from the file name (``.gz`` allowed after a CSV suffix)."""
-    suffixes = [s.lower() for s in path.suffixes]
-    last = suffixes[-1] if suffixes else ""
-    if last == ".gz" and len(suffixes) > 1:
-        last = suffixes[-2]
-        if last not in CSV_SUFFIXES:
-            last = ".gz"
-    if last in CSV_SUFFIXES:
-        return "csv"
-    if last in PARQUET_SUFFIXES:
-        return "parquet"
-    if last == ".npz":
-        return "npz"
-    raise DataError(
-        f"dataset.path: {path.name!r} is not a table nnsweep reads; use .csv, .tsv, .parquet or "
-        ".npz"
-    )
+    kind = table_format(path)
+    if kind is None:
+        raise DataError(
+            f"dataset.path: {path.name!r} is not a table nnsweep reads; use .csv, .tsv, "
+            ".parquet or .npz"
+        )
+    return kind
 
 
 def file_digest(path: Path) -> str:
@@ -249,6 +239,11 @@ def load_table(
             raise DataError(f"dataset.features: {target!r} is the target; drop it from features")
     if not feats:
         raise DataError(f"dataset.features: {p.name} has no column besides the target")
+    if len(feats) > MAX_FEATURES:
+        raise DataError(
+            f"dataset.features: {p.name} has {len(feats):,} feature columns; nnsweep reads at "
+            f"most {MAX_FEATURES:,}; list the ones to use in dataset.features"
+        )
     with _about(p):
         y, kind, class_names, keep, target_notes = encode_target(frame[target], task, target)
     notes += target_notes

@@ -412,3 +412,12 @@ def test_large_integer_labels_stay_distinct(tmp_path: Path) -> None:
     frame.to_csv(tmp_path / "t.csv", index=False)
     t = load_table(tmp_path / "t.csv", target="y")
     assert t.class_names == (100_000_001, 100_000_002) and t.task.kind == "binary"
+
+
+def test_too_many_columns_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import nnsweep.tables
+
+    monkeypatch.setattr(nnsweep.tables, "MAX_FEATURES", 3)
+    pd.DataFrame({c: [1, 2] for c in "abcdy"}).to_csv(tmp_path / "t.csv", index=False)
+    with pytest.raises(DataError, match="has 4 feature columns; nnsweep reads at most 3"):
+        load_table(tmp_path / "t.csv", target="y")
