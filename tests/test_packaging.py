@@ -106,3 +106,12 @@ def test_make_installs_from_constraints_and_sweep_needs_no_dev_tools() -> None:
     assert rules["$(RUN)"][0].split() == ["pyproject.toml", "constraints.txt"]
     assert "$(PIP) -e ." in rules["$(RUN)"] and not any("dev" in x for x in rules["$(RUN)"])
     assert "$(PIP) -e '.[dev]'" in rules["$(DEV)"] and rules["test"][0] == "$(DEV)"
+
+
+def test_the_version_is_written_once() -> None:
+    import importlib.metadata
+
+    import nnsweep
+
+    assert "version" in PROJECT["dynamic"] and "version" not in PROJECT
+    assert importlib.metadata.version("nnsweep") == nnsweep.__version__
