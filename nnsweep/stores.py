@@ -204,22 +204,67 @@ def startup_lock_paths(*urls: str) -> list[Path]:
 
 @contextlib.contextmanager
 def startup_lock(*urls: str) -> Iterator[None]:
-    """Hold an exclusive lock on each local store file among ``urls`` (always in one order, so
-    two processes never wait for each other crosswise); servers need none. Processes started
-    at once in one directory on the default SQLite files then create the tables, the study and
-    the experiment one after the other instead of failing each other's migrations.
+    """Take turns with other processes starting on the same stores, for the steps inside.
+
+    Local files (SQLite, a journal): an exclusive ``flock`` on ``.NAME.lock`` beside each.
+    PostgreSQL: a session advisory lock in each database, held on a connection of its own.
+    Locks are always taken in one order, so two processes never wait for each other
+    crosswise; other servers (an MLflow server) get none, and rely on :func:`retry_race`.
+
+    Raises:
+        StoreBusyError: a PostgreSQL lock not granted within ``STARTUP_LOCK_TIMEOUT``.
     """
+    with contextlib.ExitStack() as stack:
+        for path in startup_lock_paths(*urls):
+            stack.enter_context(_file_lock(path))
+        for url in sorted({u for u in urls if u.startswith("postgresql")}):
+            stack.enter_context(_postgres_lock(url))
+        yield
+
+
+STARTUP_LOCK_TIMEOUT = 300  # seconds to wait for another process's start-up steps
+_LOCK_KEY = int.from_bytes(b"nnsweep", "big")  # one advisory lock key per database
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not on POSIX: no lock, retries only
         yield
         return
-    with contextlib.ExitStack() as stack:
-        for path in startup_lock_paths(*urls):
-            handle = stack.enter_context(path.open("a"))
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-            stack.callback(fcntl.flock, handle.fileno(), fcntl.LOCK_UN)
-        yield
+    with path.open("a") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def _postgres_lock(url: str) -> Iterator[None]:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy.pool import NullPool
+
+    engine = create_engine(url, connect_args=connect_args(url), poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            try:
+                conn.execute(text(f"SET lock_timeout = '{STARTUP_LOCK_TIMEOUT}s'"))
+                conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _LOCK_KEY})
+            except SQLAlchemyError as exc:
+                raise StoreBusyError(
+                    f"{mask_url(url)}: waited {STARTUP_LOCK_TIMEOUT} s for other processes to "
+                    f"start ({mask_url(first_line(exc))[:200]}); run the command again"
+                ) from None
+            try:
+                yield
+            finally:  # closing the session releases the lock anyway
+                with contextlib.suppress(SQLAlchemyError):
+                    conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _LOCK_KEY})
+    finally:
+        engine.dispose()
 
 
 _RACE_TYPES = {"IntegrityError", "DuplicatedStudyError", "UniqueViolation", "DuplicateTable"}
@@ -247,9 +292,9 @@ def is_race(exc: BaseException) -> bool:
     return any(word in text for word in _RACE_TEXTS)
 
 
-def retry_race(step: Callable[[], T], what: str, *, attempts: int = 6) -> T:
+def retry_race(step: Callable[[], T], what: str, *, attempts: int = 8) -> T:
     """Run ``step``, an idempotent start-up step, again while it loses a race to another
-    process (see :func:`is_race`), after a short random pause; other errors pass through.
+    process (see :func:`is_race`), after a growing random pause; other errors pass through.
 
     Raises:
         StoreBusyError: still losing after ``attempts`` tries (exit 1: run it again).
@@ -265,5 +310,7 @@ def retry_race(step: Callable[[], T], what: str, *, attempts: int = 6) -> T:
                     f"{what}: other processes kept doing the same at the same moment "
                     f"({mask_url(first_line(exc))[:200]}); run the command again"
                 ) from exc
-            time.sleep(random.uniform(0.05, 0.25) * attempt)
+            # back off (0.2 s doubling to 3 s, jittered): the other process's step, such
+            # as MLflow's schema migrations, can take seconds
+            time.sleep(min(0.1 * 2**attempt, 3.0) * random.uniform(0.5, 1.5))
     raise AssertionError("unreachable")  # pragma: no cover

@@ -87,7 +87,10 @@ def ensure_experiment(tracking_uri: str, name: str, *, client: MlflowClient | No
         from mlflow import MlflowClient
 
         logging.getLogger("mlflow").setLevel(logging.WARNING)
-        client = MlflowClient(tracking_uri=tracking_uri)
+        client = retry_race(
+            lambda: MlflowClient(tracking_uri=tracking_uri),
+            f"tracking URI {mask_url(tracking_uri)}: creating MLflow's tables",
+        )
     store = client
 
     def ensure() -> str:
@@ -158,7 +161,11 @@ class Tracker:
         # mlflow configures its loggers on first import; its INFO lines are noise here
         logging.getLogger("mlflow").setLevel(logging.WARNING)
         self.tracking_uri = tracking_uri
-        self.client: MlflowClient = MlflowClient(tracking_uri=tracking_uri)
+        # a new database store creates its tables here, which races with other processes
+        self.client: MlflowClient = retry_race(
+            lambda: MlflowClient(tracking_uri=tracking_uri),
+            f"tracking URI {mask_url(tracking_uri)}: creating MLflow's tables",
+        )
         self._epochs = _EpochWriter(self.log_metrics)
         self.experiment_id = ensure_experiment(tracking_uri, experiment, client=self.client)
 

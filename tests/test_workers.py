@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import optuna
@@ -20,6 +20,16 @@ POSTGRES_URL = os.environ.get("NNSWEEP_TEST_POSTGRES_URL")
 needs_postgres = pytest.mark.skipif(
     POSTGRES_URL is None, reason="set NNSWEEP_TEST_POSTGRES_URL (.ci/run starts PostgreSQL)"
 )
+RACE = {  # continuous ranges: two trials share params only if their draws were seeded alike
+    "trials": 4,
+    "sampler": "random",
+    "train": {"epochs": 1},
+    "space": {
+        "n_layers": 1,
+        "units": {"low": 8, "high": 64},
+        "learning_rate": {"low": 1e-4, "high": 1e-1, "log": True},
+    },
+}
 FAST = {
     "trials": 6,
     "sampler": "random",
@@ -129,17 +139,7 @@ def test_two_processes_started_at_once_on_fresh_default_sqlite_stores(
     import subprocess
     import sys
 
-    sweep = write_sweep(
-        name="race",
-        trials=4,
-        sampler="random",
-        train={"epochs": 1},
-        space={
-            "n_layers": 1,
-            "units": {"low": 8, "high": 64},
-            "learning_rate": {"low": 1e-4, "high": 1e-1, "log": True},
-        },
-    )
+    sweep = write_sweep(name="race", **RACE)
     env = {
         k: v for k, v in os.environ.items() if k not in ("NNSWEEP_STORAGE", "MLFLOW_TRACKING_URI")
     }
@@ -160,3 +160,63 @@ def test_two_processes_started_at_once_on_fresh_default_sqlite_stores(
         f"sqlite:///{tmp_path}/optuna.db", "race", f"sqlite:///{tmp_path}/mlflow.db", 4
     )
     assert sum(r.data.tags.get("nnsweep.role") == "study" for r in runs) == 2
+
+
+@pytest.fixture
+def fresh_postgres() -> Iterator[Callable[[], str]]:
+    """Fresh PostgreSQL databases on the test server (dropped afterwards)."""
+    assert POSTGRES_URL is not None
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    made: list[str] = []
+
+    def make() -> str:
+        name = f"nnsweep_race_{uuid.uuid4().hex[:8]}"
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        made.append(name)
+        return POSTGRES_URL.rsplit("/", 1)[0] + "/" + name
+
+    yield make
+    with admin.connect() as conn:
+        for name in made:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.mark.slow
+@needs_postgres
+def test_three_workers_started_at_once_on_fresh_postgresql_databases(
+    tmp_path: Path, write_sweep: Callable[..., Path], fresh_postgres: Callable[[], str]
+) -> None:
+    """As a Kubernetes Job with parallelism 3 does it: each worker in its own empty directory,
+    only environment variables pointing at the (fresh) databases."""
+    import subprocess
+    import sys
+
+    storage, tracking = fresh_postgres(), fresh_postgres()
+    sweep = write_sweep(name="pgrace", **RACE)
+    env = {**os.environ, "NNSWEEP_STORAGE": storage, "MLFLOW_TRACKING_URI": tracking}
+    procs = []
+    for i in range(3):
+        workdir = tmp_path / f"worker{i}"
+        workdir.mkdir()
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "nnsweep", "run", str(sweep), "--quiet"],
+                cwd=workdir,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    for proc in procs:
+        _, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err[-2000:]
+    runs = _check_study(storage, "pgrace", tracking, RACE["trials"])
+    assert sum(r.data.tags.get("nnsweep.role") == "study" for r in runs) == 3
+    study = optuna.load_study(study_name="pgrace", storage=storage)
+    drawn = [tuple(sorted(t.params.items())) for t in study.trials if t.params]
+    assert len(set(drawn)) == len(drawn), drawn
