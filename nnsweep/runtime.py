@@ -56,10 +56,15 @@ CUSTOM_GRADIENT_PREFIX = "CustomGradient-"
 TF_LOG_LEVEL_ENV = "TF_CPP_MIN_LOG_LEVEL"
 TF_LOG_LEVEL_QUIET = "2"  # errors only
 
-# An absl/glog line below ERROR ("I0000 00:00:1795461611.351498   12095 port.cc:153] …") and
-# absl's banner before its first pre-initialisation line.
+# Log lines below ERROR, in absl's format (TF >= 2.18: "I0000 00:00:1795461611.351498   12095
+# port.cc:153] …") and in TF's own (<= 2.17: "2026-11-23 19:52:40.737613: I tensorflow/…"); absl's
+# banner before its first pre-initialisation line; and TF 2.16-2.17's duplicate CUDA factory
+# registrations, logged as errors but harmless ("Unable to register cuDNN factory: Attempting to
+# register factory for plugin cuDNN when one has already been registered").
 _NOISE = re.compile(
     rb"^(?:[IW]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [^ \]]+:\d+\] "
+    rb"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: (?:[IW] |E .*\] Unable to register cu\w+ factory: "
+    rb"Attempting to register factory for plugin)"
     rb"|WARNING: All log messages before absl::InitializeLog\(\) is called)"
 )
 

@@ -64,7 +64,7 @@ def test_every_dependency_has_an_exact_version_in_constraints() -> None:
     pins = _pins()
     missing = [
         str(req)
-        for req in _requirements("dev", "bench", "postgres", "gpu")
+        for req in _requirements(*EXTRAS)
         if (req.marker is None or req.marker.evaluate()) and canonicalize_name(req.name) not in pins
     ]
     assert not missing, f"constraints.txt has no pin for {missing} (make lock)"
@@ -72,7 +72,7 @@ def test_every_dependency_has_an_exact_version_in_constraints() -> None:
 
 def test_constraint_pins_satisfy_the_ranges() -> None:
     pins = _pins()
-    for req in _requirements("dev", "bench", "postgres", "gpu"):
+    for req in _requirements(*EXTRAS):
         version = pins.get(canonicalize_name(req.name))
         if version is not None:
             assert req.specifier.contains(version), f"constraints.txt {req.name}=={version}: {req}"

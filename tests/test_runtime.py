@@ -86,6 +86,15 @@ def test_finished_trials_leave_no_traced_graphs_behind() -> None:
         (b"F0000 00:00:1795462124.545621   24103 x.cc:1] Check failed\n", True),
         (b"/x/y.py:3: DeprecationWarning: old\n", True),
         (b"I0000 is not a log line\n", True),
+        # TensorFlow <= 2.17's own format
+        (b"2026-11-23 19:52:40.737613: I tensorflow/core/util/port.cc:113] oneDNN on\n", False),
+        (b"2026-11-23 19:52:42.010920: W tensorflow/x/py_utils.cc:38] TF-TRT Warning\n", False),
+        (
+            b"2026-11-23 19:52:40.783920: E external/local_xla/xla/cuda_dnn.cc:10575] Unable to "
+            b"register cuDNN factory: Attempting to register factory for plugin cuDNN when\n",
+            False,
+        ),
+        (b"2026-11-23 19:52:40.783920: E tensorflow/core/x.cc:1] Op failed\n", True),
         (b"trial   0 COMPLETE val_accuracy=0.7875\n", True),
     ],
 )
