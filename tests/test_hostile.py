@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import random
-import resource
 import subprocess
 import sys
 import time
@@ -176,8 +175,10 @@ class Outcome:
     left_behind: list[str]
 
 
-def _cap_memory() -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (SAFETY_NET_BYTES, SAFETY_NET_BYTES))
+# The address-space cap is set by a tiny shell that then execs Python: a ``preexec_fn`` would
+# make subprocess fork this (large) pytest process, and Linux's ru_maxrss keeps the forked
+# image's resident size across exec, so every child would "peak" at pytest's own size.
+_CAPPED = f'ulimit -v {SAFETY_NET_BYTES // 1024} && exec "$0" "$@"'
 
 
 def _env() -> dict[str, str]:
@@ -201,7 +202,8 @@ def _run_all(base: Path, parallel: int = 2) -> dict[str, Outcome]:
             sweep, workdir = base / name / "hostile.yaml", base / name / "work"
             sweep.write_bytes(make())
             workdir.mkdir()
-            args = [sys.executable, "-m", "nnsweep", "run", str(sweep), "--quiet"]
+            args = ["sh", "-c", _CAPPED, sys.executable, "-m", "nnsweep"]
+            args += ["run", str(sweep), "--quiet"]
             args += ["--storage", f"sqlite:///{workdir}/optuna.db"]
             args += ["--tracking-uri", f"sqlite:///{workdir}/mlflow.db"]
             with (base / name / "stderr.txt").open("wb") as err:
@@ -212,7 +214,6 @@ def _run_all(base: Path, parallel: int = 2) -> dict[str, Outcome]:
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.DEVNULL,
                     stderr=err,
-                    preexec_fn=_cap_memory,
                 )
             running[proc.pid] = (name, proc, time.monotonic(), workdir)
         for pid, (name, proc, start, workdir) in list(running.items()):
