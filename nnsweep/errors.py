@@ -86,8 +86,8 @@ class StoreBusyError(NnsweepError, RuntimeError):
     exit_code = 1
 
 
-def first_line(exc: BaseException) -> str:
-    """The first non-empty line of ``exc``'s text, else its type's name (never raises)."""
-    return next((line.strip() for line in str(exc).splitlines() if line.strip()), "") or (
-        type(exc).__name__
-    )
+def first_line(exc: BaseException | str) -> str:
+    """The first non-empty line of ``exc``'s text, stripped, else (for an exception with an
+    empty message) its type's name, else ``""`` for an empty string. Never raises."""
+    line = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+    return line or ("" if isinstance(exc, str) else type(exc).__name__)

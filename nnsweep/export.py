@@ -42,10 +42,11 @@ from .card import (
     weights_summary,
 )
 from .data import sweep_dataset
-from .errors import ExportError
+from .errors import ExportError, first_line
 from .model import HyperParams, count_params
 from .modelstore import MLFLOW_KERAS_FILE, MODEL_ERROR_TAG, log_keras_model
 from .modeluri import MODEL_URI_TAG, download_model, model_uri_of
+from .names import RETRAINED_TAG, SPEC_ATTR, STUDY_TAG, TRIAL_TAG
 from .steps import WEIGHTS_EPOCH_METRIC, weights_metric
 from .tracking import fetch_history, open_reader
 from .urls import mask_url
@@ -225,7 +226,7 @@ def export_best(
 def _spec_of(study: optuna.Study) -> SweepSpec:
     from .config import SweepSpec
 
-    raw = study.user_attrs.get("nnsweep.spec")
+    raw = study.user_attrs.get(SPEC_ATTR)
     if raw is None:
         raise ExportError(
             f"study {study.study_name!r} has no nnsweep.spec attribute (not made by `nnsweep "
@@ -352,9 +353,9 @@ def _register(
                 name="model-retrained" if retrained else "model",
                 params=card["params"],
                 tags={
-                    "nnsweep.study": card["study"],
-                    "nnsweep.trial": card["trial"],
-                    "nnsweep.retrained": str(retrained).lower(),
+                    STUDY_TAG: card["study"],
+                    TRIAL_TAG: card["trial"],
+                    RETRAINED_TAG: str(retrained).lower(),
                 },
             )
         try:
@@ -371,9 +372,9 @@ def _register(
             run_id=run.info.run_id,
             model_id=model_id,
             tags={
-                "nnsweep.study": card["study"],
-                "nnsweep.trial": str(card["trial"]),
-                "nnsweep.retrained": str(retrained).lower(),
+                STUDY_TAG: card["study"],
+                TRIAL_TAG: str(card["trial"]),
+                RETRAINED_TAG: str(retrained).lower(),
                 MODEL_URI_TAG: source,
                 "test_accuracy": f"{card['test']['accuracy']:.4f}",
             },
@@ -381,7 +382,7 @@ def _register(
         )
         client.set_registered_model_alias(name, CHAMPION, version.version)
     except MlflowException as exc:
-        reason = str(exc).splitlines()[0][:200]
+        reason = mask_url(first_line(exc))[:200]
         raise ExportError(
             f"--register {name}: the MLflow Model Registry refused ({reason})"
         ) from None

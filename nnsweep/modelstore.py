@@ -27,8 +27,10 @@ import tempfile
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
+from .errors import first_line
 from .model import INPUT_DIM, N_CLASSES
-from .modeluri import MODEL_URI_TAG
+from .names import BEST_SO_FAR_TAG, MODEL_ERROR_TAG, MODEL_URI_TAG, STATE_TAG, STUDY_TAG, TRIAL_TAG
+from .urls import mask_url
 
 if TYPE_CHECKING:
     import keras
@@ -40,8 +42,6 @@ if TYPE_CHECKING:
     from .objective import TrialResult
     from .tracking import Tracker
 
-MODEL_ERROR_TAG = "nnsweep.model_error"
-BEST_SO_FAR_TAG = "nnsweep.best_so_far"
 MODEL_NAME = "model"
 MLFLOW_KERAS_FILE = "data/model.keras"  # where mlflow.keras.save_model puts the .keras file
 
@@ -154,14 +154,14 @@ class ModelLogger:
                 input_example=result.input_example,
                 params=result.params.as_params(),
                 tags={
-                    "nnsweep.study": trial.study.study_name,
-                    "nnsweep.trial": trial.number,
-                    "nnsweep.state": state,
+                    STUDY_TAG: trial.study.study_name,
+                    TRIAL_TAG: trial.number,
+                    STATE_TAG: state,
                     BEST_SO_FAR_TAG: str(best).lower(),
                 },
             )
         except Exception as exc:
-            reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+            reason = mask_url(f"{type(exc).__name__}: {first_line(exc)}")[:500]
             _log.warning("trial %d: model not logged (%s)", trial.number, reason)
             self.tracker.set_tags(run_id, {MODEL_ERROR_TAG: reason})
             return

@@ -11,10 +11,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .errors import ExportError
+from .errors import ExportError, first_line
+from .names import MODEL_URI_TAG
 from .urls import mask_url
 
-MODEL_URI_TAG = "nnsweep.model_uri"  # on a trial's run: the models:/m-… URI of its model
 _PROGRESS_ENV = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 
 
@@ -53,7 +53,7 @@ def model_location(uri: str, tracking_uri: str) -> str:
             version = pointer
         return str(client.get_model_version_download_uri(name, version))
     except MlflowException as exc:
-        reason = str(exc).strip().splitlines()[0][:200]
+        reason = mask_url(first_line(exc))[:200]
         raise ExportError(
             f"{uri}: not found in {mask_url(tracking_uri)} ({reason}); check the name, version "
             "or alias, and --tracking-uri"
@@ -77,7 +77,7 @@ def download_model(uri: str, dst: str | Path, tracking_uri: str) -> Path:
             artifact_uri=location, dst_path=str(dst), tracking_uri=tracking_uri
         )
     except Exception as exc:
-        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        reason = mask_url(first_line(exc))[:200]
         raise ExportError(f"{uri}: cannot download its files from {location} ({reason})") from None
     finally:
         if previous is None:

@@ -28,13 +28,14 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from .errors import first_line
 from .model import HyperParams, build_model, count_params
+from .names import FAIL_REASON_KEY, HOST_KEY, PARAMS_ATTR, PID_KEY, RUN_ID_ATTR, SURPLUS_ATTR
+from .urls import mask_url
 
 # Batches run per call into the compiled train/test function. Fewer Python round trips per
 # epoch; epoch-end callbacks (logging, pruning, early stopping) and the metrics are unchanged.
 STEPS_PER_EXECUTION = 8
-
-SURPLUS_ATTR = "nnsweep.surplus"  # a trial that stepped back because the target was filled
 
 if TYPE_CHECKING:
     import numpy as np
@@ -76,9 +77,9 @@ def failure_reason(exc: BaseException) -> str:
         what = f" a tensor of shape [{shape.group(1)}]" if shape else ""
         return f"out of memory allocating{what}; narrow space.units or the batch size"
     if isinstance(exc, TrialFailure):
-        return str(exc)
-    first = text.strip().splitlines()[0] if text.strip() else ""
-    return f"{type(exc).__name__}: {first}"[:500]
+        return mask_url(str(exc))[:500]
+    # masked before it is cut: the reason is stored (trial attribute, run tag) and printed
+    return mask_url(f"{type(exc).__name__}: {first_line(text)}")[:500]
 
 
 def pruned_reason(epoch: int, pruner: optuna.pruners.BasePruner) -> str:
@@ -301,13 +302,13 @@ class Objective:
             raise optuna.TrialPruned("not started: the study's target was reached by others")
         hp = sample_params(trial, self.spec)
         params = hp.as_params()
-        trial.set_user_attr("nnsweep.params", params)
-        trial.set_user_attr("nnsweep.host", socket.gethostname())
-        trial.set_user_attr("nnsweep.pid", os.getpid())
+        trial.set_user_attr(PARAMS_ATTR, params)
+        trial.set_user_attr(HOST_KEY, socket.gethostname())
+        trial.set_user_attr(PID_KEY, os.getpid())
         run_id = self.tracker.start_trial(
             self.parent_run_id, trial.study.study_name, trial.number, params
         )
-        trial.set_user_attr("nnsweep.mlflow_run_id", run_id)
+        trial.set_user_attr(RUN_ID_ATTR, run_id)
 
         result = TrialResult(trial.number, run_id, hp, self.input_example)
         try:
@@ -329,7 +330,7 @@ class Objective:
             raise
         except Exception as exc:
             result.reason = failure_reason(exc)
-            trial.set_user_attr("nnsweep.fail_reason", result.reason)
+            trial.set_user_attr(FAIL_REASON_KEY, result.reason)
             raise
         finally:
             try:

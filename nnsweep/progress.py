@@ -43,6 +43,7 @@ class SweepProgress:
         if self.quiet or not self.console.is_terminal:
             self.quiet = True
             return
+        from rich.markup import escape
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -64,11 +65,15 @@ class SweepProgress:
             transient=False,
         )
         self.progress.start()
-        self.task = self.progress.add_task(study.study_name, total=target, completed=done, best="—")
+        self.task = self.progress.add_task(
+            escape(study.study_name), total=target, completed=done, best="—"
+        )
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         from optuna.trial import TrialState
+        from rich.markup import escape
 
+        from .names import FAIL_REASON_KEY
         from .objective import SURPLUS_ATTR, counts_toward_target
 
         if trial.user_attrs.get(SURPLUS_ATTR):
@@ -84,11 +89,11 @@ class SweepProgress:
             if better:
                 self.best, self.best_number = trial.value, trial.number
         if trial.state == TrialState.FAIL:
-            value = trial.user_attrs.get("nnsweep.fail_reason", "failed")
+            value = trial.user_attrs.get(FAIL_REASON_KEY, "failed")
         best = f"{self.best:.4f} (#{self.best_number})" if self.best is not None else "—"
         line = f"trial {trial.number:>3} {trial.state.name:<8} {value}  {seconds:.1f}s  best {best}"
         if self.progress is not None:
-            self.progress.console.print(line)
+            self.progress.console.print(escape(line))  # a reason may hold "[...]"
             advance = int(counts_toward_target(trial, self.count))
             self.progress.update(self.task, advance=advance, best=best)
         else:

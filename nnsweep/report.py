@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .diagnosis import PRUNED
+from .names import OBJECTIVE_ATTR
 from .tracking import fetch_history, open_reader
 from .trials import (
     DIAGNOSIS_COLUMNS,
@@ -284,7 +285,7 @@ def write_report(
 
     frame = trials_frame(study, client)
     direction = study.direction.name.lower()
-    metric = str(study.user_attrs.get("nnsweep.objective", "value"))
+    metric = str(study.user_attrs.get(OBJECTIVE_ATTR, "value"))
     ordered = sort_trials(frame, "value", direction=direction)
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .names import OBJECTIVE_ATTR
 from .stores import connect_args, journal_path, sqlite_path
-from .study import OBJECTIVE_ATTR
 
 TRIAL_STATES = ("RUNNING", "COMPLETE", "PRUNED", "FAIL", "WAITING")  # Optuna's TrialState
 

@@ -15,6 +15,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .diagnosis import PRUNED
+from .errors import first_line
+from .names import ARTIFACT_ERROR_TAG, FIT_REASON_TAG, FIT_TAG
+from .urls import mask_url
 
 if TYPE_CHECKING:
     import optuna
@@ -61,12 +64,9 @@ def weights_metric(metric: str) -> str:
     return WEIGHTS_PREFIX + metric
 
 
-FIT_TAG = "nnsweep.fit"
-FIT_REASON_TAG = "nnsweep.fit_reason"
 CURVES_ARTIFACT = "learning_curves.png"
 SUMMARY_ARTIFACT = "model_summary.txt"
 CONFIG_ARTIFACT = "model_config.json"
-ARTIFACT_ERROR_TAG = "nnsweep.artifact_error"
 
 _log = logging.getLogger(__name__)
 
@@ -166,6 +166,6 @@ def _upload(tracker: Tracker, run_id: str, name: str, write: Callable[[], None])
     try:
         write()
     except Exception as exc:  # storage failures come as OSError, MlflowException, …
-        reason = f"{name}: {type(exc).__name__}: {exc}".splitlines()[0][:500]
+        reason = mask_url(f"{name}: {type(exc).__name__}: {first_line(exc)}")[:500]
         _log.warning("run %s: artifact not logged (%s)", run_id, reason)
         tracker.set_tags(run_id, {ARTIFACT_ERROR_TAG: reason})

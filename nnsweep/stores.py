@@ -26,18 +26,18 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .errors import NnsweepError, StorageError, StoreBusyError, first_line
+from .names import STORAGE_ENV
 from .urls import mask_url
 
 T = TypeVar("T")
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 DEFAULT_STORAGE_FILE = "optuna.db"
-STORAGE_ENV = "NNSWEEP_STORAGE"
 TRACKING_ENV = "MLFLOW_TRACKING_URI"
 ARTIFACTS_DIR = "mlruns"  # beside a SQLite tracking file, as `mlflow ui` would put it
 CONNECT_TIMEOUT = 5  # seconds, for the checks and for PostgreSQL connections
 
-_STORAGE_FIX = "fix --storage / NNSWEEP_STORAGE"
+_STORAGE_FIX = f"fix --storage / {STORAGE_ENV}"
 
 
 def sqlite_path(uri: str) -> Path | None:

@@ -21,6 +21,15 @@ from .errors import (
     StudyNotFoundError,
     first_line,
 )
+from .names import (
+    COMPARABLE_ATTR,
+    HOST_KEY,
+    OBJECTIVE_ATTR,
+    PARAMS_ATTR,
+    PID_KEY,
+    RUN_ID_ATTR,
+    SPEC_ATTR,
+)
 from .stores import check_storage, connect_args, journal_path, retry_race
 from .urls import mask_url
 
@@ -30,10 +39,6 @@ if TYPE_CHECKING:
     from .config import SweepSpec
     from .data import Dataset
 
-OBJECTIVE_ATTR = "nnsweep.objective"  # study user attribute: the objective's metric name
-SPEC_ATTR = "nnsweep.spec"  # study user attribute: the sweep spec the study was created with
-COMPARABLE_ATTR = "nnsweep.comparable"  # study user attribute: see nnsweep.comparable
-EXPERIMENT_ATTR = "nnsweep.experiment_id"  # study user attribute: its MLflow experiment's id
 HEARTBEAT_INTERVAL = 10
 GRACE_PERIOD = 30
 MAX_RETRY = 1
@@ -183,7 +188,7 @@ def reap_dead_local_trials(study: optuna.Study) -> list[int]:
 
     reaped: list[int] = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if not local_and_dead(t.user_attrs.get("nnsweep.host"), t.user_attrs.get("nnsweep.pid")):
+        if not local_and_dead(t.user_attrs.get(HOST_KEY), t.user_attrs.get(PID_KEY)):
             continue
         try:
             failed = study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
@@ -246,6 +251,6 @@ def best_trial(study: optuna.Study) -> dict[str, Any]:
     return {
         "number": best.number,
         "value": best.value,
-        "params": best.user_attrs.get("nnsweep.params", best.params),
-        "run_id": best.user_attrs.get("nnsweep.mlflow_run_id"),
+        "params": best.user_attrs.get(PARAMS_ATTR, best.params),
+        "run_id": best.user_attrs.get(RUN_ID_ATTR),
     }

@@ -21,11 +21,22 @@ from .comparable import describe_changes, spec_changes
 from .data import load_dataset
 from .errors import SpecError, SweepFailedError
 from .limits import check_model_size
-from .objective import SURPLUS_ATTR, target_counts
-from .stores import check_stores, retry_race, startup_lock
-from .study import EXPERIMENT_ATTR, SPEC_ATTR, create_or_resume, reap_dead_local_trials
-from .tracking import (
+from .names import (
     CHANGES_TAG,
+    DATASET_TAG,
+    EXPERIMENT_ATTR,
+    FAIL_REASON_KEY,
+    HOST_KEY,
+    PID_KEY,
+    RUN_ID_ATTR,
+    SPEC_ATTR,
+    STORAGE_TAG,
+    SURPLUS_ATTR,
+)
+from .objective import target_counts
+from .stores import check_stores, retry_race, startup_lock
+from .study import create_or_resume, reap_dead_local_trials
+from .tracking import (
     DIRECTION_PARAM,
     OBJECTIVE_METRIC_PARAM,
     OBJECTIVE_REDUCE_PARAM,
@@ -81,7 +92,7 @@ class _Budget:
         self.ran[trial.state.name] = self.ran.get(trial.state.name, 0) + 1
         if trial.state == TrialState.FAIL:
             self.consecutive_failures += 1
-            reason = trial.user_attrs.get("nnsweep.fail_reason", "failed")
+            reason = trial.user_attrs.get(FAIL_REASON_KEY, "failed")
             self.reasons.append(f"trial {trial.number}: {reason}")
         else:
             self.consecutive_failures = 0
@@ -225,10 +236,10 @@ def run_sweep(
     parent = tracker.start_parent(
         name,
         tags={
-            "nnsweep.host": socket.gethostname(),
-            "nnsweep.pid": str(os.getpid()),
-            "nnsweep.storage": mask_url(storage_url),
-            "nnsweep.dataset": f"{dataset.name} ({dataset.source})",
+            HOST_KEY: socket.gethostname(),
+            PID_KEY: str(os.getpid()),
+            STORAGE_TAG: mask_url(storage_url),
+            DATASET_TAG: f"{dataset.name} ({dataset.source})",
             **({CHANGES_TAG: describe_changes(changes)[:5000]} if changes else {}),
         },
         params={
@@ -321,8 +332,8 @@ def _close_orphan_runs(study: optuna.Study, tracker: Tracker) -> None:
     from optuna.trial import TrialState
 
     finished = {
-        t.user_attrs["nnsweep.mlflow_run_id"]
+        t.user_attrs[RUN_ID_ATTR]
         for t in study.get_trials(deepcopy=False)
-        if t.state != TrialState.RUNNING and "nnsweep.mlflow_run_id" in t.user_attrs
+        if t.state != TrialState.RUNNING and RUN_ID_ATTR in t.user_attrs
     }
     tracker.close_orphans(study.study_name, finished)

@@ -19,25 +19,39 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from .errors import StorageError
+from .names import (
+    BEST_PARAMS_TAG,
+    BEST_TRIAL_TAG,
+    BEST_VALUE_TAG,
+    FAIL_REASON_KEY,
+    HOST_KEY,
+    PID_KEY,
+    ROLE_TAG,
+    STATE_TAG,
+    STUDY_TAG,
+    TRIAL_TAG,
+)
 from .stores import artifact_location, check_tracking_uri, retry_race, sqlite_path
+from .tasks import ALL_CURVE_KEYS
 from .urls import mask_url
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
+    from mlflow.entities import DatasetInput
+
+    from .data import Dataset
 
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"  # the UI's "Model training" mode
-ROLE_TAG = "nnsweep.role"
-STUDY_TAG = "nnsweep.study"
-TRIAL_TAG = "nnsweep.trial"
-STATE_TAG = "nnsweep.state"
 PARENT_TAG = "mlflow.parentRunId"
 # a parent run's params that say what the sweep optimises (the UI sorts its runs by them)
 OBJECTIVE_METRIC_PARAM = "objective_metric"
 OBJECTIVE_REDUCE_PARAM = "objective_reduce"
 DIRECTION_PARAM = "direction"
-CHANGES_TAG = "nnsweep.changes"  # a resume's changes to the study's first spec
-EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
+# every per-epoch curve a trial may log, whatever its task (see Task.curve_keys)
+EPOCH_METRICS = ALL_CURVE_KEYS
+DATA_CONTEXT_TAG = "mlflow.data.context"  # MLflow's input tag for what a dataset was used for
+DIGEST_CHARS = 32  # of the data's SHA-256 fingerprint; MLflow stores digests of <= 36 chars
 
 
 def open_reader(tracking_uri: str) -> MlflowClient:
@@ -70,6 +84,53 @@ def fetch_history(client: MlflowClient, run_id: str) -> dict[str, list[float]]:
         if points:
             history[key] = [float(m.value) for m in points]
     return history
+
+
+def dataset_input(dataset: Dataset) -> DatasetInput:
+    """The MLflow dataset input a trial logs, so the runs table's Dataset column names its data.
+
+    Name: the dataset's name (a table's file name); digest: the first 32 hex digits of its
+    content fingerprint (SHA-256 of the file or arrays); source: the file, or where the
+    arrays came from; schema: the model's inputs and target (MLflow's tensor spec, inferred
+    from two rows); profile: task, target, classes and the train/val/test sizes.
+    """
+    from pathlib import Path
+
+    import mlflow.data
+    import numpy as np
+    from mlflow.entities import Dataset as DatasetEntity
+    from mlflow.entities import DatasetInput, InputTag
+
+    from .features import take_rows
+
+    sample = take_rows(dataset.x_train, np.arange(min(2, len(dataset.y_train))))
+    if isinstance(sample, dict):  # text categories arrive as string tensors
+        sample = {k: np.asarray(v).astype(str) if not isinstance(v, np.ndarray) else v
+                  for k, v in sample.items()}  # fmt: skip
+    described = mlflow.data.from_numpy(
+        sample, targets=np.asarray(dataset.y_train[:2]), name=dataset.name, digest="-"
+    ).to_dict()
+    path = Path(dataset.source).expanduser()
+    if path.is_file():
+        source_type, source = "local", json.dumps({"uri": str(path.resolve())})
+    else:
+        source_type, source = "code", json.dumps({"tags": {"nnsweep.source": dataset.source}})
+    profile = {
+        "task": dataset.task.kind,
+        "target": dataset.target,
+        "classes": dataset.n_classes,
+        "input_width": dataset.input_width,
+        **{f"{split}_rows": n for split, n in dataset.sizes.items()},
+    }
+    entity = DatasetEntity(
+        name=dataset.name[:500],
+        digest=(dataset.fingerprint or "unknown")[:DIGEST_CHARS],
+        source_type=source_type,
+        source=source,
+        schema=described["schema"],
+        profile=json.dumps(profile),
+    )
+    return DatasetInput(entity, tags=[InputTag(DATA_CONTEXT_TAG, "training")])
 
 
 def ensure_experiment(tracking_uri: str, name: str, *, client: MlflowClient | None = None) -> str:
@@ -202,6 +263,10 @@ class Tracker:
         self.log_params(run.info.run_id, params)
         return str(run.info.run_id)
 
+    def log_dataset(self, run_id: str, data: DatasetInput) -> None:
+        """Record ``data`` (see :func:`dataset_input`) as the run's input."""
+        self.client.log_inputs(run_id, datasets=[data])
+
     def log_params(self, run_id: str, params: dict[str, Any]) -> None:
         from mlflow.entities import Param
 
@@ -231,8 +296,10 @@ class Tracker:
     def set_tags(self, run_id: str, tags: dict[str, Any]) -> None:
         from mlflow.entities import RunTag
 
+        # every tag value masked: failure reasons quote driver errors that may hold a secret
         if tags:
-            self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+            batch = [RunTag(k, mask_url(str(v))) for k, v in tags.items()]
+            self.client.log_batch(run_id, tags=batch)
 
     def log_dict(self, run_id: str, data: Any, name: str) -> None:
         self.client.log_text(run_id, json.dumps(data, indent=2, default=str), name)
@@ -251,7 +318,7 @@ class Tracker:
             state, reason = "FAIL", f"epoch metrics not stored: {type(exc).__name__}: {exc}"
         tags: dict[str, Any] = {STATE_TAG: state}
         if reason:
-            tags["nnsweep.fail_reason"] = reason[:4000]
+            tags[FAIL_REASON_KEY] = mask_url(reason)[:4000]
         self.set_tags(run_id, tags)
         status = "FAILED" if state == "FAIL" else "FINISHED"
         self.client.set_terminated(run_id, status=status)
@@ -268,9 +335,9 @@ class Tracker:
         self.set_tags(
             parent_id,
             {
-                "nnsweep.best.trial": number,
-                "nnsweep.best.value": f"{value:.6g}",
-                "nnsweep.best.params": json.dumps(params, sort_keys=True),
+                BEST_TRIAL_TAG: number,
+                BEST_VALUE_TAG: f"{value:.6g}",
+                BEST_PARAMS_TAG: json.dumps(params, sort_keys=True),
             },
         )
         self.log_metrics(parent_id, {"best_value": value}, step=n_finished)
@@ -295,11 +362,11 @@ class Tracker:
             if run.info.run_id in run_ids:
                 self.set_tags(
                     run.info.run_id,
-                    {STATE_TAG: "FAIL", "nnsweep.fail_reason": "process died mid-trial"},
+                    {STATE_TAG: "FAIL", FAIL_REASON_KEY: "process died mid-trial"},
                 )
             elif not (
                 tags.get(ROLE_TAG) == "study"
-                and local_and_dead(tags.get("nnsweep.host"), tags.get("nnsweep.pid"))
+                and local_and_dead(tags.get(HOST_KEY), tags.get(PID_KEY))
             ):
                 continue
             self.client.set_terminated(run.info.run_id, status="KILLED")

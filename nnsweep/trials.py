@@ -18,8 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 from .diagnosis import FIT_TAGS, PRUNED
 from .errors import NoCompleteTrialError, StorageError
-from .objective import SURPLUS_ATTR
-from .steps import FIT_TAG
+from .names import (
+    EXPERIMENT_ATTR,
+    FIT_TAG,
+    PARAMS_ATTR,
+    RUN_ID_ATTR,
+    SPEC_ATTR,
+    SURPLUS_ATTR,
+)
 from .tracking import PARENT_TAG, open_reader
 from .urls import mask_url
 
@@ -29,7 +35,6 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities import Run
 
-RUN_ID_ATTR = "nnsweep.mlflow_run_id"
 NO_FIT = "none"  # a trial with no diagnosis: it finished no usable epoch
 VAL_SIZE_PARAM = "val_size"  # logged on each sweep's parent run
 DIAGNOSIS_COLUMNS = (
@@ -49,13 +54,13 @@ def _experiment_ids(client: MlflowClient, study: optuna.Study) -> list[str]:
     from mlflow.exceptions import MlflowException
 
     ids: list[str] = []
-    exp_id = study.user_attrs.get("nnsweep.experiment_id")
+    exp_id = study.user_attrs.get(EXPERIMENT_ATTR)
     if exp_id is not None:
         try:
             ids.append(str(client.get_experiment(str(exp_id)).experiment_id))
         except MlflowException:
             pass
-    name = (study.user_attrs.get("nnsweep.spec") or {}).get("name", study.study_name)
+    name = (study.user_attrs.get(SPEC_ATTR) or {}).get("name", study.study_name)
     exp = client.get_experiment_by_name(str(name))
     if exp is not None and str(exp.experiment_id) not in ids:
         ids.append(str(exp.experiment_id))
@@ -135,7 +140,7 @@ def trials_frame(study: optuna.Study, client: MlflowClient) -> pd.DataFrame:
         run_id = t.user_attrs.get(RUN_ID_ATTR)
         run = runs.get(str(run_id)) if run_id else None
         metrics = run.data.metrics if run else {}
-        params = t.user_attrs.get("nnsweep.params") or t.params
+        params = t.user_attrs.get(PARAMS_ATTR) or t.params
         row: dict[str, Any] = {
             "trial": t.number,
             "state": t.state.name,

@@ -32,14 +32,13 @@ from typing import Any
 from ._proc import interrupt_on_signals
 from .errors import PortBusyError, ServerError, StorageError
 from .exposure import LOOPBACK, Exposure
+from .names import ROLE_TAG, STUDY_TAG
 from .stores import artifact_root, check_tracking_uri, sqlite_path
 from .tracking import (
     DIRECTION_PARAM,
     EXPERIMENT_KIND,
     EXPERIMENT_KIND_TAG,
     OBJECTIVE_METRIC_PARAM,
-    ROLE_TAG,
-    STUDY_TAG,
 )
 from .urls import mask_url
 

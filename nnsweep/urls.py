@@ -19,6 +19,8 @@ import urllib.parse
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from .names import STORAGE_ENV
+
 MASK = "***"
 
 # userinfo password: up to the last '@' on the line that is followed by a host (no '@' in it),
@@ -38,7 +40,7 @@ _WEB = ("http://", "https://")  # SQLAlchemy would re-quote their paths and frag
 # Options and environment variables that may carry a store URL or a bare secret.
 URL_OPTIONS = ("--storage", "--tracking-uri", "--registry-uri")
 URL_ENV = (
-    "NNSWEEP_STORAGE",
+    STORAGE_ENV,
     "MLFLOW_TRACKING_URI",
     "MLFLOW_REGISTRY_URI",
     "MLFLOW_BACKEND_STORE_URI",
