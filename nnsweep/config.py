@@ -27,7 +27,7 @@ from pydantic import (
 )
 
 from . import _safe_yaml
-from .dataspec import DatasetFields
+from .dataspec import DatasetFields, known_task
 from .errors import SpecError
 from .limits import (
     DEFAULT_MAX_PARAMS,
@@ -53,6 +53,7 @@ from .space import (
     parse_numeric,
     short_repr,
 )
+from .tasks import OBJECTIVE_DIRECTIONS, check_objective_for, default_objective_for
 
 ACTIVATIONS = (
     "relu", "elu", "selu", "tanh", "sigmoid", "softplus", "softsign",
@@ -121,15 +122,24 @@ class DatasetSpec(_Strict, DatasetFields):
 
 
 class ObjectiveSpec(_Strict):
-    """What Optuna optimises: a validation metric, reduced over epochs by its best or last value."""
+    """What Optuna optimises: a validation metric, reduced over epochs by its best or last value.
 
-    metric: Literal["val_accuracy", "val_loss"] = "val_accuracy"
+    ``metric`` defaults to the task's own (``val_accuracy`` for classification, ``val_mae`` for
+    regression), filled in by :meth:`SweepSpec.for_task` once the task is known: at parse time
+    for a named dataset or a table with ``dataset.task``, after loading for an inferred one.
+    ``direction`` follows the metric (accuracy and AUC are maximised, losses and errors
+    minimised); giving the other one is an error.
+    """
+
+    metric: Literal["val_accuracy", "val_loss", "val_auc", "val_mae"] | None = None
     direction: Literal["maximize", "minimize"] | None = None
     reduce: Literal["best", "last"] = "best"
 
     @model_validator(mode="after")
     def _direction_matches(self) -> ObjectiveSpec:
-        natural = "maximize" if self.metric == "val_accuracy" else "minimize"
+        if self.metric is None:
+            return self
+        natural = OBJECTIVE_DIRECTIONS[self.metric]
         if self.direction is None:
             object.__setattr__(self, "direction", natural)
         elif self.direction != natural:
@@ -175,12 +185,17 @@ class DiagnosisSpec(_Strict):
     training loss kept falling = overfit. ``underfit_accuracy``: best train accuracy under it =
     underfit. ``still_improving``: loss and val_loss both still falling by more than this
     fraction per epoch at the end (and a new val_loss minimum at the last epoch) = underfit.
+    Tasks without accuracy (regression): ``overfit_loss_ratio``: val_loss over
+    ``train loss * (1 + this)`` for the last 3 epochs = overfit; ``underfit_r2``: the best
+    training-subset R² (``1 - loss / trivial predictor's loss``) under it = underfit.
     """
 
     overfit_gap: float = Field(0.05, gt=0.0, lt=1.0)
     val_loss_rise: float = Field(0.10, gt=0.0)
     underfit_accuracy: float = Field(0.80, gt=0.0, lt=1.0)
     still_improving: float = Field(0.02, ge=0.0)
+    overfit_loss_ratio: float = Field(1.0, gt=0.0)
+    underfit_r2: float = Field(0.5, gt=0.0, lt=1.0)
 
 
 LayersDim = Annotated[Dimension, _num(int, minimum=1, at_most=MAX_LAYERS), _AS_YAML]
@@ -249,7 +264,27 @@ class SweepSpec(_Strict):
         shape = KNOWN_SHAPES.get(str(self.dataset.name), (1, 1))
         if problem := model_size_problem(self, *shape):
             raise ValueError(problem)
+        # the task of a named dataset or of a table with dataset.task is known now: its
+        # objective is checked (and defaulted) at parse time; an inferred one after loading
+        if (kind := known_task(self.dataset)) is not None:
+            try:
+                object.__setattr__(self, "objective", _objective_for(self.objective, kind))
+            except SpecError as exc:
+                raise ValueError(str(exc)) from None
         return self
+
+    def for_task(self, kind: str) -> SweepSpec:
+        """This spec with the objective of a ``kind`` task: defaulted, and checked against it.
+
+        Raises:
+            SpecError: a metric (or direction) the task does not log, with the allowed ones.
+        """
+        objective = _objective_for(self.objective, kind)
+        return (
+            self
+            if objective == self.objective
+            else self.model_copy(update={"objective": objective})
+        )
 
     # -- derived views -------------------------------------------------------------------
     @property
@@ -275,6 +310,14 @@ class SweepSpec(_Strict):
             else:
                 data[key] = value
         return _validate(data, "command line")
+
+
+def _objective_for(objective: ObjectiveSpec, kind: str) -> ObjectiveSpec:
+    metric = objective.metric or default_objective_for(kind)
+    check_objective_for(kind, metric, objective.direction)
+    if metric == objective.metric:
+        return objective
+    return ObjectiveSpec(metric=metric, direction=objective.direction, reduce=objective.reduce)
 
 
 def _format_error(err: dict[str, Any]) -> str:

@@ -33,6 +33,12 @@ def table_format(path: Path) -> str | None:
     return _TABLE_SUFFIXES.get(suffixes[-1]) if suffixes else None
 
 
+def known_task(fields: DatasetFields) -> str | None:
+    """The task of a ``dataset`` section before loading: a named dataset's own, or
+    ``task`` as given; ``None`` when it is inferred from the table."""
+    return fields.task or _NAMED_TASKS.get(fields.name or "")
+
+
 class DatasetFields(BaseModel):
     """The fields of the ``dataset`` section and the rules between them."""
 

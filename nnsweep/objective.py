@@ -28,9 +28,13 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from .errors import first_line
+from .features import take_rows
 from .model import HyperParams, build_model, count_params
 from .names import FAIL_REASON_KEY, HOST_KEY, PARAMS_ATTR, PID_KEY, RUN_ID_ATTR, SURPLUS_ATTR
+from .tracking import dataset_input
 from .urls import mask_url
 
 # Batches run per call into the compiled train/test function. Fewer Python round trips per
@@ -38,13 +42,13 @@ from .urls import mask_url
 STEPS_PER_EXECUTION = 8
 
 if TYPE_CHECKING:
-    import numpy as np
     import optuna
 
     from .config import SweepSpec
     from .data import Dataset
     from .diagnosis import Diagnosis
     from .steps import Step
+    from .tasks import Task
     from .tracking import Tracker
 
 
@@ -98,6 +102,19 @@ def reduce_history(history: dict[str, list[float]], metric: str, direction: str,
     return max(values) if direction == "maximize" else min(values)
 
 
+def _diagnose(history: dict[str, list[float]], spec: SweepSpec, task: Task) -> Diagnosis | None:
+    """The fit diagnosis of a trial's history (:mod:`nnsweep.diagnosis`).
+
+    The accuracy-based rules need ``accuracy``/``val_accuracy``; a task without them (regression)
+    gets no verdict until :mod:`nnsweep.diagnosis` has loss-based rules for it.
+    """
+    from .diagnosis import diagnose
+
+    if not task.is_classification:
+        return None
+    return diagnose(history, spec.diagnosis)
+
+
 def counts_toward_target(trial: optuna.trial.FrozenTrial, count: str) -> bool:
     """Whether a finished ``trial`` counts towards the sweep's ``trials`` target.
 
@@ -139,7 +156,8 @@ class TrialResult:
         number: the Optuna trial number.
         run_id: the trial's MLflow child run.
         params: the sampled hyperparameters.
-        input_example: the first training rows, logged with the model.
+        input_example: the first training rows (an array, or a table's input dict), logged
+            with the model.
         history: one value per epoch and Keras metric, as the fit logged them.
         seconds: wall time of ``model.fit``.
         state: ``COMPLETE``, ``PRUNED`` or ``FAIL`` (Optuna's words).
@@ -156,7 +174,7 @@ class TrialResult:
     number: int
     run_id: str
     params: HyperParams
-    input_example: np.ndarray
+    input_example: Any
     history: dict[str, list[float]] = field(default_factory=dict)
     seconds: float = 0.0
     state: str = "FAIL"
@@ -276,7 +294,8 @@ class Objective:
         self.parent_run_id = parent_run_id
         self.steps = steps
         self.target = spec.trials
-        self.input_example = dataset.x_train[:2].copy()
+        self.input_example = take_rows(dataset.x_train, np.arange(min(2, len(dataset.y_train))))
+        self.data_input = dataset_input(dataset)  # logged on every trial's run
 
     def _is_surplus(self, trial: optuna.Trial) -> bool:
         """True when other workers' earlier trials already fill the target.
@@ -294,7 +313,6 @@ class Objective:
     def __call__(self, trial: optuna.Trial) -> float:
         import optuna
 
-        from .diagnosis import diagnose
         from .runtime import release_trial_memory
 
         if self._is_surplus(trial):
@@ -309,6 +327,7 @@ class Objective:
             self.parent_run_id, trial.study.study_name, trial.number, params
         )
         trial.set_user_attr(RUN_ID_ATTR, run_id)
+        self.tracker.log_dataset(run_id, self.data_input)
 
         result = TrialResult(trial.number, run_id, hp, self.input_example)
         try:
@@ -334,7 +353,7 @@ class Objective:
             raise
         finally:
             try:
-                result.diagnosis = diagnose(result.history, self.spec.diagnosis)
+                result.diagnosis = _diagnose(result.history, self.spec, self.data.task)
                 for step in self.steps:
                     step(trial, result)
             finally:
@@ -350,10 +369,14 @@ class Objective:
         hp = result.params
         keras.utils.set_random_seed(self.spec.seed + trial.number)
         model = build_model(
-            hp, train_size=len(self.data.y_train), steps_per_execution=STEPS_PER_EXECUTION
+            hp,
+            **self.data.model_kwargs(),
+            train_size=len(self.data.y_train),
+            steps_per_execution=STEPS_PER_EXECUTION,
         )
         result.model = model
-        self.tracker.log_metrics(result.run_id, {"trainable_params": count_params(hp)})
+        size = count_params(hp, input_dim=self.data.input_width, output_units=self.data.n_outputs)
+        self.tracker.log_metrics(result.run_id, {"trainable_params": size})
 
         obj = self.spec.objective
         logger = EpochLogger(self.tracker, result.run_id, result.history)

@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 
 History = Mapping[str, Sequence[float]]
 PANELS = (("accuracy", "val_accuracy", "accuracy"), ("loss", "val_loss", "loss"))
+# the metric panel of a learning-curve figure: the first of these the history holds
+# (classification logs accuracy, regression mae); with none, the loss panel alone
+PANEL_METRICS = ("accuracy", "mae", "auc")
 DPI = 100
 
 
@@ -60,7 +63,8 @@ def _epoch_axis(ax: Axes, n_epochs: int) -> None:
 def learning_curves(
     history: History, *, title: str, best_epoch: int | None = None, note: str = ""
 ) -> Figure:
-    """Two panels by epoch: accuracy vs val_accuracy, and loss vs val_loss.
+    """Two panels by epoch: the task's metric (accuracy, or mae for regression) against its
+    validation twin, and loss vs val_loss.
 
     Args:
         history: Keras history, one value per epoch (a pruned trial's is just shorter).
@@ -86,7 +90,9 @@ def learning_curves(
     )
     fig.suptitle(heading, fontsize="medium", y=1 - 0.08 / height, va="top")
     n = max((len(v) for v in history.values()), default=0)
-    for ax, (train, val, label) in zip(fig.subplots(1, 2), PANELS, strict=True):
+    panels = curve_panels(history)
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (train, val, label) in zip(axes, panels, strict=True):
         for key, style in ((train, "-o"), (val, "-s")):
             x, y = _points(history.get(key, ()))
             if x:
@@ -98,6 +104,13 @@ def learning_curves(
         if ax.get_legend_handles_labels()[0]:
             ax.legend(loc="best", fontsize="small")
     return fig
+
+
+def curve_panels(history: History) -> list[tuple[str, str, str]]:
+    """(training key, validation key, y label) of each panel :func:`learning_curves` draws."""
+    metric = next((m for m in PANEL_METRICS if history.get(m) or history.get(f"val_{m}")), None)
+    loss = ("loss", "val_loss", "loss")
+    return [(metric, f"val_{metric}", metric), loss] if metric else [loss]
 
 
 def accuracy_overlay(panels: Sequence[tuple[str, Sequence[Curves]]], *, title: str) -> Figure:

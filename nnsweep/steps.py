@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -98,13 +99,14 @@ def fit_steps(tracker: Tracker) -> list[Step]:
         from .plots import learning_curves
 
         diag, run_id = result.diagnosis, result.run_id
-        if diag is None:
+        if diag is None and not any(math.isfinite(v) for v in result.history.get("loss", ())):
             return
         fit, reason = verdict(result)
         title = curve_title(trial, result.state, result.epochs_run)
-        if fit != PRUNED:  # the state already says it
+        if fit not in (PRUNED, None):  # a pruned trial's state already says it
             title += f" · {fit}"
-        fig = learning_curves(result.history, title=title, best_epoch=diag.best_epoch, note=reason)
+        best = diag.best_epoch if diag is not None else result.weights_epoch
+        fig = learning_curves(result.history, title=title, best_epoch=best, note=reason)
         _upload(
             tracker,
             run_id,

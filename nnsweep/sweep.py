@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .comparable import describe_changes, spec_changes
-from .data import load_dataset
+from .data import sweep_dataset
 from .errors import SpecError, SweepFailedError
 from .limits import check_model_size
 from .names import (
@@ -148,17 +148,27 @@ def preflight(
     """
     if study_name is not None:
         check_study_name(study_name)
-    dataset = load_dataset(
-        spec.dataset.name,
-        str(spec.dataset.path) if spec.dataset.path else None,
-        validation=spec.dataset.validation,
-        seed=spec.seed,
-    )
+    spec, dataset = prepare(spec)
     # the input width is known now (a table's only once loaded): refuse a space whose
     # largest model is over limits.max_params before any store is written
-    check_model_size(spec, int(dataset.x_train.shape[1]), dataset.n_classes)
+    check_model_size(spec, dataset.input_width, dataset.n_outputs)
     check_stores(storage_url, tracking_uri, jobs=jobs)
     return dataset
+
+
+def prepare(spec: SweepSpec) -> tuple[SweepSpec, Dataset]:
+    """The sweep's data, loaded (cached per process), and ``spec`` with its task's objective.
+
+    The objective is checked against the task here, once the task is known (a table's may be
+    inferred from its target), and defaulted when the file names none: ``val_accuracy`` for
+    classification, ``val_mae`` for regression.
+
+    Raises:
+        DataError: the data cannot be read or has no usable target.
+        SpecError: the objective is not one the task logs (the allowed ones are listed).
+    """
+    dataset = sweep_dataset(spec)
+    return spec.for_task(dataset.task.kind), dataset
 
 
 def check_study_name(name: str) -> None:
@@ -209,6 +219,7 @@ def run_sweep(
     dataset = preflight(
         spec, storage_url=storage_url, tracking_uri=tracking_uri, study_name=study_name
     )
+    spec = spec.for_task(dataset.task.kind)  # checked by the pre-flight
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # our progress lines say it all
     # workers started at the same moment create the stores, the study and the experiment
@@ -244,6 +255,8 @@ def run_sweep(
         },
         params={
             "dataset": dataset.name,
+            "task": dataset.task.kind,
+            **({"target": dataset.target} if dataset.target is not None else {}),
             "train_size": dataset.sizes["train"],
             "val_size": dataset.sizes["val"],
             "sampler": spec.sampler.name,

@@ -47,6 +47,9 @@ _OBJECTIVES: dict[str, dict[str, str]] = {
     MULTICLASS: {"val_accuracy": MAXIMIZE, "val_loss": MINIMIZE},
     REGRESSION: {"val_mae": MINIMIZE, "val_loss": MINIMIZE},
 }
+# every objective metric a sweep file may name, with the direction it is optimised in
+OBJECTIVE_DIRECTIONS = {"val_accuracy": MAXIMIZE, "val_auc": MAXIMIZE, "val_loss": MINIMIZE,
+                        "val_mae": MINIMIZE}  # fmt: skip
 _METRICS = {BINARY: ("accuracy", "auc"), MULTICLASS: ("accuracy",), REGRESSION: ("mae",)}
 _LOSSES = {
     BINARY: "binary_crossentropy",
@@ -134,18 +137,7 @@ class Task:
             SpecError: naming ``objective.metric``/``objective.direction``, the task and the
                 allowed values.
         """
-        allowed = _OBJECTIVES[self.kind]
-        if metric not in allowed:
-            raise SpecError(
-                f"objective.metric: {metric!r} is not logged for a {self.kind} task; use one of "
-                f"{', '.join(allowed)}"
-            )
-        natural = allowed[metric]
-        if direction is not None and direction != natural:
-            raise SpecError(
-                f"objective.direction: {metric} should be {natural}d, but direction is "
-                f"{direction}; set direction: {natural} or leave it out"
-            )
+        check_objective_for(self.kind, metric, direction)
 
     # -- predictions -----------------------------------------------------------------------------
     def decode(self, output: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -207,6 +199,41 @@ class Task:
 
 
 DIGITS = Task(MULTICLASS, 10, output_name="digits")
+
+# every per-epoch key a fit of any task logs (MLflow curves are read back by these names)
+ALL_CURVE_KEYS: tuple[str, ...] = tuple(
+    dict.fromkeys(
+        key
+        for kind in TASKS
+        for key in (*("loss", *_METRICS[kind]), *(f"val_{m}" for m in ("loss", *_METRICS[kind])))
+    )
+)
+
+
+def check_objective_for(kind: str, metric: str, direction: str | None = None) -> None:
+    """Refuse an objective metric (or direction) a ``kind`` of task cannot optimise.
+
+    Raises:
+        SpecError: naming ``objective.metric``/``objective.direction``, the task and the
+            allowed values.
+    """
+    allowed = _OBJECTIVES[kind]
+    if metric not in allowed:
+        raise SpecError(
+            f"objective.metric: {metric!r} is not logged for a {kind} task; use one of "
+            f"{', '.join(allowed)}"
+        )
+    natural = allowed[metric]
+    if direction is not None and direction != natural:
+        raise SpecError(
+            f"objective.direction: {metric} should be {natural}d, but direction is "
+            f"{direction}; set direction: {natural} or leave it out"
+        )
+
+
+def default_objective_for(kind: str) -> str:
+    """The objective metric of a ``kind`` of task when the sweep file names none."""
+    return next(iter(_OBJECTIVES[kind]))
 
 
 def infer_task(y: np.ndarray, field: str = "target") -> TaskKind:
