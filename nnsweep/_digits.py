@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError
+from .errors import DataError, first_line
 from .splits import stratified_split
 
 DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -102,7 +102,7 @@ def _load_keras(name: str) -> RawArrays:
     try:
         (x_train, y_train), (x_test, y_test) = loader.load_data()
     except Exception as exc:  # download failures surface as many exception types
-        reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        reason = first_line(exc)[:120]
         raise DataError(
             f"dataset {name}: Keras could not load or download it ({reason}); use --data-path "
             f"to a local {name}.npz or IDX folder, or dataset mnist_5k (ships offline)"

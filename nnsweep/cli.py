@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from . import cli_results, cli_run
-from .errors import NnsweepError
+from .errors import NnsweepError, first_line
 from .runtime import quiet_native_logs
 from .urls import forget_secrets, known_secrets, mask_url, remember_secrets
 
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if _state["debug"]:
             print(mask_url(traceback.format_exc()), end="", file=sys.stderr)
-        message = mask_url(f"{type(exc).__name__}: {exc}".splitlines()[0])
+        message = mask_url(first_line(f"{type(exc).__name__}: {exc}"))
         print(f"nnsweep: error: {message} (run with --debug for the traceback)", file=sys.stderr)
         return 1
     finally:

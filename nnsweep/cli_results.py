@@ -56,16 +56,21 @@ def compare(
     reverse: Annotated[bool, typer.Option("--reverse", help="Flip the sort order.")] = False,
     storage: Storage = None,
     tracking_uri: TrackingUri = None,
+    as_json: JsonFlag = False,
 ) -> None:
     """Print a study's trials table, best trial first.
 
     One row per trial: state, the params that vary, best and final val accuracy, train minus
-    validation accuracy (gap), fit tag, duration and MLflow run id."""
+    validation accuracy (gap), fit tag, duration and MLflow run id. With --json: an object
+    with study, direction, sort, n_trials, fit_counts and trials (every trials.csv column,
+    params nested, in the printed order; missing numbers are null)."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
     from rich.text import Text
 
     from .report import display_frame, fit_counts, sort_trials, study_table
+    from .trials import json_rows
 
     storage_url, uri = resolve_stores(storage, tracking_uri)
     direction, frame = study_table(study, storage_url, uri)
@@ -73,18 +78,25 @@ def compare(
         ordered = sort_trials(frame, sort, direction=direction, reverse=reverse)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="'--sort'") from None
+    if as_json:
+        rows = json_rows(ordered.head(top) if top else ordered)
+        summary = {"study": study, "direction": direction, "sort": sort, "reverse": reverse}
+        summary |= {"n_trials": len(frame), "fit_counts": fit_counts(frame), "trials": rows}
+        typer.echo(json.dumps(summary, indent=2))
+        return
     shown = display_frame(ordered).head(top) if top else display_frame(ordered)
     styles = {"overfit": "red", "underfit": "yellow", "good": "green", "pruned": "dim"}
-    table = Table(title=f"study {study}: {len(shown)} of {len(frame)} trials by {sort}")
+    # user text (study name, param values, columns) as Text or escaped: never Rich markup
+    table = Table(title=escape(f"study {study}: {len(shown)} of {len(frame)} trials by {sort}"))
     numbers = {"trial", "best val_acc", "final val_acc", "val n", "gap", "duration"}
     for col in shown.columns:
         justify = "right" if col.split(" (n=")[0] in numbers else "left"
-        table.add_column(col, justify=justify, overflow="fold", no_wrap=col != "params")
+        table.add_column(escape(col), justify=justify, overflow="fold", no_wrap=col != "params")
     for row in shown.itertuples(index=False):
         cells = dict(zip(shown.columns, row, strict=True))
         table.add_row(
             *(
-                Text(str(v), style=styles.get(str(v), "")) if c == "fit" else str(v)
+                Text(str(v), style=styles.get(str(v), "") if c == "fit" else "")
                 for c, v in cells.items()
             )
         )

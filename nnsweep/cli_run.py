@@ -151,6 +151,7 @@ def status(
         typer.echo(f"no studies in {mask_url(storage_url)}; start one with `nnsweep run SWEEP`")
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table("study", "COMPLETE", "PRUNED", "FAIL", "RUNNING", "best", "metric")
@@ -158,13 +159,13 @@ def status(
         st = s["states"]
         best = f"{s['best']['value']:.4f} (#{s['best']['number']})" if s["best"] else "—"
         table.add_row(
-            s["study"],
+            escape(s["study"]),  # names come from the storage: any text, never markup
             str(st["COMPLETE"]),
             str(st["PRUNED"]),
             str(st["FAIL"]),
             str(st["RUNNING"]),
             best,
-            s["metric"],
+            escape(str(s["metric"])),
         )
     Console().print(table)
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ExportError
+from .errors import ExportError, first_line
 
 URI_PREFIXES = ("models:/",)
 MAX_MLMODEL_BYTES = 1 << 20
@@ -63,7 +63,7 @@ def _keras_predictor(path: Path, label: str) -> Predictor:
     try:
         net = keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:
-        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc)[:200]
         raise ExportError(f"MODEL {label}: Keras cannot load it ({reason})") from None
     from .model import INPUT_DIM, N_CLASSES
 

@@ -31,11 +31,13 @@ class SweepProgress:
 
     # -- hooks --------------------------------------------------------------------------------
     def on_start(self, study: optuna.Study, done: int, target: int | None) -> None:
+        from rich.markup import escape
+
         self.started = time.monotonic()
         self.direction = study.direction.name.lower()
         if done:
             self.console.print(
-                f"resuming study [bold]{study.study_name}[/]: {done} "
+                f"resuming study [bold]{escape(study.study_name)}[/]: {done} "
                 + ("COMPLETE trial(s)" if self.count == "complete" else "trial(s)")
                 + " so far"
                 + (f", target {target}" if target else "")
@@ -43,7 +45,6 @@ class SweepProgress:
         if self.quiet or not self.console.is_terminal:
             self.quiet = True
             return
-        from rich.markup import escape
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,

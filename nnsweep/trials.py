@@ -230,3 +230,30 @@ def study_table(study_name: str, storage_url: str, tracking_uri: str) -> tuple[s
 
     study = load_study(study_name, storage_url)
     return study.direction.name.lower(), trials_frame(study, open_reader(tracking_uri))
+
+
+def json_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """``frame``'s rows as JSON-ready dicts (``compare --json``): params nested under
+    ``params`` (only those the trial has), numbers as Python numbers, NaN and inf as ``None``."""
+    rows = []
+    for record in frame.to_dict(orient="records"):
+        row: dict[str, Any] = {}
+        params: dict[str, Any] = {}
+        for key, raw in record.items():
+            value = _plain(raw)
+            if str(key).startswith("params."):
+                if value is not None:
+                    params[str(key).removeprefix("params.")] = value
+            else:
+                row[str(key)] = value
+        row["params"] = params
+        rows.append(row)
+    return rows
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-safe scalar: numpy scalars unwrapped, non-finite floats as None."""
+    value = value.item() if hasattr(value, "item") and not isinstance(value, str) else value
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
