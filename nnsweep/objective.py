@@ -83,7 +83,8 @@ def failure_reason(exc: BaseException) -> str:
     if isinstance(exc, TrialFailure):
         return mask_url(str(exc))[:500]
     # masked before it is cut: the reason is stored (trial attribute, run tag) and printed
-    return mask_url(f"{type(exc).__name__}: {first_line(text)}")[:500]
+    first = first_line(text)
+    return mask_url(f"{type(exc).__name__}: {first}" if first else type(exc).__name__)[:500]
 
 
 def pruned_reason(epoch: int, pruner: optuna.pruners.BasePruner) -> str:
