@@ -1,7 +1,14 @@
 """nnsweep: hyperparameter sweeps for Keras MLPs, tracked in MLflow.
 
-The public API mirrors the CLI: load a sweep file, run it, and read its best trial. Heavy
-libraries (TensorFlow, MLflow, Optuna) are imported only when a function needs them.
+The public API mirrors the CLI: load a sweep file (:func:`load_spec`) or build a spec in code
+(:func:`spec_from_dict`), run it (:func:`run_sweep`, as ``nnsweep run --jobs 1``) and read its
+best trial (:func:`best_trial`, as ``nnsweep best --json``). Errors are the types below. Heavy
+libraries (TensorFlow, MLflow, Optuna, pydantic) are imported only when a function needs them.
+
+    from nnsweep import best_trial, run_sweep, spec_from_dict
+
+    result = run_sweep(spec_from_dict({"name": "demo", "dataset": "mnist_5k", "trials": 3}))
+    print(best_trial("demo"))
 """
 
 from __future__ import annotations
@@ -20,19 +27,30 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
+    from .api import best_trial, run_sweep, spec_from_dict
     from .config import SweepSpec, load_spec, parse_spec
+    from .sweep import SweepResult
 
 __version__ = "0.1.0"
-_FROM_CONFIG = ("SweepSpec", "load_spec", "parse_spec")
+# name → module that defines it, imported on first use
+_LAZY = {
+    "SweepSpec": "config",
+    "load_spec": "config",
+    "parse_spec": "config",
+    "spec_from_dict": "api",
+    "run_sweep": "api",
+    "best_trial": "api",
+    "SweepResult": "sweep",
+}
 
 
 def __getattr__(name: str) -> Any:
     """``nnsweep.load_spec`` & co. import pydantic on first use (~0.3 s), not with the package:
     the commands that never read a sweep file (status, best, ui…) start faster."""
-    if name in _FROM_CONFIG:
-        from . import config
+    if name in _LAZY:
+        import importlib
 
-        return getattr(config, name)
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module 'nnsweep' has no attribute {name!r}")
 
 
@@ -45,8 +63,12 @@ __all__ = [
     "StorageError",
     "StudyNotFoundError",
     "SweepFailedError",
+    "SweepResult",
     "SweepSpec",
     "__version__",
+    "best_trial",
     "load_spec",
     "parse_spec",
+    "run_sweep",
+    "spec_from_dict",
 ]
