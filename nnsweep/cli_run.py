@@ -13,6 +13,9 @@ from .urls import mask_url
 
 if TYPE_CHECKING:
     from .config import SweepSpec
+    from .devices import WorkerPlan
+    from .progress import SweepProgress
+    from .workers import JobsResult
 
 
 def run(
@@ -43,35 +46,65 @@ def run(
         bool, typer.Option("--quiet", "-q", help="Log lines only, no live bar.")
     ] = False,
     jobs: Annotated[
-        int,
+        str,
         typer.Option(
-            min=1,
-            help="Worker processes on this machine sharing the study (needs a journal:/// or "
-            "PostgreSQL storage). Workers on other machines: run the same command there.",
+            metavar="N|auto",
+            help="Worker processes on this machine sharing the study: auto (from the cores, "
+            "GPUs, model size, trials and memory; 1 on a SQLite storage) or N. --jobs 1 is one "
+            "process, reproducible trial for trial. Workers on other machines: run the same "
+            "command there.",
         ),
-    ] = 1,
+    ] = "auto",
+    gpus: Annotated[
+        str,
+        typer.Option(
+            metavar="auto|none|IDS",
+            help="GPUs to train on, one per worker: auto (every visible one), none, or ids "
+            "such as 0,1. Without a GPU (or CUDA) this changes nothing.",
+        ),
+    ] = "auto",
 ) -> None:
     """Run a sweep, or resume it: trials run until the study has TRIALS COMPLETE trials
     (or TRIALS finished ones, pruned included, with `trials_count: all` in the sweep file).
 
-    Any number of `nnsweep run` processes with the same sweep file and --storage work on one
-    study together, on one machine (--jobs N) or many, and stop at exactly TRIALS.
+    By default trials run side by side in worker processes (--jobs auto), each given its
+    share of the cores (TensorFlow threads) and one GPU if there are any. Any number of
+    `nnsweep run` processes with the same sweep file and --storage work on one study
+    together, on one machine or many, and stop at exactly TRIALS.
     """
     from ._proc import interrupt_on_signals
     from .config import load_spec
     from .progress import SweepProgress
-    from .sweep import run_sweep
+    from .sweep import preflight, run_sweep
+    from .workers import choose_gpus, parse_jobs, plan_jobs, use_gpus_here
 
+    n_jobs, chosen = parse_jobs(jobs), choose_gpus(gpus)
     spec = load_spec(sweep).with_overrides(
         trials=trials, timeout=timeout, seed=seed, data_path=data_path
     )
     storage_url, uri = resolve_stores(storage, tracking_uri)
-    if jobs > 1:
+    dataset = preflight(
+        spec, storage_url=storage_url, tracking_uri=uri, study_name=study, jobs=n_jobs or 1
+    )
+    spec = spec.for_task(dataset.task.kind)  # the task's objective, checked by preflight
+    plan, note = plan_jobs(spec, dataset, jobs=n_jobs, gpus=chosen, storage_url=storage_url)
+    progress = SweepProgress(quiet=quiet, metric=spec.objective.metric, count=spec.trials_count)
+    if note and not quiet:
+        progress.console.print(note, markup=False)
+    if plan.jobs > 1:
         overrides = {"trials": trials, "timeout": timeout, "data_path": data_path, "seed": seed}
         with interrupt_on_signals():
-            _run_jobs(sweep, spec, jobs, storage_url, uri, study, overrides)
+            done = _run_jobs(sweep, spec, plan, storage_url, uri, study, overrides, progress)
+        _finish(done.study_name, spec.objective.metric, done.best, tracking_uri)
+        if done.code:
+            typer.echo(
+                "a worker stopped before the study reached its target; run the same command "
+                "again to finish it",
+                err=True,
+            )
+            raise typer.Exit(done.code)
         return
-    progress = SweepProgress(quiet=quiet, metric=spec.objective.metric, count=spec.trials_count)
+    use_gpus_here(plan)
     try:
         with interrupt_on_signals():
             result = run_sweep(
@@ -81,54 +114,71 @@ def run(
                 study_name=study,
                 spec_text=sweep.read_text(encoding="utf-8"),
                 hooks=[progress],
-                on_start=progress.on_start,
+                on_start=lambda *args: (
+                    typer.echo(f"data: {dataset.describe()}", err=True),
+                    progress.on_start(*args),
+                ),
             )
     finally:
         progress.stop()
     if result.parent_run_id is None:
-        typer.echo(
-            f"study {result.study_name} already has its target of {result.target} trials "
-            f"({result.n_complete} COMPLETE); raise --trials to run more"
-        )
+        _already_done(result.study_name, result.target, result.n_complete)
     ran = ", ".join(f"{n} {s}" for s, n in sorted(result.ran.items())) or "no trials"
     if result.parent_run_id is not None:
         typer.echo(f"study {result.study_name}: ran {ran}; {result.n_complete} COMPLETE in total")
-    if result.best is not None:
+    _finish(result.study_name, spec.objective.metric, result.best, tracking_uri)
+
+
+def _already_done(study_name: str, target: int | None, n_complete: int) -> None:
+    typer.echo(
+        f"study {study_name} already has its target of {target} trials "
+        f"({n_complete} COMPLETE); raise --trials to run more"
+    )
+
+
+def _finish(
+    study_name: str, metric: str, best: dict[str, Any] | None, tracking_uri: str | None
+) -> None:
+    if best is not None:
         typer.echo(
-            f"best trial #{result.best['number']}: {spec.objective.metric}="
-            f"{result.best['value']:.4f}  params={json.dumps(result.best['params'])}"
+            f"best trial #{best['number']}: {metric}="
+            f"{best['value']:.4f}  params={json.dumps(best['params'])}"
         )
     typer.echo(
         f"browse: nnsweep ui{uri_flag(tracking_uri)}   export: nnsweep export "
-        f"{result.study_name} --out exports/{result.study_name}"
+        f"{study_name} --out exports/{study_name}"
     )
 
 
 def _run_jobs(
     sweep: Path,
     spec: SweepSpec,
-    jobs: int,
+    plan: WorkerPlan,
     storage_url: str,
     tracking_uri: str,
     study: str | None,
     overrides: dict[str, Any],
-) -> None:
+    progress: SweepProgress,
+) -> JobsResult:
     from .workers import run_jobs
 
     done = run_jobs(
         sweep,
         spec,
-        jobs=jobs,
+        plan=plan,
         storage_url=storage_url,
         tracking_uri=tracking_uri,
+        progress=progress,
         study_name=study,
         overrides=overrides,
         echo=lambda line: typer.echo(line, err=True),
     )
-    states = ", ".join(f"{n} {s}" for s, n in done.states.items())
-    typer.echo(f"study {done.study_name}: {states or 'no trials'} ({jobs} workers)")
-    if done.code:
-        raise typer.Exit(done.code)
+    if done.done_before:
+        _already_done(done.study_name, spec.trials, done.states.get("COMPLETE", 0))
+    else:
+        states = ", ".join(f"{n} {s}" for s, n in done.states.items())
+        typer.echo(f"study {done.study_name}: {states or 'no trials'} ({plan.jobs} workers)")
+    return done
 
 
 def status(

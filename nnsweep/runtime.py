@@ -32,9 +32,10 @@ stops the ``failed call to cuInit`` ERROR line that its CUDA build logs on every
   survivors are *frozen* (:func:`gc.freeze`), so later collections only walk what later trials
   created (~0.04 s).
 
-TensorFlow's thread pools are left at their defaults (intra-op and inter-op = cores): on 2
-cores, 1/1, 2/1 and 1/2 were measured and none was faster for these MLPs
-(docs/benchmarks.md).
+**Threads.** A single process leaves TensorFlow's thread pools at their defaults (intra-op and
+inter-op = cores): on 2 cores, 1/1, 2/1 and 1/2 were measured and none was faster for these
+MLPs (docs/benchmarks.md). Workers of ``--jobs N`` share the cores instead: each starts with
+its budget in the environment, applied right after the import (:func:`apply_thread_budget`).
 """
 
 from __future__ import annotations
@@ -137,9 +138,36 @@ class _QuietTensorFlowImport(importlib.abc.MetaPathFinder, importlib.abc.Loader)
         cpu_only_without_cuda_driver()
         with native_stderr_filtered():
             self._loader.exec_module(module)
+        apply_thread_budget(module)
 
 
 _hook = _QuietTensorFlowImport()
+
+
+def apply_thread_budget(tf: ModuleType) -> tuple[int, int]:
+    """Set TensorFlow's intra-/inter-op threads from ``TF_NUM_INTRAOP_THREADS`` and
+    ``TF_NUM_INTEROP_THREADS`` (a worker's budget, see :mod:`nnsweep.devices`); return them.
+
+    TensorFlow's runtime reads the same variables itself; setting them through ``tf.config``
+    too, right after the import and before any op, makes the budget hold whichever TensorFlow
+    build is installed. Unset (or invalid) variables leave TensorFlow's defaults (0).
+    """
+    from .devices import INTER_OP_ENV, INTRA_OP_ENV
+
+    def wanted(name: str) -> int:
+        value = os.environ.get(name, "")
+        return int(value) if value.isdigit() else 0
+
+    intra, inter = wanted(INTRA_OP_ENV), wanted(INTER_OP_ENV)
+    threading = getattr(getattr(tf, "config", None), "threading", None)
+    if threading is None:
+        return 0, 0
+    with contextlib.suppress(RuntimeError):  # already initialised: keeps what it has
+        if intra:
+            threading.set_intra_op_parallelism_threads(intra)
+        if inter:
+            threading.set_inter_op_parallelism_threads(inter)
+    return intra, inter
 
 
 def uninstall_quiet_import() -> None:

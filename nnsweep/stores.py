@@ -32,7 +32,8 @@ from .urls import mask_url
 T = TypeVar("T")
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
-DEFAULT_STORAGE_FILE = "optuna.db"
+DEFAULT_STORAGE_FILE = "optuna.log"  # Optuna's JournalStorage file: takes concurrent writers
+LEGACY_STORAGE_FILE = "optuna.db"  # earlier versions' SQLite default; kept where it exists
 TRACKING_ENV = "MLFLOW_TRACKING_URI"
 ARTIFACTS_DIR = "mlruns"  # beside a SQLite tracking file, as `mlflow ui` would put it
 CONNECT_TIMEOUT = 5  # seconds, for the checks and for PostgreSQL connections
@@ -60,12 +61,26 @@ def resolve_tracking_uri(uri: str | None) -> str:
 
 
 def resolve_storage(storage: str | None, tracking_uri: str) -> str:
-    """``--storage``, else ``$NNSWEEP_STORAGE``, else ``optuna.db`` beside the MLflow file."""
+    """``--storage``, else ``$NNSWEEP_STORAGE``, else the default file beside the MLflow file.
+
+    The default is Optuna's journal file ``optuna.log`` (``journal:///optuna.log``), which
+    several worker processes append to safely (see README, "Storage"). A folder that already
+    has the SQLite ``optuna.db`` of an earlier nnsweep, and no ``optuna.log``, keeps using it,
+    so its studies resume; a SQLite file takes one writer, so ``--jobs auto`` runs one worker.
+    """
     if storage or os.environ.get(STORAGE_ENV):
         return storage or os.environ[STORAGE_ENV]
     path = sqlite_path(tracking_uri)
     folder = path.parent if path is not None else Path(".")
-    return "sqlite:///" + (folder / DEFAULT_STORAGE_FILE).as_posix()
+    legacy = folder / LEGACY_STORAGE_FILE
+    if legacy.is_file() and not (folder / DEFAULT_STORAGE_FILE).exists():
+        return "sqlite:///" + legacy.as_posix()
+    return "journal:///" + (folder / DEFAULT_STORAGE_FILE).as_posix()
+
+
+def takes_concurrent_writers(storage_url: str) -> bool:
+    """Whether several processes may write ``storage_url`` at once (not a SQLite file)."""
+    return sqlite_path(storage_url) is None
 
 
 def resolve(storage: str | None, tracking_uri: str | None) -> tuple[str, str]:
@@ -177,7 +192,7 @@ def check_concurrent_storage(storage_url: str, jobs: int) -> None:
     Raises:
         StorageError: ``jobs > 1`` on a SQLite storage.
     """
-    if jobs > 1 and sqlite_path(storage_url) is not None:
+    if jobs > 1 and not takes_concurrent_writers(storage_url):
         raise StorageError(
             f"--jobs {jobs} needs a storage that takes concurrent writers, but "
             f"{mask_url(storage_url)} is a SQLite file; use --storage journal:///optuna.log "

@@ -1,27 +1,46 @@
-"""``nnsweep run --jobs N``: N worker processes on one machine, sharing one study.
+"""``nnsweep run --jobs N|auto``: how many worker processes, and running them on one study.
 
-Each worker is a plain ``nnsweep run`` process (TensorFlow wants processes, not threads);
-they coordinate only through the Optuna storage, exactly as workers on many machines do, so
-nothing here schedules trials. The storage must take concurrent writers: an RDB server
-(PostgreSQL) or Optuna's JournalStorage file (``journal:///optuna.log``), not a SQLite file.
-URLs reach the workers through the environment, never their command lines.
+Each worker is a plain ``nnsweep run --jobs 1`` process (TensorFlow wants processes, not
+threads); they coordinate only through the Optuna storage, exactly as workers on many machines
+do, so nothing here schedules trials. The storage must take concurrent writers: Optuna's
+journal file (the default, ``journal:///optuna.log``) or an RDB server (PostgreSQL), not a
+SQLite file. URLs reach the workers through the environment, never their command lines; so do
+each worker's GPU and TensorFlow thread budget (:class:`nnsweep.devices.WorkerPlan`).
+
+The workers are quiet: the parent alone shows progress, read from the storage, as one bar
+for all of them; a worker's own output is shown only when it fails.
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .stores import STORAGE_ENV, TRACKING_ENV, startup_lock
+from .errors import SpecError
+from .stores import STORAGE_ENV, TRACKING_ENV, startup_lock, takes_concurrent_writers
+from .urls import mask_url
 
 if TYPE_CHECKING:
+    import optuna
+
     from .config import SweepSpec
+    from .data import Dataset
+    from .devices import WorkerPlan
+    from .progress import SweepProgress
+
+POLL_SECONDS = 1.0  # how often the parent reads the storage for finished trials
+GRACE_SECONDS = 3.0  # after Ctrl-C, how long workers get to stop before they are told to
+TAIL_LINES = 40  # lines of a failed worker's output shown
 
 
 @dataclass
@@ -32,6 +51,95 @@ class JobsResult:
     jobs: int
     code: int
     states: dict[str, int] = field(default_factory=dict)
+    done_before: bool = False  # the study had its target before any worker started
+    target_met: bool = False
+    best: dict[str, Any] | None = None
+
+
+def choose_gpus(value: str) -> tuple[str, ...]:
+    """The ``--gpus`` option against the GPUs this process sees (none without CUDA).
+
+    Raises:
+        SpecError: ids that are not visible, or a malformed list.
+    """
+    from .devices import parse_gpus, visible_gpus
+
+    return parse_gpus(value, visible_gpus())
+
+
+def parse_jobs(value: str) -> int | None:
+    """The ``--jobs`` option: ``auto`` → None, else a whole number >= 1.
+
+    Raises:
+        SpecError: anything else, with the fix.
+    """
+    text = value.strip().lower()
+    if text == "auto":
+        return None
+    if text.isdigit() and int(text) >= 1:
+        return int(text)
+    raise SpecError(f"--jobs: must be 'auto' or a whole number >= 1, but got {value!r}")
+
+
+def plan_jobs(
+    spec: SweepSpec,
+    dataset: Dataset,
+    *,
+    jobs: int | None,
+    gpus: Sequence[str],
+    storage_url: str,
+) -> tuple[WorkerPlan, str | None]:
+    """The workers to run for ``--jobs`` (None: auto) on ``gpus``, and a note to show.
+
+    ``auto`` counts this process's cores, its GPUs, the largest model's parameters, the
+    trials wanted and the free memory (:func:`nnsweep.devices.auto_jobs`); on a SQLite
+    storage, which takes one writer, it is one worker, and the note says how to get more.
+    """
+    from .devices import available_cores, available_memory, plan_workers
+    from .limits import max_param_count
+
+    chosen = tuple(gpus)
+    cores = available_cores()
+    if jobs is not None:
+        return plan_workers(jobs, cores=cores, gpus=chosen), None
+    n_params = max_param_count(spec, dataset.input_width, dataset.n_outputs)
+    plan = plan_workers(
+        "auto",
+        cores=cores,
+        gpus=chosen,
+        n_params=n_params,
+        trials=spec.trials,
+        memory=available_memory(),
+    )
+    if plan.jobs > 1 and not takes_concurrent_writers(storage_url):
+        note = (
+            f"1 worker: {mask_url(storage_url)} is a SQLite file, which takes one writer; "
+            "--storage journal:///optuna.log runs trials side by side (README: Storage)"
+        )
+        return plan_workers(1, cores=cores, gpus=chosen), note
+    return plan, None
+
+
+def use_gpus_here(plan: WorkerPlan) -> None:
+    """Give this process (``--jobs 1``) the plan's GPUs, with memory growth; CPU: nothing.
+
+    Before TensorFlow is imported the environment does it; after, memory growth is turned on
+    for the GPUs TensorFlow already sees.
+    """
+    from .devices import (
+        ALLOW_GROWTH_ENV,
+        CUDA_VISIBLE_DEVICES_ENV,
+        enable_memory_growth,
+        visible_gpus,
+    )
+
+    if not visible_gpus():
+        return  # a CPU machine: exactly as before
+    if "tensorflow" not in sys.modules:
+        os.environ[CUDA_VISIBLE_DEVICES_ENV] = ",".join(plan.gpus)
+        os.environ[ALLOW_GROWTH_ENV] = "true"
+    elif plan.gpus:
+        enable_memory_growth()
 
 
 def worker_args(sweep: Path, overrides: Mapping[str, Any]) -> list[str]:
@@ -47,14 +155,15 @@ def run_jobs(
     sweep: Path,
     spec: SweepSpec,
     *,
-    jobs: int,
+    plan: WorkerPlan,
     storage_url: str,
     tracking_uri: str,
+    progress: SweepProgress,
     study_name: str | None = None,
     overrides: Mapping[str, Any] | None = None,
     echo: Callable[[str], None] = print,
 ) -> JobsResult:
-    """``nnsweep run --jobs N``: check once, create the shared records, run N workers.
+    """Run ``plan.jobs`` workers on one study and show their progress as one.
 
     The pre-flight is :func:`nnsweep.sweep.preflight`, as for a single process, so bad input is
     refused before anything is written. The study and the MLflow experiment are then created
@@ -63,75 +172,149 @@ def run_jobs(
     Args:
         sweep: the sweep file the workers read.
         spec: the validated sweep, overrides applied.
+        progress: shows the trials the workers finish, read from the storage.
         overrides: the ``run`` flags to hand on (``trials``, ``seed``, …; None: not given).
-        echo: where the workers' output lines go, each prefixed with ``[worker i]``.
+        echo: where a failed worker's last output lines go, prefixed with ``[worker i]``.
 
     Raises:
         DataError, StorageError: bad input, before anything is written.
     """
-    from .study import create_or_resume, load_study, summarize
-    from .sweep import preflight
+    import optuna
+
+    from .objective import target_counts
+    from .study import best_trial, create_or_resume, load_study, summarize
+    from .sweep import preflight, run_sweep
     from .tracking import ensure_experiment
 
     name = study_name or spec.name
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # the progress lines say it all
     dataset = preflight(
-        spec, storage_url=storage_url, tracking_uri=tracking_uri, study_name=study_name, jobs=jobs
-    )
-    with startup_lock(storage_url, tracking_uri):
-        create_or_resume(spec, storage_url, name, dataset=dataset)
-        ensure_experiment(tracking_uri, spec.name)
-    code = run_workers(
-        worker_args(sweep, {**(overrides or {}), "study": study_name}),
-        jobs=jobs,
+        spec,
         storage_url=storage_url,
         tracking_uri=tracking_uri,
-        echo=echo,
+        study_name=study_name,
+        jobs=plan.jobs,
     )
-    summary = summarize(load_study(name, storage_url))
-    return JobsResult(name, jobs, code, {s: n for s, n in summary["states"].items() if n})
+    with startup_lock(storage_url, tracking_uri):
+        study = create_or_resume(spec, storage_url, name, dataset=dataset)
+        ensure_experiment(tracking_uri, spec.name)
+    done = target_counts(study, spec.trials_count)[0]
+    result = JobsResult(name, plan.jobs, 0)
+    result.done_before = spec.trials is not None and done >= spec.trials
+    if result.done_before:
+        # no worker is needed; one pass of the single-process start-up still fails the trial
+        # of a worker that was killed here and closes its MLflow run, as a worker would
+        run_sweep(spec, storage_url=storage_url, tracking_uri=tracking_uri, study_name=study_name)
+    else:
+        progress.on_start(study, done, spec.trials)
+        follower = StudyFollower(study, progress)
+        try:
+            result.code = run_workers(
+                worker_args(sweep, {**(overrides or {}), "study": study_name}),
+                plan=plan,
+                storage_url=storage_url,
+                tracking_uri=tracking_uri,
+                echo=echo,
+                poll=follower.poll,
+            )
+        finally:
+            follower.poll()
+            progress.stop()
+    study = load_study(name, storage_url)
+    summary = summarize(study)
+    result.states = {s: n for s, n in summary["states"].items() if n}
+    counted = target_counts(study, spec.trials_count)[0]
+    result.target_met = spec.trials is not None and counted >= spec.trials
+    if summary["states"].get("COMPLETE"):
+        result.best = best_trial(study)
+    if result.target_met:
+        result.code = 0  # a worker that died was replaced by the others: the study is done
+    return result
 
 
-def _pump(stream: object, prefix: str, out: Callable[[str], None]) -> None:
-    for line in iter(stream.readline, ""):  # type: ignore[attr-defined]
-        out(f"{prefix}{line.rstrip()}")
+class StudyFollower:
+    """Hands each trial the workers finish to ``progress``, once, in trial order."""
+
+    def __init__(self, study: optuna.Study, progress: Callable[..., None]) -> None:
+        self.study, self.progress = study, progress
+        self.seen = {t.number for t in self._finished()}
+
+    def _finished(self) -> list[optuna.trial.FrozenTrial]:
+        return [t for t in self.study.get_trials(deepcopy=False) if t.state.is_finished()]
+
+    def poll(self) -> None:
+        for trial in sorted(self._finished(), key=lambda t: t.number):
+            if trial.number not in self.seen:
+                self.seen.add(trial.number)
+                self.progress(self.study, trial)
+
+
+def _collect(stream: Any, lines: collections.deque[str]) -> None:
+    for line in iter(stream.readline, ""):
+        lines.append(line.rstrip())
 
 
 def run_workers(
     run_args: Sequence[str],
     *,
-    jobs: int,
+    plan: WorkerPlan,
     storage_url: str,
     tracking_uri: str,
     echo: Callable[[str], None] = print,
+    poll: Callable[[], None] = lambda: None,
 ) -> int:
-    """Start ``jobs`` ``nnsweep run`` workers with ``run_args`` and wait for all of them.
+    """Start ``plan.jobs`` ``nnsweep run`` workers with ``run_args`` and wait for all of them,
+    calling ``poll`` every :data:`POLL_SECONDS` meanwhile.
 
-    Returns the worst exit status (0 when every worker succeeded). Ctrl-C reaches the
-    workers too (same process group); each closes its trial and run before it exits.
+    Returns 0 when every worker succeeded, else the worst exit status (1 for a worker killed
+    by a signal), after echoing that worker's last output lines. Ctrl-C reaches the workers
+    too (same process group); each closes its trial and run before it exits, and those still
+    running after :data:`GRACE_SECONDS` are sent SIGINT.
     """
     procs: list[subprocess.Popen[str]] = []
-    pumps: list[threading.Thread] = []
-    for i in range(jobs):
-        env = {
-            **os.environ,
-            STORAGE_ENV: storage_url,
-            TRACKING_ENV: tracking_uri,
-        }
+    tails: list[collections.deque[str]] = []
+    readers: list[threading.Thread] = []
+    for i in range(plan.jobs):
+        env = {**os.environ, **plan.env(i), STORAGE_ENV: storage_url, TRACKING_ENV: tracking_uri}
         cmd = [sys.executable, "-m", "nnsweep", "run", *run_args, "--quiet", "--jobs", "1"]
         proc = subprocess.Popen(
             cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
         )
         procs.append(proc)
-        pump = threading.Thread(target=_pump, args=(proc.stdout, f"[worker {i}] ", echo))
-        pump.start()
-        pumps.append(pump)
-    codes: list[int] = []
+        tails.append(collections.deque(maxlen=TAIL_LINES))
+        reader = threading.Thread(target=_collect, args=(proc.stdout, tails[-1]), daemon=True)
+        reader.start()
+        readers.append(reader)
     try:
-        codes = [p.wait() for p in procs]
+        while any(p.poll() is None for p in procs):
+            poll()
+            time.sleep(POLL_SECONDS)
     except KeyboardInterrupt:
-        codes = [p.wait() for p in procs]
+        _stop(procs)
         raise
     finally:
-        for pump in pumps:
-            pump.join(timeout=5)
-    return max(codes, default=0)
+        for reader in readers:
+            reader.join(timeout=5)
+    worst = 0
+    for i, proc in enumerate(procs):
+        code = proc.returncode
+        if code:
+            why = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
+            echo(f"[worker {i}] stopped: {why}; its last output:")
+            for line in tails[i]:
+                echo(f"[worker {i}] {line}")
+            worst = max(worst, code if code > 0 else 1)
+    return worst
+
+
+def _stop(procs: Sequence[subprocess.Popen[str]]) -> None:
+    """After Ctrl-C: let the workers finish their interrupted trial, then tell the rest."""
+    deadline = time.monotonic() + GRACE_SECONDS
+    while time.monotonic() < deadline and any(p.poll() is None for p in procs):
+        time.sleep(0.1)
+    for proc in procs:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGINT)
+    for proc in procs:
+        proc.wait()

@@ -14,9 +14,11 @@ from nnsweep.stores import (
     artifact_location,
     is_race,
     resolve,
+    resolve_storage,
     retry_race,
     startup_lock,
     startup_lock_paths,
+    takes_concurrent_writers,
 )
 
 
@@ -25,10 +27,38 @@ def test_default_stores_and_artifacts_sit_in_the_working_directory(
 ) -> None:
     monkeypatch.delenv("NNSWEEP_STORAGE", raising=False)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    assert resolve(None, None) == ("sqlite:///optuna.db", "sqlite:///mlflow.db")
+    monkeypatch.chdir(tmp_path)
+    assert resolve(None, None) == ("journal:///optuna.log", "sqlite:///mlflow.db")
     uri = f"sqlite:///{tmp_path}/m.db"
     assert artifact_location(uri, "x") == (tmp_path / "mlruns" / "x").as_uri()
     assert artifact_location("http://mlflow:5000", "x") is None
+
+
+def test_an_earlier_sqlite_default_keeps_being_used_until_a_journal_exists(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("NNSWEEP_STORAGE", raising=False)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    assert resolve_storage(None, uri) == f"journal:///{tmp_path}/optuna.log"
+    (tmp_path / "optuna.db").write_bytes(b"")  # a folder that ran an earlier nnsweep
+    assert resolve_storage(None, uri) == f"sqlite:///{tmp_path}/optuna.db"
+    assert not takes_concurrent_writers(resolve_storage(None, uri))
+    (tmp_path / "optuna.log").write_bytes(b"")  # moved on: the journal wins
+    assert resolve_storage(None, uri) == f"journal:///{tmp_path}/optuna.log"
+    assert resolve_storage("sqlite:///x.db", uri) == "sqlite:///x.db"  # a flag always wins
+
+
+@pytest.mark.parametrize(
+    ("url", "concurrent"),
+    [
+        ("journal:///optuna.log", True),
+        ("postgresql+psycopg://u:p@db/optuna", True),
+        ("sqlite:///optuna.db", False),
+        ("sqlite:////abs/optuna.db?timeout=60", False),
+    ],
+)
+def test_takes_concurrent_writers(url: str, concurrent: bool) -> None:
+    assert takes_concurrent_writers(url) is concurrent
 
 
 def _race() -> IntegrityError:

@@ -30,11 +30,14 @@ from nnsweep.study import (
 BASE = "name: s\ndataset: mnist_5k\ntrials: 3\n"
 
 
-def test_default_storage_sits_beside_the_mlflow_file(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_storage_sits_beside_the_mlflow_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.delenv("NNSWEEP_STORAGE", raising=False)
-    assert resolve_storage(None, "sqlite:///mlflow.db") == "sqlite:///optuna.db"
-    assert resolve_storage(None, "sqlite:////data/x/mlflow.db") == "sqlite:////data/x/optuna.db"
-    assert resolve_storage(None, "http://mlflow:5000") == "sqlite:///optuna.db"
+    monkeypatch.chdir(tmp_path)
+    assert resolve_storage(None, "sqlite:///mlflow.db") == "journal:///optuna.log"
+    assert resolve_storage(None, "sqlite:////data/x/mlflow.db") == "journal:////data/x/optuna.log"
+    assert resolve_storage(None, "http://mlflow:5000") == "journal:///optuna.log"
     monkeypatch.setenv("NNSWEEP_STORAGE", "sqlite:///env.db")
     assert resolve_storage(None, "sqlite:///mlflow.db") == "sqlite:///env.db"
     assert resolve_storage("sqlite:///flag.db", "sqlite:///mlflow.db") == "sqlite:///flag.db"

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import os
+import re
+import signal
+import subprocess
+import sys
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import optuna
 import pytest
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
+from nnsweep.devices import WorkerPlan
 from tests.conftest import CliResult, Stores
 
 Cli = Callable[..., CliResult]
@@ -66,7 +73,7 @@ def _check_study(storage: str, name: str, tracking_uri: str, n: int) -> list:
 
 
 @pytest.mark.slow
-def test_two_jobs_share_a_journal_storage(
+def test_two_jobs_share_a_journal_storage_and_show_one_progress_stream(
     stores: Stores, write_sweep: Callable[..., Path], cli: Cli
 ) -> None:
     storage = f"journal:///{stores.root / 'optuna.log'}"
@@ -75,12 +82,137 @@ def test_two_jobs_share_a_journal_storage(
         "run", sweep, "--storage", storage, "--tracking-uri", stores.tracking_uri, "--jobs", "2"
     )
     assert result.code == 0, result.err
-    assert "[worker 0]" in result.err and "[worker 1]" in result.err
+    # the parent reads the storage and shows every trial once; the workers stay quiet
+    assert "[worker" not in result.err
+    shown = re.findall(r"^trial +(\d+) (?:COMPLETE|PRUNED|FAIL)", result.err, re.MULTILINE)
+    assert len(shown) == len(set(shown)) >= 6, result.err
+    assert "COMPLETE (2 workers)" in result.out
     journal = optuna.storages.JournalStorage(
         optuna.storages.journal.JournalFileBackend(str(stores.root / "optuna.log"))
     )
     runs = _check_study(journal, "journal", stores.tracking_uri, 6)
     assert sum(r.data.tags.get("nnsweep.role") == "study" for r in runs) == 2  # one per worker
+
+
+def _plain_env() -> dict[str, str]:
+    """The environment without store URLs: the defaults in the working directory apply."""
+    drop = ("NNSWEEP_STORAGE", "MLFLOW_TRACKING_URI")
+    return {k: v for k, v in os.environ.items() if k not in drop}
+
+
+def _journal(path: Path) -> optuna.storages.JournalStorage:
+    return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+
+
+@pytest.mark.slow
+def test_kill_9_of_a_worker_under_the_defaults_then_a_rerun_completes_exactly(
+    tmp_path: Path, write_sweep: Callable[..., Path]
+) -> None:
+    """No flags: --jobs auto, the default journal storage and mlflow.db. One worker is
+    killed with SIGKILL in the middle of a trial; the sweep, run again, ends with exactly
+    `trials` COMPLETE trials and no trial with two MLflow runs."""
+    from nnsweep.devices import available_cores
+
+    sweep = write_sweep(name="killed", **{**FAST, "train": {"epochs": 4}})
+    cmd = [sys.executable, "-m", "nnsweep", "run", str(sweep)]
+    if available_cores() < 2:  # auto would pick one worker here: ask for the two it picks on 2
+        cmd += ["--jobs", "2"]
+    parent = subprocess.Popen(
+        cmd, cwd=tmp_path, env=_plain_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    victim = None
+    deadline = time.monotonic() + 300
+    while victim is None and parent.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+        if not (tmp_path / "optuna.log").exists():
+            continue
+        try:
+            study = optuna.load_study(
+                study_name="killed", storage=_journal(tmp_path / "optuna.log")
+            )
+        except KeyError:
+            continue
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            pid = int(trial.user_attrs.get("nnsweep.pid", 0))
+            if pid and pid != parent.pid and trial.intermediate_values:  # mid-training
+                os.kill(pid, signal.SIGKILL)
+                victim = trial.number
+                break
+    out, err = parent.communicate(timeout=600)
+    assert victim is not None, err.decode()[-2000:]
+    assert parent.returncode in (0, 1), err.decode()[-2000:]  # 0: the other worker finished it
+    assert not (tmp_path / "optuna.db").exists()  # the default storage is the journal
+
+    again = subprocess.run(cmd, cwd=tmp_path, env=_plain_env(), capture_output=True, timeout=600)
+    assert again.returncode == 0, again.stderr.decode()[-2000:]
+    journal = _journal(tmp_path / "optuna.log")
+    _check_study(journal, "killed", f"sqlite:///{tmp_path}/mlflow.db", FAST["trials"])
+    study = optuna.load_study(study_name="killed", storage=journal)
+    assert study.trials[victim].state == TrialState.FAIL
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--jobs", "0"], "--jobs: must be 'auto' or a whole number >= 1, but got '0'"),
+        (["--jobs", "many"], "--jobs: must be 'auto' or a whole number >= 1"),
+        (["--gpus", "7"], "--gpus: 7 is not a visible GPU"),
+        (["--gpus", "0,,1"], "--gpus: '0,,1' has an empty entry"),
+    ],
+)
+def test_bad_jobs_or_gpus_exit_2_with_one_line_and_write_nothing(
+    tmp_path: Path,
+    write_sweep: Callable[..., Path],
+    cli: Cli,
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    message: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("NNSWEEP_STORAGE", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    sweep = write_sweep()
+    result = cli("run", sweep, *args)
+    assert result.code == 2
+    assert message in result.err and len(result.err.strip().splitlines()) == 1, result.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [sweep.name]
+
+
+def _plan(
+    monkeypatch: pytest.MonkeyPatch,
+    write_sweep: Callable[..., Path],
+    cores: int,
+    storage: str = "journal:///optuna.log",
+) -> tuple[WorkerPlan, str | None]:
+    from nnsweep import devices
+    from nnsweep.config import load_spec
+    from nnsweep.workers import plan_jobs
+
+    monkeypatch.setattr(devices, "available_cores", lambda: cores)
+    monkeypatch.setattr(devices, "visible_gpus", lambda: ())
+    monkeypatch.setattr(devices, "available_memory", lambda: None)
+    dataset = SimpleNamespace(input_width=784, n_outputs=10)
+    spec = load_spec(write_sweep(trials=8))
+    return plan_jobs(spec, dataset, jobs=None, gpus=(), storage_url=storage)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("cores", "jobs"), [(1, 1), (2, 2), (16, 8)])
+def test_auto_plans_one_worker_per_core_for_small_models_capped_by_trials(
+    monkeypatch: pytest.MonkeyPatch, write_sweep: Callable[..., Path], cores: int, jobs: int
+) -> None:
+    plan, note = _plan(monkeypatch, write_sweep, cores)
+    assert plan.jobs == jobs and note is None
+    if jobs > 1:
+        assert plan.env(0)["TF_NUM_INTRAOP_THREADS"] == str(cores // jobs)
+
+
+def test_auto_on_a_sqlite_storage_is_one_process_with_a_note(
+    monkeypatch: pytest.MonkeyPatch, write_sweep: Callable[..., Path]
+) -> None:
+    plan, note = _plan(monkeypatch, write_sweep, 4, "sqlite:///optuna.db")
+    assert plan.jobs == 1
+    assert note is not None and "SQLite file, which takes one writer" in note
+    assert "--storage journal:///optuna.log" in note
 
 
 @pytest.mark.slow
@@ -132,18 +264,13 @@ def test_wrong_postgres_password_is_masked_and_exits_2(
 
 
 @pytest.mark.slow
-def test_two_processes_started_at_once_on_fresh_default_sqlite_stores(
+def test_two_processes_started_at_once_on_fresh_default_stores(
     tmp_path: Path, write_sweep: Callable[..., Path]
 ) -> None:
-    """By hand, as a user or a Compose file would: no --jobs, no URLs, one directory."""
-    import subprocess
-    import sys
-
+    """By hand, as a user or a Compose file would: one process each, no URLs, one directory."""
     sweep = write_sweep(name="race", **RACE)
-    env = {
-        k: v for k, v in os.environ.items() if k not in ("NNSWEEP_STORAGE", "MLFLOW_TRACKING_URI")
-    }
-    cmd = [sys.executable, "-m", "nnsweep", "run", str(sweep), "--quiet"]
+    env = _plain_env()
+    cmd = [sys.executable, "-m", "nnsweep", "run", str(sweep), "--quiet", "--jobs", "1"]
     procs = [
         subprocess.Popen(
             cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -153,12 +280,11 @@ def test_two_processes_started_at_once_on_fresh_default_sqlite_stores(
     outputs = [p.communicate(timeout=600) for p in procs]
     for proc, (_, err) in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, err[-2000:]
-    study = optuna.load_study(study_name="race", storage=f"sqlite:///{tmp_path}/optuna.db")
+    journal = _journal(tmp_path / "optuna.log")
+    study = optuna.load_study(study_name="race", storage=journal)
     drawn = [tuple(sorted(t.params.items())) for t in study.trials if t.params]
     assert len(set(drawn)) == len(drawn), drawn  # no two trials with the same params
-    runs = _check_study(
-        f"sqlite:///{tmp_path}/optuna.db", "race", f"sqlite:///{tmp_path}/mlflow.db", 4
-    )
+    runs = _check_study(journal, "race", f"sqlite:///{tmp_path}/mlflow.db", 4)
     assert sum(r.data.tags.get("nnsweep.role") == "study" for r in runs) == 2
 
 
@@ -192,9 +318,6 @@ def test_three_workers_started_at_once_on_fresh_postgresql_databases(
 ) -> None:
     """As a Kubernetes Job with parallelism 3 does it: each worker in its own empty directory,
     only environment variables pointing at the (fresh) databases."""
-    import subprocess
-    import sys
-
     storage, tracking = fresh_postgres(), fresh_postgres()
     sweep = write_sweep(name="pgrace", **RACE)
     env = {**os.environ, "NNSWEEP_STORAGE": storage, "MLFLOW_TRACKING_URI": tracking}
