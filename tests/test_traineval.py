@@ -1,0 +1,194 @@
+"""The dropout-off train-eval callback: its subset, its logged values, the verdict it enables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from nnsweep.config import DiagnosisSpec
+from nnsweep.diagnosis import diagnose
+from nnsweep.model import HyperParams, build_model
+from nnsweep.tasks import BINARY, MULTICLASS, REGRESSION, Task
+from nnsweep.traineval import (
+    BASELINE_KEY,
+    MAX_ROWS,
+    baseline_loss,
+    subset_index,
+    subset_size,
+    train_eval_keys,
+)
+
+RULES = DiagnosisSpec()
+
+
+@pytest.mark.parametrize(
+    ("n_train", "n_val", "size"),
+    [(3600, 400, 400), (300, 400, 300), (54000, 6000, MAX_ROWS), (10, 0, 0), (1, 5, 1)],
+)
+def test_subset_is_the_validation_size_capped(n_train: int, n_val: int, size: int) -> None:
+    assert subset_size(n_train, n_val) == size
+    index = subset_index(n_train, n_val, seed=3)
+    assert len(index) == size
+    assert len(set(index.tolist())) == size  # no row twice
+    assert np.all(np.diff(index) > 0) and (size == 0 or 0 <= index[0] <= index[-1] < n_train)
+
+
+def test_subset_is_seeded() -> None:
+    first = subset_index(3600, 400, seed=42)
+    np.testing.assert_array_equal(first, subset_index(3600, 400, seed=42))
+    assert not np.array_equal(first, subset_index(3600, 400, seed=43))
+    # a random draw, not the first rows (a split sorted by class would give one class)
+    assert first[-1] > 3000 and first[0] < 600
+
+
+def test_baseline_loss_is_the_trivial_predictors_loss() -> None:
+    y_train = np.array([1.0, 2.0, 3.0, 6.0])  # mean 3
+    assert baseline_loss(Task(REGRESSION), y_train, np.array([3.0, 5.0])) == pytest.approx(2.0)
+    labels = np.array([0, 0, 0, 1])  # prior 0.75 / 0.25
+    expected = -(np.log(0.75) + np.log(0.25)) / 2
+    assert baseline_loss(Task(BINARY, 2), labels, np.array([0, 1])) == pytest.approx(expected)
+    three = np.array([0, 0, 1, 2])  # prior 0.5, 0.25, 0.25
+    got = baseline_loss(Task(MULTICLASS, 3), three, np.array([2, 2, 0]))
+    assert got == pytest.approx(-(2 * np.log(0.25) + np.log(0.5)) / 3)
+    # a class absent from training is clipped as Keras clips, not log(0)
+    assert baseline_loss(Task(MULTICLASS, 3), np.array([0, 1]), np.array([2])) == pytest.approx(
+        -np.log(1e-7)
+    )
+
+
+def test_keys_follow_the_task() -> None:
+    assert train_eval_keys(Task(BINARY, 2)) == (
+        "train_eval_loss",
+        "train_eval_accuracy",
+        "train_eval_auc",
+        BASELINE_KEY,
+    )
+    assert train_eval_keys(Task(REGRESSION)) == ("train_eval_loss", "train_eval_mae", BASELINE_KEY)
+
+
+def _table(tmp_path: Path, kind: str) -> Any:
+    """A scikit-learn table as CSV with a text column: the model takes a dict of columns."""
+    import sklearn.datasets
+
+    from nnsweep.config import DatasetSpec
+    from nnsweep.data import load_dataset
+
+    loader = {BINARY: "load_breast_cancer", MULTICLASS: "load_iris", REGRESSION: "load_diabetes"}
+    frame = getattr(sklearn.datasets, loader[kind])(as_frame=True).frame
+    first = frame.columns[0]
+    frame["kind"] = np.where(frame[first] > frame[first].median(), "high", "low")
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    data = load_dataset(DatasetSpec(path=tmp_path / "t.csv", target="target"), seed=0)
+    assert data.task.kind == kind and isinstance(data.x_train, dict)
+    return data
+
+
+def _digits() -> Any:
+    from nnsweep.data import load_dataset
+
+    return load_dataset("mnist_5k", validation=0.1, seed=0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("source", ["digits", BINARY, MULTICLASS, REGRESSION])
+def test_callback_logs_dropout_off_scores_of_its_fixed_subset(tmp_path: Path, source: str) -> None:
+    """Each epoch's train_eval_* equal a fresh evaluate (dropout off) on the same seeded rows,
+    reach the callbacks after it and the History, and differ from Keras' dropout-on figures."""
+    import keras
+
+    from nnsweep.features import take_rows
+    from nnsweep.traineval import train_eval_callback
+
+    data = _digits() if source == "digits" else _table(tmp_path, source)
+    seed, n_val = 7, len(data.y_val)
+    index = subset_index(len(data.y_train), n_val, seed)
+    x_sub, y_sub = take_rows(data.x_train, index), data.y_train[index]
+    seen: list[dict[str, float]] = []
+    fresh: list[dict[str, float]] = []
+
+    class After(keras.callbacks.Callback):
+        """Runs after TrainEval: what it sees, and the model scored anew on the same rows."""
+
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            seen.append(dict(logs or {}))
+            fresh.append(self.model.evaluate(x_sub, y_sub, verbose=0, return_dict=True))
+
+    keras.utils.set_random_seed(0)
+    hp = HyperParams(n_layers=1, units=(32,), dropout=0.5, batch_size=32, epochs=2)
+    model = build_model(hp, train_size=len(data.y_train), **data.model_kwargs())
+    callback = train_eval_callback(data.task, data.x_train, data.y_train, n_val, seed)
+    assert callback.rows == len(index) == min(n_val, len(data.y_train))
+    history = model.fit(
+        data.x_train,
+        data.y_train,
+        validation_data=(data.x_val, data.y_val),
+        epochs=2,
+        batch_size=32,
+        callbacks=[callback, After()],
+        verbose=0,
+    ).history
+
+    keys = train_eval_keys(data.task)
+    assert all(len(history[k]) == 2 for k in keys)
+    baseline = baseline_loss(data.task, data.y_train, y_sub)
+    for epoch in range(2):
+        for key in keys:
+            assert seen[epoch][key] == pytest.approx(history[key][epoch])
+        for name, value in fresh[epoch].items():
+            assert history[f"train_eval_{name}"][epoch] == pytest.approx(value, rel=1e-5)
+        assert history[BASELINE_KEY][epoch] == pytest.approx(baseline)
+    assert set(fresh[0]) == {"loss", *data.task.metric_names}
+    # dropout 0.5 on: Keras' epoch-averaged training loss is not the dropout-off one
+    assert history["loss"][-1] != pytest.approx(history["train_eval_loss"][-1], rel=0.02)
+
+
+@pytest.mark.slow
+def test_dropout_hides_overfitting_that_the_dropout_off_measure_shows() -> None:
+    """Issue 13.3 on real training: 300 digits, 2 x 256 units, dropout 0.5, 8 epochs.
+
+    With dropout off the model scores ~0.92-0.95 on its training rows and ~0.80-0.84 on the
+    validation split: a gap over 0.05 at each of the last 3 epochs, so ``overfit``. Keras'
+    own ``accuracy`` (dropout on, averaged over the epoch) is ~0.76-0.87, level with
+    validation at epoch 6, so read alone it hides the gap and calls the fit ``underfit``
+    (still improving), the error the issue describes.
+    """
+    import keras
+
+    from nnsweep.traineval import train_eval_callback
+
+    data = _digits()
+    rows = np.random.default_rng(5).choice(len(data.y_train), 300, replace=False)
+    x, y = data.x_train[rows], data.y_train[rows]
+    x_val, y_val = data.x_val[:300], data.y_val[:300]
+    keras.utils.set_random_seed(0)
+    hp = HyperParams(n_layers=2, units=(256, 256), dropout=0.5, batch_size=32, epochs=8)
+    model = build_model(hp, train_size=len(y), **data.model_kwargs())
+    callback = train_eval_callback(data.task, x, y, len(y_val), seed=0)
+    history = model.fit(
+        x,
+        y,
+        validation_data=(x_val, y_val),
+        epochs=8,
+        batch_size=32,
+        callbacks=[callback],
+        verbose=0,
+    ).history
+
+    off, on = np.array(history["train_eval_accuracy"]), np.array(history["accuracy"])
+    val = np.array(history["val_accuracy"])
+    assert np.all(off[-3:] - val[-3:] > RULES.overfit_gap + 0.03)  # clearly, not by a hair
+    assert np.all(off[-3:] - on[-3:] > 0.04)  # dropout costs Keras' figure several points
+    assert np.min(on[-3:] - val[-3:]) < RULES.overfit_gap  # ... enough to hide the gap
+
+    diag = diagnose(history, RULES)
+    assert diag is not None and diag.fit == "overfit", diag.reason
+    assert diag.dropout_off and "train_eval_accuracy (dropout off)" in diag.reason
+    assert diag.gap == pytest.approx(off[-1] - val[-1])
+
+    keras_only = {k: history[k] for k in ("loss", "accuracy", "val_loss", "val_accuracy")}
+    before = diagnose(keras_only, RULES)
+    assert before is not None and before.fit == "underfit", before.reason
+    assert "still improving" in before.reason and not before.dropout_off
