@@ -15,7 +15,7 @@ SEED = 42
 
 
 def versions(*dists: str) -> str:
-    names = dists or ("nnsweep", "tensorflow-cpu", "keras", "optuna", "mlflow")
+    names = dists or ("nnsweep", "tensorflow", "tensorflow-cpu", "keras", "optuna", "mlflow")
     out = []
     for dist in names:
         try:
@@ -25,11 +25,20 @@ def versions(*dists: str) -> str:
     return ", ".join(out)
 
 
+def load() -> str:
+    """The 1- and 5-minute load averages, as ``load 1.93/1.40`` (other users of the cores)."""
+    if not hasattr(os, "getloadavg"):
+        return "load n/a"
+    one, five, _ = os.getloadavg()
+    return f"load {one:.2f}/{five:.2f}"
+
+
 def machine() -> str:
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    from nnsweep.devices import available_cores
+
     return (
-        f"{os.cpu_count()} CPU cores, {platform.machine()}, Python {platform.python_version()}, "
-        f"load {load:.2f}"
+        f"{os.cpu_count()} CPU cores ({available_cores()} usable), {platform.machine()}, "
+        f"Python {platform.python_version()}, {load()}"
     )
 
 

@@ -161,6 +161,30 @@ def test_quiet_hides_what_tensorflow_prints_and_debug_shows_it() -> None:
     assert not NATIVE_LOG.search(quiet), quiet
 
 
+@pytest.mark.slow  # two TensorFlow imports
+@pytest.mark.parametrize(
+    ("budget", "expected"),
+    [({"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}, "1 1"), ({}, "0 0")],
+)
+def test_a_workers_thread_budget_is_set_right_after_the_tensorflow_import(
+    budget: dict[str, str], expected: str
+) -> None:
+    code = (
+        "from nnsweep.runtime import quiet_native_logs; quiet_native_logs(); "
+        "import tensorflow as tf; t = tf.config.threading; "
+        "print(t.get_intra_op_parallelism_threads(), t.get_inter_op_parallelism_threads())"
+    )
+    env = {**_env_without_tf_settings(), **budget}
+    for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
+        if name not in budget:
+            env.pop(name, None)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("\n")[-2] == expected
+
+
 @pytest.mark.slow  # trains
 def test_a_sweep_from_the_cli_prints_no_tensorflow_log_line(
     write_sweep: Callable[..., Path], tmp_path: Path
