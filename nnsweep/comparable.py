@@ -10,7 +10,9 @@ the resuming invocation's parent run.
 
 The dataset section is taken whole, so keys added to it later are covered without a change
 here; only ``path`` is left out: it says where the data is (it differs between machines and
-mounts), the content's fingerprint says what it is.
+mounts), the content's fingerprint says what it is. The task the data was trained as joins
+them (a table's task may be inferred, so the section alone does not say it); the objective is
+stored as the task resolved it (``val_accuracy`` or ``val_mae`` when the file names none).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
     from .data import Dataset
 
 FINGERPRINT = "dataset.fingerprint"
+TASK_KIND = "dataset.task_kind"  # the task the loaded data has (a table's may be inferred)
 _SHOWN = 40  # characters of a value shown in a message
 
 
@@ -58,8 +61,10 @@ def comparable_settings(spec: SweepSpec, dataset: Dataset | None = None) -> dict
         **_flat({"objective": spec.objective.model_dump(mode="json")}),
         "max_epochs": spec.max_epochs,
     }
-    if dataset is not None and dataset.fingerprint:
-        settings[FINGERPRINT] = dataset.fingerprint
+    if dataset is not None:
+        settings[TASK_KIND] = dataset.task.kind
+        if dataset.fingerprint:
+            settings[FINGERPRINT] = dataset.fingerprint
     return _as_stored(settings)
 
 

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 History = Mapping[str, Sequence[float]]
 PANELS = (("accuracy", "val_accuracy", "accuracy"), ("loss", "val_loss", "loss"))
 # the metric panel of a learning-curve figure: the first of these the history holds
-# (classification logs accuracy, regression mae); with none, the loss panel alone
+# (classification logs accuracy, regression mae); accuracy when it holds none of them
 PANEL_METRICS = ("accuracy", "mae", "auc")
 DPI = 100
 
@@ -91,8 +91,7 @@ def learning_curves(
     fig.suptitle(heading, fontsize="medium", y=1 - 0.08 / height, va="top")
     n = max((len(v) for v in history.values()), default=0)
     panels = curve_panels(history)
-    axes = fig.subplots(1, len(panels), squeeze=False)[0]
-    for ax, (train, val, label) in zip(axes, panels, strict=True):
+    for ax, (train, val, label) in zip(fig.subplots(1, 2), panels, strict=True):
         for key, style in ((train, "-o"), (val, "-s")):
             x, y = _points(history.get(key, ()))
             if x:
@@ -108,9 +107,9 @@ def learning_curves(
 
 def curve_panels(history: History) -> list[tuple[str, str, str]]:
     """(training key, validation key, y label) of each panel :func:`learning_curves` draws."""
-    metric = next((m for m in PANEL_METRICS if history.get(m) or history.get(f"val_{m}")), None)
-    loss = ("loss", "val_loss", "loss")
-    return [(metric, f"val_{metric}", metric), loss] if metric else [loss]
+    present = (m for m in PANEL_METRICS if history.get(m) or history.get(f"val_{m}"))
+    metric = next(present, PANEL_METRICS[0])
+    return [(metric, f"val_{metric}", metric), ("loss", "val_loss", "loss")]
 
 
 def accuracy_overlay(panels: Sequence[tuple[str, Sequence[Curves]]], *, title: str) -> Figure:
