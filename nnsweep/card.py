@@ -1,8 +1,12 @@
 """The model card: what an exported model is, where it comes from, and how well it does.
 
-:func:`evaluate` measures a model on the held-out test split; :func:`validation_summary` and
-:func:`diagnosis_of` summarise the trial's MLflow run; :func:`render_markdown` turns the JSON
-card that :mod:`nnsweep.export` assembles into ``MODEL_CARD.md``.
+:func:`evaluate` measures a model on the held-out test split with the task's own metrics
+(:meth:`nnsweep.tasks.Task.test_metrics`), their 95 % intervals (:mod:`nnsweep.intervals`)
+and the trivial baseline's scores, and takes the loss from Keras' ``model.evaluate`` so that it
+is exactly the figure Keras reports for the same file. :func:`validation_summary` and
+:func:`diagnosis_of` summarise the trial's MLflow run; :func:`test_headline` and
+:func:`validation_line` are the sentences both ``MODEL_CARD.md`` (:mod:`nnsweep.cardmd`) and
+``nnsweep export`` print.
 """
 
 from __future__ import annotations
@@ -13,55 +17,140 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .intervals import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, bootstrap, wilson
+from .splits import label_value
 from .steps import FIT_REASON_TAG, FIT_TAG, WEIGHTS_PREFIX
-from .tracking import EPOCH_METRICS
 
 if TYPE_CHECKING:
     import keras
     from mlflow.entities import Run
 
     from .config import SweepSpec
+    from .data import Dataset
     from .model import HyperParams
+    from .modelio import ModelIO
 
-CARD_FORMAT = "nnsweep.model_card/1"
-INPUT_NOTE = (
-    "float32 rows of 784 pixels in [0, 1] (28x28 row-major), white digit on black as in MNIST; "
-    "output: 10 class probabilities (softmax)"
-)
-# Run metrics that are not the fit diagnosis: the epoch curves, bookkeeping, and the test ones.
-_NOT_DIAGNOSIS = {*EPOCH_METRICS, "trainable_params", "epochs_run", "train_seconds"}
+CARD_FORMAT = "nnsweep.model_card/2"
+TEST_SPLIT = "test (held out from the sweep; read only by export)"
+_LOSS_LIKE = ("loss", "mae", "mse", "rmse")
+# Run metrics that are curves or bookkeeping, not the fit diagnosis.
+_CURVES = ("loss", "accuracy", "auc", "mae")
+_NOT_DIAGNOSIS = {
+    *_CURVES,
+    *(f"val_{k}" for k in _CURVES),
+    *(f"train_eval_{k}" for k in _CURVES),
+    "trainable_params",
+    "epochs_run",
+    "train_seconds",
+}
 
 
-def evaluate(model: keras.Model, x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
-    """Accuracy, cross-entropy loss and confusion matrix of ``model`` on (x, y).
+def evaluate(model: keras.Model, data: Dataset) -> dict[str, Any]:
+    """The card's ``test`` section: ``model`` on ``data``'s test split, read here only.
 
-    Loss is Keras' sparse categorical cross-entropy on probabilities (clipped at 1e-7).
+    Classification: ``n``, ``accuracy`` with ``accuracy_ci95`` (Wilson), ``loss``,
+    ``labels``, ``per_class_accuracy``, ``confusion_matrix`` (rows true, columns predicted,
+    in ``labels`` order), binary also ``auc``. Regression: ``n``, ``mae``, ``rmse``, ``r2``
+    each with a ``*_ci95`` bootstrap interval, and ``loss`` (the mean squared error).
+    ``baseline``: the trivial predictor's scores (majority class, training mean).
     """
-    probs = np.asarray(model.predict(x, batch_size=256, verbose=0), dtype=np.float64)
-    pred = probs.argmax(axis=1)
-    y = np.asarray(y, dtype=np.int64)
-    n_classes = probs.shape[1]
-    confusion = np.zeros((n_classes, n_classes), dtype=np.int64)
-    np.add.at(confusion, (y, pred), 1)
-    p_true = np.clip(probs[np.arange(len(y)), y], 1e-7, 1.0 - 1e-7)
-    per_class = confusion.diagonal() / np.maximum(confusion.sum(axis=1), 1)
-    return {
-        "split": "test (held out from the sweep; read only by export)",
-        "n": int(len(y)),
-        "accuracy": float((pred == y).mean()),
-        "loss": float(-np.log(p_true).mean()),
-        "per_class_accuracy": [round(float(a), 4) for a in per_class],
-        "confusion_matrix": confusion.tolist(),
+    x, y = data.x_test, np.asarray(data.y_test)
+    output = np.asarray(model.predict(x, batch_size=256, verbose=0), dtype=np.float64)
+    task = data.task
+    metrics = task.test_metrics(y, output, data.class_names, data.y_train)
+    # Keras computes cross-entropy from the logits behind a softmax/sigmoid output, not from
+    # clipped probabilities: the card reports the loss exactly as model.evaluate does.
+    keras_scores = model.evaluate(x, y, batch_size=256, verbose=0, return_dict=True)
+    metrics["loss"] = float(keras_scores["loss"])
+    n = int(metrics["n"])
+    if task.is_classification:
+        correct = int(np.trace(np.asarray(metrics["confusion_matrix"])))
+        metrics["accuracy_ci95"] = list(wilson(correct, n))
+        metrics["labels"] = [label_value(v) for v in metrics["labels"]]
+    else:
+        pred = output.reshape(len(y))
+        for key, bounds in bootstrap(y, pred).items():
+            metrics[f"{key}_ci95"] = list(bounds)
+        metrics["ci95_method"] = (
+            f"percentile bootstrap over the test rows, {BOOTSTRAP_RESAMPLES} resamples, "
+            f"seed {BOOTSTRAP_SEED}"
+        )
+    if "baseline" in metrics:
+        metrics["baseline"]["predictor"] = str(metrics["baseline"]["predictor"])
+    return {"split": TEST_SPLIT, **metrics}
+
+
+def primary_metric(test: dict[str, Any]) -> str:
+    """The card's headline test metric: ``accuracy``, or ``mae`` for regression."""
+    return "accuracy" if "accuracy" in test else "mae"
+
+
+def scalar_metrics(test: dict[str, Any]) -> dict[str, float]:
+    """The test section's single-number metrics (logged to MLflow as ``test_*``)."""
+    keys = ("accuracy", "auc", "loss", "mae", "rmse", "r2")
+    return {k: float(test[k]) for k in keys if isinstance(test.get(k), int | float)}
+
+
+def _ci(test: dict[str, Any], key: str, fmt: str = ".4f") -> str:
+    bounds = test.get(f"{key}_ci95")
+    return f" [{bounds[0]:{fmt}}, {bounds[1]:{fmt}}]" if bounds else ""
+
+
+def unit_of(card: dict[str, Any]) -> str:
+    """What the card's data counts: ``images`` for a digit model, else ``rows``."""
+    io = card.get("io") or {}
+    return "images" if io.get("input_name") == "pixels" and not io.get("features") else "rows"
+
+
+def test_headline(test: dict[str, Any], unit: str = "rows") -> str:
+    """One line: the test figures with 95 % intervals, size, and the trivial baseline's."""
+    n = f"on {test['n']:,} held-out test {unit}"
+    base = test.get("baseline") or {}
+    if "accuracy" in test:
+        line = f"accuracy {test['accuracy']:.4f}{_ci(test, 'accuracy')} (95% Wilson)"
+        if test.get("auc") is not None and np.isfinite(test["auc"]):
+            line += f", auc {test['auc']:.4f}"
+        line += f", loss {test['loss']:.4f} {n}"
+        if "accuracy" in base:
+            line += f"; trivial baseline (majority class) accuracy {base['accuracy']:.4f}"
+        return line
+    line = (
+        f"mae {test['mae']:.4g}{_ci(test, 'mae', '.4g')}, "
+        f"rmse {test['rmse']:.4g}{_ci(test, 'rmse', '.4g')}, "
+        f"r2 {test['r2']:.4f}{_ci(test, 'r2')} (95% bootstrap) {n}"
+    )
+    if "mae" in base:
+        line += f"; trivial baseline (training mean) mae {base['mae']:.4g}, rmse {base['rmse']:.4g}"
+    return line
+
+
+def validation_line(card: dict[str, Any]) -> str:
+    """The sweep's validation figure, labelled for what it is: the best of many looks."""
+    obj, val = card["objective"], card["validation"]
+    best_of_epochs = obj["reduce"] == "best"
+    over = f"{val.get('epochs_trained', '?')} epochs and " if best_of_epochs else ""
+    pick = "max" if obj["direction"] == "maximize" else "min"
+    return (
+        f"validation {obj['metric']} {obj['value']:.4f}: the {pick} over {over}"
+        f"{val.get('trials', '?')} trials on {val.get('n', 0):,} validation {unit_of(card)}, an "
+        "optimistic estimate (the test figure is the unbiased one)"
+    )
+
+
+def validation_summary(
+    history: dict[str, list[float]], spec: SweepSpec, *, n_val: int, n_trials: int
+) -> dict[str, Any]:
+    """The trial's best validation metrics, the epoch the objective peaked, and how many
+    validation rows and trials the objective value was chosen over."""
+    out: dict[str, Any] = {
+        "epochs_trained": len(history.get("loss", [])),
+        "n": int(n_val),
+        "trials": int(n_trials),
     }
-
-
-def validation_summary(history: dict[str, list[float]], spec: SweepSpec) -> dict[str, Any]:
-    """The trial's best validation metrics and the epoch the objective peaked."""
-    out: dict[str, Any] = {"epochs_trained": len(history.get("loss", []))}
-    if "val_accuracy" in history:
-        out["best_val_accuracy"] = max(history["val_accuracy"])
-    if "val_loss" in history:
-        out["best_val_loss"] = min(history["val_loss"])
+    for key, curve in history.items():
+        if key.startswith("val_") and curve:
+            lower = key.removeprefix("val_") in _LOSS_LIKE
+            out[f"best_{key}"] = float(min(curve) if lower else max(curve))
     curve = history.get(spec.objective.metric)
     if curve:
         pick = max if spec.objective.direction == "maximize" else min
@@ -113,107 +202,19 @@ def versions() -> dict[str, str]:
     return found
 
 
-def architecture(hp: HyperParams) -> str:
-    """The MLP in one line, e.g. ``784 → Dense(32, relu) → Dense(10, softmax)``."""
+def architecture(hp: HyperParams, io: ModelIO) -> str:
+    """The MLP in one line, e.g. ``784 → Dense(32, relu) → Dense(10, softmax)`` for digits, or
+    ``8 columns → 12 features → Dense(16, relu) → Dense(1, linear)`` for a table."""
+    if io.schema is not None:
+        start = f"{len(io.schema.columns)} columns → {io.schema.width} features"
+    else:
+        start = str(io.input_width)
     hidden = " → ".join(f"Dense({u}, {hp.activation})" for u in hp.units)
     drop = f" with Dropout({hp.dropout:.2g})" if hp.dropout > 0 else ""
-    return f"784 → {hidden}{drop} → Dense(10, softmax)"
+    task = io.task
+    return f"{start} → {hidden}{drop} → Dense({task.output_units}, {task.output_activation})"
 
 
-def _weights_line(weights: dict[str, Any], metric: str) -> str:
-    """``the sweep's trial (epoch 7, val_accuracy 0.9650)``."""
-    score = weights.get(metric)
-    scored = f", {metric} {score:.4f}" if score is not None else ""
-    return f"{weights['source']} (epoch {weights['epoch']}{scored})"
-
-
-def render_markdown(card: dict[str, Any]) -> str:
-    """``MODEL_CARD.md``: the JSON card as a page."""
-    test, val, data = card["test"], card["validation"], card["dataset"]
-    obj = card["objective"]
-    lines = [
-        f"# Model card: {card['study']}, trial #{card['trial']}",
-        "",
-        f"{card['architecture']}; {card['parameter_count']:,} parameters. "
-        f"Weights: {_weights_line(card['weights'], obj['metric'])}.",
-        "",
-        "## Test (held-out split, measured at export)",
-        "",
-        f"- accuracy **{test['accuracy']:.4f}**, loss {test['loss']:.4f} on {test['n']:,} images",
-        "",
-        "## Validation (during the sweep)",
-        "",
-        f"- objective: {obj['reduce']} {obj['metric']} = {obj['value']:.4f} ({obj['direction']})",
-    ]
-    for key in ("best_val_accuracy", "best_val_loss", "best_epoch", "epochs_trained"):
-        if key in val:
-            value = val[key]
-            lines.append(
-                f"- {key}: {value:.4f}" if isinstance(value, float) else f"- {key}: {value}"
-            )
-    if card["retrain"]:
-        r = card["retrain"]
-        lines += [
-            "",
-            "## Retrained",
-            "",
-            f"Refit on {r['data']} ({r['train_size']:,} images) for {r['epochs']} epochs, "
-            f"seed {r['seed']}: final loss {r['final_loss']:.4f}, "
-            f"accuracy {r['final_accuracy']:.4f}.",
-        ]
-    diag = card["diagnosis"]
-    lines += ["", "## Fit diagnosis", ""]
-    if diag["fit"] is None and not diag["metrics"]:
-        lines.append("No diagnosis was recorded on the run.")
-    else:
-        reason = f" ({diag['reason']})" if diag["reason"] else ""
-        lines.append(f"- fit: **{diag['fit'] or 'not recorded'}**{reason}")
-        lines += [f"- {k}: {v:.4g}" for k, v in diag["metrics"].items()]
-    lines += ["", "## Parameters", "", "| param | value |", "|---|---|"]
-    lines += [f"| {k} | {v} |" for k, v in card["params"].items()]
-    n = len(test["confusion_matrix"])
-    lines += [
-        "",
-        "## Confusion matrix (rows: true digit, columns: predicted)",
-        "",
-        "| | " + " | ".join(str(i) for i in range(n)) + " |",
-        "|---" * (n + 1) + "|",
-    ]
-    lines += [
-        f"| **{i}** | " + " | ".join(str(c) for c in row) + " |"
-        for i, row in enumerate(test["confusion_matrix"])
-    ]
-    sizes = data["sizes"]
-    lines += [
-        "",
-        "## Data",
-        "",
-        f"{data['name']} ({data['source']}): {sizes['train']:,} train, {sizes['val']:,} "
-        f"validation, {sizes['test']:,} test. Input: {data['input']}.",
-    ]
-    ml = card["mlflow"]
-    lines += [
-        "",
-        "## Lineage",
-        "",
-        f"- MLflow run `{ml['run_id']}` (experiment {ml['experiment_id']}, {ml['tracking_uri']})",
-        f"- logged model: `{ml['model_uri'] or 'none'}`",
-    ]
-    if card["registry"]:
-        reg = card["registry"]
-        lines.append(f"- registry: `{reg['uri']}` (version {reg['version']})")
-    lines.append("- versions: " + ", ".join(f"{k} {v}" for k, v in card["versions"].items()))
-    lines += [
-        "",
-        "## Use",
-        "",
-        "```python",
-        "import keras",
-        f'model = keras.saving.load_model("{card["files"]["keras"]}")',
-        "probabilities = model.predict(pixels)  # pixels: (n, 784) float32 in [0, 1]",
-        "```",
-        "",
-        f"or `nnsweep predict DIR images.png`, or TF Serving on `{card['files']['saved_model']}`.",
-        "",
-    ]
-    return "\n".join(lines)
+def trainable_count(model: keras.Model) -> int:
+    """Trainable parameters of a built model (a preprocessing head has none)."""
+    return int(sum(int(np.prod(w.shape)) for w in model.trainable_weights))

@@ -186,9 +186,12 @@ def export(
     tracking_uri: TrackingUri = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Export the best trial's model: model.keras (Keras 3), saved_model/ (TF Serving),
-    model_card.json and MODEL_CARD.md with its accuracy on the held-out test split, which
-    nothing else in nnsweep reads. The test metrics are also logged to the trial's run."""
+    """Export the best trial's model: model.keras (Keras 3, preprocessing inside, so it takes
+    raw feature rows), saved_model/ (TF Serving), model_card.json and MODEL_CARD.md (task,
+    target, feature columns, label mapping) with its test metrics, their 95% intervals and
+    the trivial baseline's on the held-out test split, which nothing else in nnsweep reads.
+    The test metrics are also logged to the trial's run."""
+    from .card import test_headline, unit_of, validation_line
     from .export import export_best
 
     storage_url, uri = resolve_stores(storage, tracking_uri)
@@ -209,20 +212,18 @@ def export(
             )
         )
         return
-    test, obj = card["test"], card["objective"]
     typer.echo(
         f"exported study {card['study']}, trial #{card['trial']} (run "
         f"{card['mlflow']['run_id']}) to {out} in {result.seconds:.1f}s"
     )
-    retrained = f"; retrained {card['retrain']['epochs']} epochs" if card["retrain"] else ""
-    typer.echo(
-        f"  test accuracy {test['accuracy']:.4f}, loss {test['loss']:.4f} on {test['n']:,} "
-        f"held-out images (sweep: {obj['reduce']} {obj['metric']} {obj['value']:.4f}{retrained})"
-    )
+    retrained = f" (retrained {card['retrain']['epochs']} epochs)" if card["retrain"] else ""
+    typer.echo(f"  test{retrained}: {test_headline(card['test'], unit_of(card))}")
+    typer.echo(f"  sweep: {validation_line(card)}")
     if card["registry"]:
         reg = card["registry"]
         typer.echo(f"  registered {reg['uri']} (version {reg['version']})")
-    typer.echo(f"  predict: nnsweep predict {out} IMAGE.png")
+    example = "IMAGE.png" if card["io"]["input_name"] == "pixels" else "ROWS.csv --csv"
+    typer.echo(f"  predict: nnsweep predict {out} {example}")
 
 
 def predict(
@@ -232,7 +233,11 @@ def predict(
     ],
     inputs: Annotated[
         list[Path],
-        typer.Argument(metavar="INPUT...", help=".npy/.npz arrays or .png/.jpg images."),
+        typer.Argument(
+            metavar="INPUT...",
+            help="Rows (.csv/.parquet/.npz/.npy) or, for a digit model, .npy/.npz arrays or "
+            ".png/.jpg images.",
+        ),
     ],
     background: Annotated[
         str,
@@ -246,15 +251,22 @@ def predict(
     as_json: JsonFlag = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV with a header.")] = False,
 ) -> None:
-    """Predict the digit of each input: prints its class and probability.
+    """Predict each input: the original label and its probability (classification) or the
+    value (regression) of every row; for a digit model, the digit of every image.
 
-    Arrays (.npy/.npz) hold one 28x28 image or 784-vector, or a stack of them; pixel values
+    Rows: a CSV/Parquet with the feature columns the model card names (extra columns, such as
+    the target, are ignored; a missing one is an error naming it), or .npz/.npy arrays of
+    rows. --csv prints a header and one line per row: input, row, prediction[, probability];
+    --json the same with every label's probability.
+
+    Digits: arrays (.npy/.npz) hold one 28x28 image or 784-vector, or a stack of them; pixel values
     0-255 (integers, or floats above 1) or 0-1 (floats). Images (.png/.jpg) are made
     grayscale, padded to a square and resized to 28x28. The model expects MNIST polarity, a
     white digit on black: with --background auto an input whose border is mostly light (a
     dark digit on white paper, or a transparent background) is inverted first."""
     from .errors import ExportError
     from .predict import predict as run_predict
+    from .predict import render
     from .stores import resolve_tracking_uri
 
     if as_json and as_csv:
@@ -262,31 +274,4 @@ def predict(
     results = run_predict(
         model, inputs, tracking_uri=resolve_tracking_uri(tracking_uri), background=background
     )
-    if as_json:
-        typer.echo(json.dumps([r.as_dict() for r in results], indent=2))
-    elif as_csv:
-        import csv
-        import io
-
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(
-            ["input", "class", "probability", "inverted", *(f"p{i}" for i in range(10))]
-        )
-        for r in results:
-            writer.writerow(
-                [
-                    r.input,
-                    r.digit,
-                    f"{r.probability:.6f}",
-                    str(r.inverted).lower(),
-                    *(f"{p:.6f}" for p in r.probabilities),
-                ]
-            )
-        typer.echo(buffer.getvalue(), nl=False)
-    else:
-        width = max(len("input"), *(len(r.input) for r in results))
-        typer.echo(f"{'input':<{width}}  class  probability")
-        for r in results:
-            note = "  (inverted)" if r.inverted else ""
-            typer.echo(f"{r.input:<{width}}  {r.digit:>5}  {r.probability:>11.4f}{note}")
+    typer.echo(render(results, "json" if as_json else "csv" if as_csv else "text"), nl=False)

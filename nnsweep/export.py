@@ -5,13 +5,16 @@
 * ``model.keras``: Keras 3 native file; plain ``keras.saving.load_model`` (safe mode on)
   loads it in any process, without nnsweep.
 * ``saved_model/``: TensorFlow SavedModel from ``model.export()``, for TF Serving.
-* ``model_card.json`` and ``MODEL_CARD.md``: where the model comes from and how good it is.
+* ``model_card.json`` and ``MODEL_CARD.md``: where the model comes from, what it reads and
+  answers (task, target, feature columns, label mapping: the ``io`` section that
+  ``nnsweep predict`` reads), and how good it is.
 
 The model is the one the sweep logged on the best trial's MLflow run (see
 :mod:`nnsweep.modelstore`), or, with ``retrain``, the best params refit on train+validation for
-as many epochs as the trial's model saw. The held-out test split is read here and nowhere else
-in nnsweep: test accuracy, loss and the confusion matrix are measured at export and also logged
-to the best trial's run. With ``register``, the model becomes a new version of a registered
+as many epochs as the trial's model saw (:mod:`nnsweep.retrain`). The held-out test split is
+read here and nowhere else in nnsweep, once, after the model is chosen: the task's test metrics
+with 95 % intervals and the trivial baseline's (:func:`nnsweep.card.evaluate`) go into the card
+and onto the best trial's run. With ``register``, the model becomes a new version of a registered
 model in the MLflow Model Registry, under the alias ``champion``.
 
 Files are written to a staging folder beside ``out`` and moved in at the end, so a failed
@@ -24,26 +27,28 @@ import json
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from .card import (
     CARD_FORMAT,
-    INPUT_NOTE,
     architecture,
     diagnosis_of,
     evaluate,
-    render_markdown,
+    primary_metric,
+    scalar_metrics,
+    trainable_count,
     validation_summary,
     versions,
     weights_summary,
 )
+from .cardmd import render_markdown
 from .data import sweep_dataset
 from .errors import ExportError, first_line
-from .model import HyperParams, count_params
+from .features import take_rows
+from .model import HyperParams
+from .modelio import ModelIO
 from .modelstore import MLFLOW_KERAS_FILE, MODEL_ERROR_TAG, log_keras_model
 from .modeluri import MODEL_URI_TAG, download_model, model_uri_of
 from .names import RETRAINED_TAG, SPEC_ATTR, STUDY_TAG, TRIAL_TAG
@@ -58,7 +63,6 @@ if TYPE_CHECKING:
     from mlflow.entities import Run
 
     from .config import SweepSpec
-    from .data import Dataset
 
 KERAS_FILE = "model.keras"
 SAVED_MODEL_DIR = "saved_model"
@@ -161,12 +165,18 @@ def export_best(
     history = fetch_history(client, run.info.run_id)
     epoch, score = _weights_of(run, spec, history)
 
+    io = ModelIO.of(dataset)
+
     retrained: dict[str, Any] | None = None
     if retrain:
-        model, retrained = _retrain(hp, dataset, seed=spec.seed + best["number"], epochs=epoch)
+        from .retrain import retrain as refit
+
+        model, retrained = refit(hp, dataset, seed=spec.seed + best["number"], epochs=epoch)
     else:
         model = _logged_model(run, best["number"], tracking_uri)
-    test = evaluate(model, dataset.x_test, dataset.y_test)
+        io.check_model(model, f"best trial #{best['number']}'s logged model")
+    # Every choice (trial, weights, refit) is made: the test split is read now, once.
+    test = evaluate(model, dataset)
 
     card = {
         "format": CARD_FORMAT,
@@ -185,20 +195,33 @@ def export_best(
             "reduce": spec.objective.reduce,
             "value": best["value"],
         },
+        "task": {
+            "kind": dataset.task.kind,
+            "n_classes": dataset.task.n_classes,
+            "target": dataset.target,
+            "labels": list(io.class_names) if io.class_names is not None else None,
+        },
         "params": best["params"],
-        "parameter_count": count_params(hp),
-        "architecture": architecture(hp),
-        "validation": validation_summary(history, spec),
+        "parameter_count": trainable_count(model),
+        "architecture": architecture(hp, io),
+        "validation": validation_summary(
+            history, spec, n_val=dataset.sizes["val"], n_trials=_n_complete(study)
+        ),
         "weights": weights_summary(spec.objective.metric, epoch, score, retrained=retrain),
         "retrain": retrained,
         "test": test,
         "dataset": {
             "name": dataset.name,
             "source": dataset.source,
+            "target": dataset.target,
             "sizes": dataset.sizes,
             "validation_fraction": spec.dataset.validation,
-            "input": INPUT_NOTE,
+            "fingerprint": dataset.fingerprint,
+            "notes": list(dataset.notes),
+            "input": io.describe_input(),
+            "output": io.describe_output(),
         },
+        "io": io.as_dict(),
         "diagnosis": diagnosis_of(run),
         "versions": versions(),
         "registry": None,
@@ -211,8 +234,8 @@ def export_best(
         model.save(stage / KERAS_FILE)
         model.export(str(stage / SAVED_MODEL_DIR), verbose=False)
         if register is not None:
-            example = dataset.x_train[:2].copy()
-            card["registry"] = _register(client, register, run, model, card, example)
+            example = take_rows(dataset.x_train, [0, 1] if dataset.sizes["train"] > 1 else [0])
+            card["registry"] = _register(client, register, run, model, card, example, io)
         _log_test_metrics(client, run.info.run_id, card)
         (stage / CARD_JSON).write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
         (stage / CARD_MD).write_text(render_markdown(card), encoding="utf-8")
@@ -268,6 +291,12 @@ def _logged_model(run: Run, number: int, tracking_uri: str) -> keras.Model:
         return keras.saving.load_model(local / MLFLOW_KERAS_FILE)
 
 
+def _n_complete(study: optuna.Study) -> int:
+    from optuna.trial import TrialState
+
+    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+
+
 def _weights_of(
     run: Run, spec: SweepSpec, history: dict[str, list[float]]
 ) -> tuple[int, float | None]:
@@ -296,33 +325,6 @@ def _weights_of(
     return best_epoch, curve[best_epoch - 1] if len(curve) >= best_epoch else None
 
 
-def _retrain(
-    hp: HyperParams, data: Dataset, *, seed: int, epochs: int
-) -> tuple[keras.Model, dict[str, Any]]:
-    """Refit ``hp`` on train+validation for ``epochs`` epochs, seeded."""
-    import keras
-
-    from .model import build_model
-
-    x = np.concatenate([data.x_train, data.x_val])
-    y = np.concatenate([data.y_train, data.y_val])
-    keras.utils.set_random_seed(seed)
-    model = build_model(replace(hp, epochs=epochs), train_size=len(y))
-    start = time.perf_counter()
-    fit = model.fit(x, y, epochs=epochs, batch_size=hp.batch_size, verbose=0)
-    info = {
-        "data": "train+validation",
-        "train_size": int(len(y)),
-        "epochs": epochs,
-        "batch_size": hp.batch_size,
-        "seed": seed,
-        "final_loss": float(fit.history["loss"][-1]),
-        "final_accuracy": float(fit.history["accuracy"][-1]),
-        "seconds": round(time.perf_counter() - start, 2),
-    }
-    return model, info
-
-
 # -- side effects -----------------------------------------------------------------------------
 def _register(
     client: MlflowClient,
@@ -330,7 +332,8 @@ def _register(
     run: Run,
     model: keras.Model,
     card: dict[str, Any],
-    example: np.ndarray,
+    example: Any,
+    io: ModelIO,
 ) -> dict[str, Any]:
     """A new version of registered model ``name`` with alias ``champion``.
 
@@ -342,6 +345,7 @@ def _register(
 
     retrained = card["retrain"] is not None
     source = model_uri_of(run)
+    metric = primary_metric(card["test"])
     try:
         if retrained or source is None:
             source = log_keras_model(
@@ -350,6 +354,7 @@ def _register(
                 run.info.run_id,
                 model,
                 input_example=example,
+                io=io,
                 name="model-retrained" if retrained else "model",
                 params=card["params"],
                 tags={
@@ -376,7 +381,7 @@ def _register(
                 TRIAL_TAG: str(card["trial"]),
                 RETRAINED_TAG: str(retrained).lower(),
                 MODEL_URI_TAG: source,
-                "test_accuracy": f"{card['test']['accuracy']:.4f}",
+                f"test_{metric}": f"{card['test'][metric]:.4f}",
             },
             description=f"{card['study']} trial #{card['trial']}: {card['architecture']}",
         )
@@ -396,8 +401,9 @@ def _register(
 
 
 def _log_test_metrics(client: MlflowClient, run_id: str, card: dict[str, Any]) -> None:
-    """Log test accuracy/loss on the best trial's run, linked to the exported model if MLflow
-    holds it (``retrained_test_*`` for a refit, so the sweep model's numbers stay)."""
+    """Log the test metrics (``test_accuracy``, ``test_loss``, ``test_mae``, …) on the best
+    trial's run, linked to the exported model if MLflow holds it (``retrained_test_*`` for a
+    refit, so the sweep model's numbers stay)."""
     from mlflow.entities import Metric
 
     retrained = card["retrain"] is not None
@@ -408,8 +414,9 @@ def _log_test_metrics(client: MlflowClient, run_id: str, card: dict[str, Any]) -
     prefix = "retrained_test_" if retrained else "test_"
     now = int(time.time() * 1000)
     metrics = [
-        Metric(prefix + key, float(card["test"][key]), now, 0, model_id=model_id)
-        for key in ("accuracy", "loss")
+        Metric(prefix + key, value, now, 0, model_id=model_id)
+        for key, value in scalar_metrics(card["test"]).items()
+        if value == value  # NaN (an AUC with one class in the test split) is left out
     ]
     client.log_batch(run_id, metrics=metrics)
 

@@ -8,9 +8,11 @@ trial of a finished study always has its weights in MLflow; ``all`` also logs ev
 COMPLETE or PRUNED trial, ``none`` logs nothing (``nnsweep export --retrain`` still works).
 
 Each model is an MLflow *LoggedModel* (the run's "Models" tab) in the Keras 3 flavour with a
-pyfunc entry point, a tensor signature (float32 ``(-1, 784)`` in, ``(-1, 10)`` out) and an
-input example. The run gets the tag ``nnsweep.model_uri`` (``models:/m-…``), which the
-exporter reads.
+pyfunc entry point, a tensor signature (digits: float32 ``(-1, 784)`` in, ``(-1, 10)`` out; a
+table's model: its named inputs, a float32 ``numeric`` matrix and one string column per
+categorical feature) and an input example, plus ``nnsweep_io.json``: the model's task, labels
+and feature columns (:class:`nnsweep.modelio.ModelIO`), which ``nnsweep predict models:/…``
+reads. The run gets the tag ``nnsweep.model_uri`` (``models:/m-…``), which the exporter reads.
 
 The model is written with ``mlflow.keras.save_model`` into a folder and uploaded with
 :class:`mlflow.MlflowClient`, instead of ``mlflow.keras.log_model``: in MLflow 3.17 the latter
@@ -22,13 +24,16 @@ well under a second.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import tempfile
 from importlib import metadata
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import first_line
 from .model import INPUT_DIM, N_CLASSES
+from .modelio import ModelIO
 from .names import BEST_SO_FAR_TAG, MODEL_ERROR_TAG, MODEL_URI_TAG, STATE_TAG, STUDY_TAG, TRIAL_TAG
 from .urls import mask_url
 
@@ -44,6 +49,7 @@ if TYPE_CHECKING:
 
 MODEL_NAME = "model"
 MLFLOW_KERAS_FILE = "data/model.keras"  # where mlflow.keras.save_model puts the .keras file
+IO_FILE = "nnsweep_io.json"  # beside MLmodel: the model's ModelIO
 
 _log = logging.getLogger(__name__)
 
@@ -59,17 +65,45 @@ def pip_requirements() -> list[str]:
     return reqs
 
 
-def signature() -> Any:
-    """The tensor signature: float32 pixel rows in [0, 1] → 10 class probabilities."""
+def signature(model: keras.Model | None = None, example: Any = None) -> Any:
+    """The tensor signature. Digits (no ``model``, or a 784 → 10 one): float32 pixel rows in
+    [0, 1] → 10 class probabilities, input unnamed so pyfunc hands Keras a plain array. Any
+    other model: inferred from ``example`` (numpy, see :func:`numpy_example`) and its output.
+    """
     import numpy as np
-    from mlflow.models.signature import ModelSignature
+    from mlflow.models.signature import ModelSignature, infer_signature
     from mlflow.types import Schema, TensorSpec
 
-    # Unnamed input: pyfunc then hands Keras a plain array, not a {"pixels": …} dict.
-    return ModelSignature(
-        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, INPUT_DIM))]),
-        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, N_CLASSES), "probabilities")]),
-    )
+    digits = ((INPUT_DIM,), (N_CLASSES,))
+    if model is None or (
+        not isinstance(example, dict)
+        and (tuple(model.input_shape)[1:], tuple(model.output_shape)[1:]) == digits
+    ):
+        return ModelSignature(
+            inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, INPUT_DIM))]),
+            outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, N_CLASSES), "probabilities")]),
+        )
+    output = np.asarray(model.predict(example, verbose=0), dtype=np.float32)
+    return infer_signature(example, output)
+
+
+def numpy_example(example: Any) -> Any:
+    """An input example as numpy: arrays as they are, a dict's tensors as arrays (string
+    tensors as ``str`` objects), so MLflow can store it as JSON."""
+    import numpy as np
+
+    if not isinstance(example, dict):
+        return np.asarray(example)
+    out: dict[str, np.ndarray] = {}
+    for key, value in example.items():
+        array = np.asarray(value.numpy() if hasattr(value, "numpy") else value)
+        if array.dtype.kind in "OS":
+            array = np.vectorize(
+                lambda v: v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v),
+                otypes=[object],
+            )(array)
+        out[key] = array
+    return out
 
 
 def log_keras_model(
@@ -78,12 +112,16 @@ def log_keras_model(
     run_id: str,
     model: keras.Model,
     *,
-    input_example: np.ndarray,
+    input_example: Any,
+    io: ModelIO | None = None,
     name: str = MODEL_NAME,
     params: dict[str, Any] | None = None,
     tags: dict[str, Any] | None = None,
 ) -> str:
     """Log ``model`` as an MLflow LoggedModel produced by ``run_id``; returns ``models:/m-…``.
+
+    ``input_example``: a few rows as the model takes them (an array or an input dict);
+    ``io``: the model's contract, written beside it as :data:`IO_FILE`.
 
     Raises:
         Exception: whatever MLflow or Keras raise; the LoggedModel is then marked FAILED.
@@ -100,6 +138,7 @@ def log_keras_model(
         tags={k: str(v) for k, v in (tags or {}).items()},
     )
     try:
+        example = numpy_example(input_example)
         with tempfile.TemporaryDirectory(prefix="nnsweep-model-") as tmp:
             mlflow.keras.save_model(
                 model,
@@ -110,10 +149,12 @@ def log_keras_model(
                     model_id=logged.model_id,
                     model_uuid=logged.model_id,
                 ),
-                signature=signature(),
-                input_example=input_example,
+                signature=signature(model, example),
+                input_example=example,
                 pip_requirements=pip_requirements(),
             )
+            if io is not None:
+                Path(tmp, IO_FILE).write_text(json.dumps(io.as_dict()), encoding="utf-8")
             client.log_model_artifacts(logged.model_id, tmp)
         client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])
         client.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
@@ -130,11 +171,22 @@ class ModelLogger:
     Args:
         spec: the sweep; ``spec.log_models`` says which trials keep their model.
         tracker: the sweep's MLflow writer.
+        io: the models' contract (task, labels, columns); by default that of the sweep's
+            dataset, read from the per-process cache the sweep itself filled.
     """
 
-    def __init__(self, spec: SweepSpec, tracker: Tracker) -> None:
+    def __init__(self, spec: SweepSpec, tracker: Tracker, io: ModelIO | None = None) -> None:
         self.spec = spec
         self.tracker = tracker
+        self._io = io
+
+    @property
+    def io(self) -> ModelIO:
+        if self._io is None:
+            from .data import sweep_dataset
+
+            self._io = ModelIO.of(sweep_dataset(self.spec))
+        return self._io
 
     def __call__(self, trial: optuna.Trial, result: TrialResult) -> None:
         mode, state, run_id = self.spec.log_models, result.state, result.run_id
@@ -152,6 +204,7 @@ class ModelLogger:
                 run_id,
                 result.model,
                 input_example=result.input_example,
+                io=self.io,
                 params=result.params.as_params(),
                 tags={
                     STUDY_TAG: trial.study.study_name,

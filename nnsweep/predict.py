@@ -1,4 +1,8 @@
-"""Predict digits with an exported or registered model.
+"""Predict with an exported or registered model: digits from images, labels or values from rows.
+
+A digit model (784 pixels → 10 classes) reads the image and array files below; every other
+model reads rows (see :mod:`nnsweep.predictrows`): a table's CSV/Parquet/NPZ feature rows, or
+an array dataset's ``.npy``/``.npz`` rows, and answers with the original labels.
 
 MODEL is an ``nnsweep export`` folder (its ``model.keras``), a ``.keras`` file, or an MLflow
 model URI (``models:/NAME@champion``, ``models:/NAME/3``, ``models:/m-…``) from the tracking
@@ -6,7 +10,7 @@ store. Every model is a ``.keras`` file loaded in Keras' safe mode: a registry m
 one nnsweep logged (the ``keras`` flavour), never run through MLflow's pyfunc loader, so a
 registered model cannot run code of its own here.
 
-INPUT files:
+INPUT files of a digit model:
 
 * ``.npy`` / ``.npz``: one 28×28 image or 784-vector, or a stack of them (``(n, 28, 28)``,
   ``(n, 28, 28, 1)``, ``(n, 784)``). Integer arrays, and float arrays whose maximum is above 1,
@@ -23,6 +27,9 @@ filling most of the frame, as MNIST digits do.
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,6 +41,7 @@ import numpy as np
 
 from .errors import ExportError
 from .predictor import load_predictor
+from .predictrows import RowPrediction, predict_rows
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 ARRAY_SUFFIXES = (".npy", ".npz")
@@ -79,8 +87,9 @@ def predict(
     *,
     tracking_uri: str,
     background: Background | str = Background.auto,
-) -> list[Prediction]:
-    """Predict the digit of every image in ``inputs`` with ``model`` (see the module docstring).
+) -> list[Prediction] | list[RowPrediction]:
+    """Predict every input with ``model`` (see the module docstring): the digit of every image
+    for a digit model, else the label or value of every row.
 
     Raises:
         ExportError: a model or input that cannot be read, with the path and the fix.
@@ -90,9 +99,12 @@ def predict(
     except ValueError:
         allowed = ", ".join(b.value for b in Background)
         raise ExportError(f"--background {background!r} is not one of {allowed}") from None
+    loaded = load_predictor(model, tracking_uri)
+    if not loaded.io.is_digits:
+        return predict_rows(loaded, inputs)
     names, images = read_inputs(inputs)
     images, inverted = to_mnist_polarity(images, bg)
-    probs = load_predictor(model, tracking_uri)(images.reshape(len(images), SIDE * SIDE))
+    probs = loaded(images.reshape(len(images), SIDE * SIDE))
     return [
         Prediction(
             input=name,
@@ -103,6 +115,59 @@ def predict(
         )
         for name, row, flip in zip(names, probs, inverted, strict=True)
     ]
+
+
+def render(results: list[Prediction] | list[RowPrediction], fmt: str) -> str:
+    """``results`` as ``json`` (a list of objects), ``csv`` (a header, one line per input) or
+    ``text`` (an aligned table). Rows: ``input``, ``row``, ``prediction`` and, for
+    classification, ``probability``; digits: ``input``, ``class``, ``probability``,
+    ``inverted`` and ``p0``…``p9``."""
+    if fmt == "json":
+        return json.dumps([r.as_dict() for r in results], indent=2) + "\n"
+    rows = [_flat(r) for r in results]
+    header = list(rows[0]) if rows else ["input", "prediction"]
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows([row[k] for k in header] for row in rows)
+        return buffer.getvalue()
+    shown = [k for k in header if k not in ("inverted",) and not _is_prob_column(k)]
+    widths = {k: max(len(k), *(len(row[k]) for row in rows)) for k in shown}
+    lines = ["  ".join(f"{k:<{widths[k]}}" for k in shown).rstrip()]
+    for row, result in zip(rows, results, strict=True):
+        note = "  (inverted)" if isinstance(result, Prediction) and result.inverted else ""
+        lines.append("  ".join(_align(row[k], widths[k], k) for k in shown).rstrip() + note)
+    return "\n".join(lines) + "\n"
+
+
+def _is_prob_column(key: str) -> bool:
+    return key.startswith("p") and key[1:].isdigit()
+
+
+def _align(value: str, width: int, key: str) -> str:
+    return f"{value:<{width}}" if key in ("input", "prediction") else f"{value:>{width}}"
+
+
+def _flat(result: Prediction | RowPrediction) -> dict[str, str]:
+    """One result as CSV cells, in column order."""
+    if isinstance(result, Prediction):
+        return {
+            "input": result.input,
+            "class": str(result.digit),
+            "probability": f"{result.probability:.6f}",
+            "inverted": str(result.inverted).lower(),
+            **{f"p{i}": f"{p:.6f}" for i, p in enumerate(result.probabilities)},
+        }
+    value = result.prediction
+    cells = {
+        "input": result.input,
+        "row": str(result.row),
+        "prediction": f"{value:.6g}" if isinstance(value, float) else str(value),
+    }
+    if result.probability is not None:
+        cells["probability"] = f"{result.probability:.6f}"
+    return cells
 
 
 # -- inputs -----------------------------------------------------------------------------------

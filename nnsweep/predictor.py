@@ -7,32 +7,64 @@ given tracking store. A registry model must be one nnsweep logged (the ``keras``
 loader imports and runs whatever code a model carries (a custom ``PythonModel``, a
 ``loader_module``, pickles), so anyone who can register a model could run code on the
 predicting machine.
+
+What the model reads and answers (:class:`nnsweep.modelio.ModelIO`: task, labels, feature
+columns) comes from the export's ``model_card.json`` (its ``io`` section), or from the
+``nnsweep_io.json`` nnsweep logs beside a model in MLflow, and is checked against the model's
+own inputs and outputs. A digit model (784 pixels → 10 classes) needs neither.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import tempfile
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .errors import ExportError, first_line
+from .modelio import ModelIO, digits_io
 
 URI_PREFIXES = ("models:/",)
 MAX_MLMODEL_BYTES = 1 << 20
 # MLflow's own switch (default on in 3.x): off, pickled models fail instead of running code.
 PICKLE_SWITCH = "MLFLOW_ALLOW_PICKLE_DESERIALIZATION"
 
-Predictor = Callable[[np.ndarray], np.ndarray]
+CARD_FILE = "model_card.json"  # what nnsweep.export writes beside model.keras
+MAX_CARD_BYTES = 64 << 20  # a card with 10,000 columns and their vocabularies stays far below
+
+Predictor = Callable[[Any], np.ndarray]
 
 
-def load_predictor(model: str, tracking_uri: str) -> Predictor:
-    """A function from float32 ``(n, 784)`` pixels to ``(n, 10)`` probabilities."""
+@dataclass(frozen=True)
+class LoadedModel:
+    """A Keras model loaded for prediction, with its contract; call it on model inputs."""
+
+    net: Any
+    io: ModelIO
+    label: str
+
+    def __call__(self, x: Any) -> np.ndarray:
+        # Keras' progress bar would land on stdout and corrupt --json / --csv output.
+        with contextlib.redirect_stdout(io.StringIO()):
+            return np.asarray(self.net.predict(x, batch_size=256, verbose=0))
+
+
+def load_predictor(model: str, tracking_uri: str) -> LoadedModel:
+    """The model ``model`` names (see the module docstring), loaded in safe mode with its
+    contract: an export folder's card, the io file MLflow holds beside a logged model, or for
+    a model with neither, the digits' (784 pixels → 10 probabilities) if it has that shape.
+
+    Raises:
+        ExportError: no such model, not a .keras file, a model Keras cannot load safely, or
+            one whose shape its card does not describe.
+    """
     if model.startswith(URI_PREFIXES):
         return _mlflow_predictor(model, tracking_uri)
     path = Path(model)
@@ -53,10 +85,33 @@ def load_predictor(model: str, tracking_uri: str) -> Predictor:
             f"MODEL {model}: not a .keras file; give an `nnsweep export` folder, a .keras file "
             "or models:/NAME@alias"
         )
-    return _keras_predictor(path, model)
+    return _keras_predictor(path, model, read_io(path.parent / CARD_FILE, card=True))
 
 
-def _keras_predictor(path: Path, label: str) -> Predictor:
+def read_io(path: Path, *, card: bool) -> ModelIO | None:
+    """The model contract in a card (its ``io`` section) or an io file; None if absent.
+
+    Raises:
+        ExportError: a file that is there but oversized, not JSON or malformed.
+    """
+    if not path.exists() and not path.is_symlink():
+        return None
+    if path.is_symlink() or not path.is_file():
+        raise ExportError(f"{path}: not a regular file; re-export the model with nnsweep")
+    if path.stat().st_size > MAX_CARD_BYTES:
+        raise ExportError(f"{path}: over {MAX_CARD_BYTES >> 20} MiB; not an nnsweep model card")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise ExportError(f"{path}: not readable JSON ({first_line(exc)[:120]})") from None
+    if card:
+        if not isinstance(data, dict) or "io" not in data:
+            return None  # a card from before the io section: a digit model
+        data = data["io"]
+    return ModelIO.from_dict(data, str(path))
+
+
+def _keras_predictor(path: Path, label: str, contract: ModelIO | None = None) -> LoadedModel:
     """Load a ``.keras`` file in Keras' safe mode (no lambda or pickled code runs)."""
     import keras
 
@@ -65,24 +120,26 @@ def _keras_predictor(path: Path, label: str) -> Predictor:
     except Exception as exc:
         reason = first_line(exc)[:200]
         raise ExportError(f"MODEL {label}: Keras cannot load it ({reason})") from None
+    if contract is not None:
+        contract.check_model(net, f"MODEL {label}")
+        return LoadedModel(net, contract, label)
     from .model import INPUT_DIM, N_CLASSES
 
+    if len(net.inputs) != 1:
+        raise ExportError(
+            f"MODEL {label}: takes {len(net.inputs)} named inputs and has no model card; give "
+            "the `nnsweep export` folder, whose model_card.json names its columns"
+        )
     shapes = (tuple(net.input_shape)[1:], tuple(net.output_shape)[1:])
     if shapes != ((INPUT_DIM,), (N_CLASSES,)):
         raise ExportError(
-            f"MODEL {label}: maps {shapes[0]} to {shapes[1]}, not 784 pixels to 10 digits; give "
-            "a model exported by nnsweep"
+            f"MODEL {label}: maps {shapes[0]} to {shapes[1]}, not 784 pixels to 10 digits, and "
+            "has no model card; give the `nnsweep export` folder or a model exported by nnsweep"
         )
-
-    def run(x: np.ndarray) -> np.ndarray:
-        # Keras' progress bar would land on stdout and corrupt --json / --csv output.
-        with contextlib.redirect_stdout(io.StringIO()):
-            return np.asarray(net.predict(x, batch_size=256, verbose=0))
-
-    return run
+    return LoadedModel(net, digits_io(), label)
 
 
-def _mlflow_predictor(uri: str, tracking_uri: str) -> Predictor:
+def _mlflow_predictor(uri: str, tracking_uri: str) -> LoadedModel:
     """Load a registry model as nnsweep logged it: the Keras file only, never MLflow's loader.
 
     MLflow's generic ``pyfunc`` loader imports and runs whatever code a model carries (a
@@ -90,13 +147,15 @@ def _mlflow_predictor(uri: str, tracking_uri: str) -> Predictor:
     could run code on the predicting machine. Only the ``keras`` flavour's ``.keras`` file is
     read, in Keras' safe mode; any other model is refused before anything in it is loaded.
     """
+    from .modelstore import IO_FILE
     from .modeluri import download_model
     from .tracking import open_reader
 
     open_reader(tracking_uri)  # refuses a missing store before MLflow creates one
     with _no_pickles(), tempfile.TemporaryDirectory(prefix="nnsweep-predict-") as tmp:
         local = download_model(uri, tmp, tracking_uri)
-        return _keras_predictor(logged_keras_file(local, uri), uri)
+        keras_file = logged_keras_file(local, uri)
+        return _keras_predictor(keras_file, uri, read_io(local / IO_FILE, card=False))
 
 
 @contextlib.contextmanager

@@ -1,0 +1,192 @@
+"""``nnsweep predict`` on rows: raw feature rows in, original labels (or values) out.
+
+For every model that is not a digit model: a table's (CSV, Parquet or NPZ rows with the
+feature columns the card names; any other column, such as the target, is ignored) and an
+array dataset's (``.npy``/``.npz`` rows of the model's input width, e.g. IMDB's multi-hot
+vectors). Each input row gives one :class:`RowPrediction`: the original class label and its
+probability for classification, the value in the target's units for regression.
+
+Inputs are bounded before they are read: a rows file is at most :data:`MAX_ROWS_FILE_BYTES`,
+arrays are checked by :mod:`nnsweep.arrays` (header, zip member, dtype), and one call predicts
+at most :data:`MAX_ROWS` rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import DataError, ExportError
+
+if TYPE_CHECKING:
+    from .modelio import ModelIO
+    from .predictor import LoadedModel
+
+MAX_ROWS = 1_000_000
+MAX_ROWS_FILE_BYTES = 256 << 20
+NPZ_ROW_KEYS = ("x", "x_test", "rows")
+ROW_SUFFIXES = ".csv, .tsv, .csv.gz, .parquet, .npz or .npy"
+
+
+@dataclass(frozen=True)
+class RowPrediction:
+    """One input row's prediction: ``prediction`` is the original label (classification) or
+    the value (regression); ``probability`` that of the predicted label, ``probabilities``
+    every label's (classification only)."""
+
+    input: str
+    row: int
+    prediction: Any
+    probability: float | None
+    probabilities: dict[str, float] | None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"input": self.input, "row": self.row, "prediction": self.prediction}
+        if self.probability is not None:
+            out["probability"] = self.probability
+            out["probabilities"] = self.probabilities
+        return out
+
+
+def predict_rows(loaded: LoadedModel, paths: Sequence[str | Path]) -> list[RowPrediction]:
+    """Predict every row of every file in ``paths`` with ``loaded`` (see the module docstring).
+
+    Raises:
+        ExportError: a file that is missing, unreadable, oversized, of the wrong kind, or
+            lacking the model's columns (named), with the fix.
+    """
+    if not paths:
+        raise ExportError(f"INPUT: give at least one file of rows ({ROW_SUFFIXES})")
+    io = loaded.io
+    results: list[RowPrediction] = []
+    for raw in paths:
+        path = Path(raw)
+        inputs, n = read_model_rows(path, io, max_rows=MAX_ROWS - len(results))
+        output = loaded(inputs)
+        labels, probs = io.task.labelled(output, io.labels if io.task.is_classification else None)
+        every = _every_probability(io, output)
+        for i in range(n):
+            results.append(
+                RowPrediction(
+                    input=str(path),
+                    row=i,
+                    prediction=labels[i],
+                    probability=probs[i] if probs is not None else None,
+                    probabilities=every[i] if every is not None else None,
+                )
+            )
+    return results
+
+
+def _every_probability(io: ModelIO, output: np.ndarray) -> list[dict[str, float]] | None:
+    if not io.task.is_classification:
+        return None
+    out = np.asarray(output, dtype=np.float64).reshape(len(output), -1)
+    if io.task.kind == "binary":
+        out = np.concatenate([1.0 - out, out], axis=1)
+    names = [str(label) for label in io.labels]
+    return [dict(zip(names, (float(p) for p in row), strict=True)) for row in out]
+
+
+def read_model_rows(path: Path, io: ModelIO, *, max_rows: int = MAX_ROWS) -> tuple[Any, int]:
+    """The rows of ``path`` as ``io``'s model takes them, and how many there are.
+
+    Raises:
+        ExportError: as :func:`predict_rows` says.
+    """
+    from .dataspec import table_format
+
+    if not path.is_file():
+        raise ExportError(f"INPUT {path}: no such file")
+    suffix = path.suffix.lower()
+    kind = "npy" if suffix == ".npy" else table_format(path)
+    if kind is None:
+        raise ExportError(
+            f"INPUT {path}: unsupported file type {suffix or '(none)'}; give {ROW_SUFFIXES}"
+        )
+    size = path.stat().st_size
+    if size > MAX_ROWS_FILE_BYTES:
+        raise ExportError(
+            f"INPUT {path}: {size:,} bytes, over the limit of {MAX_ROWS_FILE_BYTES:,} for a file "
+            "of rows; split it into smaller files"
+        )
+    if kind in ("npy", "npz"):
+        rows: Any = _read_array(path, io, max_rows)
+        n = len(rows)
+    elif io.schema is None:
+        raise ExportError(
+            f"INPUT {path}: this model reads {io.input_width} numbers per row from an array; "
+            "give a .npy or .npz file"
+        )
+    else:
+        from .tables import read_rows
+
+        try:
+            rows = read_rows(path, io.schema)
+        except DataError as exc:
+            raise _input_error(path, exc) from None
+        n = len(rows)
+    if n == 0:
+        raise ExportError(f"INPUT {path}: holds no rows; give at least one")
+    if n > max_rows:
+        raise ExportError(
+            f"INPUT: more than {MAX_ROWS:,} rows in one call; predict them in batches"
+        )
+    if io.schema is None:
+        return rows, n
+    from .features import to_inputs
+
+    try:
+        return to_inputs(rows, io.schema), n
+    except DataError as exc:
+        raise _input_error(path, exc) from None
+
+
+def _input_error(path: Path, exc: DataError) -> ExportError:
+    """A table reader's error as a predict INPUT error (its ``dataset.path:`` prefix dropped)."""
+    text = str(exc).removeprefix("dataset.path: ").removeprefix(f"{path}: ")
+    return ExportError(f"INPUT {path}: {text}")
+
+
+def _read_array(path: Path, io: ModelIO, max_rows: int) -> np.ndarray:
+    """An array of rows, every size checked before it is loaded (see :mod:`nnsweep.arrays`)."""
+    from .arrays import load_array
+
+    width = len(io.schema.numeric) if io.schema is not None else io.input_width
+    if io.schema is not None and io.schema.categorical:
+        raise ExportError(
+            f"INPUT {path}: this model reads named columns, some of them text; give a CSV or "
+            "Parquet file with its feature columns"
+        )
+
+    def choose(keys: list[str]) -> str:
+        key = keys[0] if len(keys) == 1 else next((k for k in NPZ_ROW_KEYS if k in keys), None)
+        if key is None:
+            shown = ", ".join(keys[:10]) + (", …" if len(keys) > 10 else "")
+            raise ExportError(
+                f"INPUT {path}: .npz holds {shown or 'no arrays'}; save one array, or name the "
+                f"rows {', '.join(NPZ_ROW_KEYS)}"
+            )
+        return key
+
+    array, _ = load_array(
+        path,
+        choose=choose,
+        max_count=max(max_rows, 1) * max(width, 1),
+        kinds="buif",
+        what="numbers (feature values)",
+        error=ExportError,
+    )
+    if array.ndim not in (1, 2) or array.shape[-1] != width:
+        raise ExportError(
+            f"INPUT {path}: array of shape {array.shape}; this model reads rows of {width} "
+            f"values: ({width},) or (n, {width})"
+        )
+    rows = np.array(array.reshape(-1, width), dtype=np.float32)  # one copy, out of a memory map
+    if io.schema is None and not np.isfinite(rows).all():
+        raise ExportError(f"INPUT {path}: array holds NaN or infinite values")
+    return rows
