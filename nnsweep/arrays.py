@@ -19,7 +19,7 @@ from typing import IO
 
 import numpy as np
 
-from .errors import NnsweepError
+from .errors import NnsweepError, first_line
 
 NPY_MAGIC = b"\x93NUMPY"
 ZIP_MAGIC = b"PK"
@@ -177,5 +177,5 @@ def load_array(
     except NnsweepError:
         raise
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, SyntaxError) as exc:
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        reason = first_line(exc)[:200]
         raise fail(f"not a readable NumPy file ({reason})") from None

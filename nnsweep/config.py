@@ -28,7 +28,7 @@ from pydantic import (
 
 from . import _safe_yaml
 from .dataspec import DatasetFields, known_task
-from .errors import SpecError
+from .errors import SpecError, first_line
 from .limits import (
     DEFAULT_MAX_PARAMS,
     KNOWN_SHAPES,
@@ -365,7 +365,7 @@ def parse_spec(text: str, source: str = "<sweep>") -> SweepSpec:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""
-        problem = getattr(exc, "problem", None) or (str(exc).splitlines() or ["?"])[0]
+        problem = getattr(exc, "problem", None) or first_line(exc)
         kind = "" if isinstance(exc, _safe_yaml.LimitError) else "invalid YAML: "
         raise SpecError(f"{source}: {where}{kind}{problem}") from None
     return _validate(data, source)

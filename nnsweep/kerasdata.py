@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DataError
+from .errors import DataError, first_line
 
 KERAS_DATASETS = ("imdb", "reuters", "boston_housing")
 DEFAULT_NUM_WORDS = 10_000
@@ -80,7 +80,7 @@ def read_keras_npz(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
     except DataError:
         raise
     except Exception as exc:  # zip, format and pickle errors of a corrupt or hostile file
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        reason = first_line(exc)[:160]
         raise DataError(f"dataset.path: {path} is not a readable Keras .npz ({reason})") from None
     return out
 
@@ -166,7 +166,7 @@ def _from_keras(name: str, **kwargs: Any) -> Split:
     try:
         (x_train, y_train), (x_test, y_test) = module.load_data(**kwargs)
     except Exception as exc:  # download failures surface as many exception types
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+        reason = first_line(exc)[:120]
         raise DataError(
             f"dataset {name}: Keras could not load or download it ({reason}); use --data-path "
             f"to a local {name}.npz"

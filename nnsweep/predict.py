@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ExportError
+from .errors import ExportError, first_line
 from .predictor import load_predictor
 from .predictrows import RowPrediction, predict_rows
 
@@ -290,7 +290,7 @@ def read_image(path: Path) -> np.ndarray:
             "decompression bombs); scale it down first"
         ) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        reason = first_line(exc)[:200]
         raise ExportError(f"INPUT {path}: not a readable image ({reason})") from None
     if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
         # Transparent pixels become white paper, so auto polarity sees a light background.

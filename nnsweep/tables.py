@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .dataspec import table_format
-from .errors import DataError
+from .errors import DataError, first_line
 from .features import (
     FeatureSchema,
     Kind,
@@ -139,7 +139,7 @@ def read_frame(path: Path, text_columns: tuple[str, ...] = ()) -> pd.DataFrame:
     except pd.errors.EmptyDataError:
         raise DataError(f"dataset.path: {path} holds no columns; give a header and rows") from None
     except Exception as exc:  # pandas/pyarrow raise many types for a malformed file
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        reason = first_line(exc)[:160]
         raise DataError(f"dataset.path: {path} is not a readable {kind} file ({reason})") from None
     frame.columns = [str(c).strip() for c in frame.columns]
     dupes = sorted({c for c in frame.columns if list(frame.columns).count(c) > 1})
@@ -382,7 +382,7 @@ def read_npz_table(
     except DataError:
         raise
     except Exception as exc:  # zipfile/pickle/format errors
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        reason = first_line(exc)[:160]
         raise DataError(f"dataset.path: {path} is not a readable .npz file ({reason})") from None
     pairs = [(arrays[i], arrays[i + 1], names[i], names[i + 1]) for i in range(0, len(arrays), 2)]
     out: list[np.ndarray | None] = []
@@ -431,5 +431,5 @@ def read_rows(path: Path, schema: FeatureSchema) -> pd.DataFrame | np.ndarray:
     except DataError:
         raise
     except Exception as exc:
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        reason = first_line(exc)[:160]
         raise DataError(f"{path}: not a readable .npz file ({reason})") from None
