@@ -35,6 +35,7 @@ from .features import take_rows
 from .model import HyperParams, build_model, count_params
 from .names import FAIL_REASON_KEY, HOST_KEY, PARAMS_ATTR, PID_KEY, RUN_ID_ATTR, SURPLUS_ATTR
 from .tracking import dataset_input
+from .traineval import train_eval_callback
 from .urls import mask_url
 
 # Batches run per call into the compiled train/test function. Fewer Python round trips per
@@ -106,13 +107,11 @@ def reduce_history(history: dict[str, list[float]], metric: str, direction: str,
 def _diagnose(history: dict[str, list[float]], spec: SweepSpec, task: Task) -> Diagnosis | None:
     """The fit diagnosis of a trial's history (:mod:`nnsweep.diagnosis`).
 
-    The accuracy-based rules need ``accuracy``/``val_accuracy``; a task without them (regression)
-    gets no verdict until :mod:`nnsweep.diagnosis` has loss-based rules for it.
+    Accuracy rules where the task logs ``val_accuracy``, loss rules otherwise (regression); both
+    read the dropout-off ``train_eval_*`` curves the fit logged (:mod:`nnsweep.traineval`).
     """
     from .diagnosis import diagnose
 
-    if not task.is_classification:
-        return None
     return diagnose(history, spec.diagnosis)
 
 
@@ -384,7 +383,12 @@ class Objective:
         pruner = PruningCallback(trial, obj.metric)
         # Before early stopping, which may set its own best weights at the same epoch end.
         keeper = WeightKeeper(obj.metric, obj.direction == "maximize", obj.reduce)
-        callbacks: list[keras.callbacks.Callback] = [logger, pruner, keeper]
+        # First: it adds the dropout-off train_eval_* scores to the logs the others receive.
+        data = self.data
+        train_eval = train_eval_callback(
+            data.task, data.x_train, data.y_train, len(data.y_val), self.spec.seed
+        )
+        callbacks: list[keras.callbacks.Callback] = [train_eval, logger, pruner, keeper]
         es = self.spec.train.early_stopping
         if es is not None:
             callbacks.append(

@@ -30,10 +30,15 @@ import numpy as np
 
 from .diagnosis import BASELINE_KEY, TRAIN_EVAL_PREFIX
 from .features import n_rows, take_rows
-from .tasks import REGRESSION, Task
+from .tasks import ALL_CURVE_KEYS, REGRESSION, Task
 
 PREFIX = TRAIN_EVAL_PREFIX
 LOSS_KEY = PREFIX + "loss"
+# every key TrainEval logs for some task (MLflow curves are read back by these names)
+ALL_TRAIN_EVAL_KEYS: tuple[str, ...] = (
+    *dict.fromkeys(PREFIX + k for k in ALL_CURVE_KEYS if not k.startswith("val_")),
+    BASELINE_KEY,
+)
 MAX_ROWS = 5000
 # Rows per evaluation batch; the scores do not depend on it (Keras averages over rows).
 EVAL_BATCH = 1024

@@ -192,3 +192,95 @@ def test_dropout_hides_overfitting_that_the_dropout_off_measure_shows() -> None:
     before = diagnose(keras_only, RULES)
     assert before is not None and before.fit == "underfit", before.reason
     assert "still improving" in before.reason and not before.dropout_off
+
+
+def _run_of_the_only_trial(stores: Any) -> Any:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=stores.tracking_uri)
+    runs = [
+        r
+        for e in client.search_experiments()
+        for r in client.search_runs([e.experiment_id])
+        if r.data.tags.get("nnsweep.role") == "trial"
+    ]
+    assert len(runs) == 1
+    return client, runs[0]
+
+
+@pytest.mark.slow
+def test_a_sweeps_dropout_trial_is_tagged_overfit_by_the_dropout_off_measure(
+    tmp_path: Path, stores: Any, write_sweep: Any, cli: Any
+) -> None:
+    """Through ``nnsweep run``: 600 digits as a user's NPZ (264 train, 216 validation rows),
+    2 x 256 units with dropout 0.5 for 8 epochs. The run carries the dropout-off curves, one
+    point per epoch, and the tag ``nnsweep.fit=overfit`` read from them."""
+    from nnsweep.steps import FIT_REASON_TAG, FIT_TAG
+
+    data = _digits()
+    rows = np.random.default_rng(0).choice(len(data.y_train), 600, replace=False)
+    np.savez(tmp_path / "digits.npz", x=data.x_train[rows], y=data.y_train[rows])
+    sweep = write_sweep(
+        name="dropout",
+        trials=1,
+        dataset={"name": None, "path": str(tmp_path / "digits.npz"), "validation": 0.45},
+        train={"epochs": 8, "batch_size": 32},
+        space={
+            "n_layers": 2,
+            "units": 256,
+            "activation": "relu",
+            "optimizer": "adam",
+            "learning_rate": 1e-3,
+            "dropout": 0.5,
+        },
+    )
+    result = cli("run", sweep, *stores.args, "--quiet", "--jobs", "1")
+    assert result.code == 0, result.err
+    client, run = _run_of_the_only_trial(stores)
+    curves = {
+        key: [m.value for m in sorted(client.get_metric_history(run.info.run_id, key),
+                                      key=lambda m: m.step)]
+        for key in ("train_eval_accuracy", "train_eval_loss", "accuracy", "val_accuracy")
+    }  # fmt: skip
+    assert all(len(v) == 8 for v in curves.values()), {k: len(v) for k, v in curves.items()}
+    gap = np.array(curves["train_eval_accuracy"]) - np.array(curves["val_accuracy"])
+    assert np.all(gap[-3:] > RULES.overfit_gap), gap
+    assert run.data.tags[FIT_TAG] == "overfit", run.data.tags[FIT_REASON_TAG]
+    assert "train_eval_accuracy (dropout off)" in run.data.tags[FIT_REASON_TAG]
+    assert run.data.metrics["gap_accuracy"] == pytest.approx(gap[-1])
+
+
+@pytest.mark.slow
+def test_a_regression_sweep_gets_a_loss_rule_verdict(
+    tmp_path: Path, stores: Any, write_sweep: Any, cli: Any
+) -> None:
+    """A regression trial (scikit-learn's diabetes table) is diagnosed by the loss rules."""
+    import sklearn.datasets
+
+    from nnsweep.steps import FIT_REASON_TAG, FIT_TAG
+
+    sklearn.datasets.load_diabetes(as_frame=True).frame.to_csv(tmp_path / "d.csv", index=False)
+    sweep = write_sweep(
+        name="reg",
+        trials=1,
+        dataset={"name": None, "path": str(tmp_path / "d.csv"), "target": "target"},
+        train={"epochs": 3, "batch_size": 32},
+        space={"n_layers": 1, "units": 16, "optimizer": "adam", "learning_rate": 1e-3},
+    )
+    result = cli("run", sweep, *stores.args, "--quiet", "--jobs", "1")
+    assert result.code == 0, result.err
+    client, run = _run_of_the_only_trial(stores)
+    history = {
+        key: [m.value for m in sorted(client.get_metric_history(run.info.run_id, key),
+                                      key=lambda m: m.step)]
+        for key in ("train_eval_loss", "train_eval_mae", BASELINE_KEY, "val_loss")
+    }  # fmt: skip
+    assert all(len(v) == 3 for v in history.values())
+    expected = diagnose(history, RULES)
+    assert expected is not None
+    assert run.data.tags[FIT_TAG] == expected.fit
+    assert run.data.tags[FIT_REASON_TAG] == expected.reason
+    # 3 epochs of a 16-unit model from the mean predictor: far from fitting its training rows
+    assert expected.fit == "underfit" and "underfit_r2" in expected.reason
+    assert run.data.metrics["train_r2"] == pytest.approx(expected.train_r2)
+    assert "gap_accuracy" not in run.data.metrics
