@@ -33,6 +33,7 @@ from .names import (
 )
 from .stores import artifact_location, check_tracking_uri, retry_race, sqlite_path
 from .tasks import ALL_CURVE_KEYS
+from .traineval import ALL_TRAIN_EVAL_KEYS
 from .urls import mask_url
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ OBJECTIVE_METRIC_PARAM = "objective_metric"
 OBJECTIVE_REDUCE_PARAM = "objective_reduce"
 DIRECTION_PARAM = "direction"
 # every per-epoch curve a trial may log, whatever its task (see Task.curve_keys)
-EPOCH_METRICS = ALL_CURVE_KEYS
+EPOCH_METRICS = (*ALL_CURVE_KEYS, *ALL_TRAIN_EVAL_KEYS)  # traineval: the dropout-off curves
 DATA_CONTEXT_TAG = "mlflow.data.context"  # MLflow's input tag for what a dataset was used for
 DIGEST_CHARS = 32  # of the data's SHA-256 fingerprint; MLflow stores digests of <= 36 chars
 
