@@ -72,3 +72,21 @@ def test_reasons_written_to_run_tags_are_masked(tmp_path: Path, remembered: None
         assert "***" in text
         assert PASSWORD not in text and "s3cr" not in text and DRIVER_ECHO not in text
     assert tags[FAIL_REASON_KEY].startswith("OperationalError: postgresql+psycopg://bob:***@")
+
+
+def test_no_hand_written_first_line_outside_errors() -> None:
+    """``str(exc).splitlines()[0]`` raises IndexError on an empty message: use first_line."""
+    import re
+
+    import nnsweep
+
+    pattern = re.compile(r"splitlines\(\)\s*(\[0\]|or\b)|split\([\"']\\n[\"']\)\[0\]")
+    package = Path(nnsweep.__file__).parent
+    found = [
+        f"{path.name}:{n}"
+        for path in sorted(package.glob("*.py"))
+        if path.name != "errors.py"
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if pattern.search(line)
+    ]
+    assert found == []
