@@ -1,10 +1,11 @@
 """Cost of the dropout-off train-eval callback (:mod:`nnsweep.traineval`) per trial.
 
-One process, one warm-up fit, then *without, with* pairs interleaved on the same data, model,
-epochs, batch size and seed: the same compiled nnsweep MLP (``steps_per_execution=8``, as a
-trial builds it) fitted by ``model.fit`` with no callback, then with the :class:`TrainEval`
-callback of a sweep (a seeded training subset as large as the validation split, at most 5,000
-rows). The callback's own time (its ``on_epoch_end`` calls) is timed inside the fit too.
+One process, one warm-up fit, then *without, with* pairs (which goes first alternates) on the
+same data, model, epochs, batch size and seed: the same compiled nnsweep MLP
+(``steps_per_execution=8``, as a trial builds it) fitted by ``model.fit`` with no callback, and
+with the :class:`TrainEval` callback of a sweep (a seeded training subset as large as the
+validation split, at most 5,000 rows). The callback's own time (its ``on_epoch_end`` calls) is
+timed inside the fit too.
 
     .venv/bin/python bench/traineval.py --dataset mnist_5k --repeats 5
     .venv/bin/python bench/traineval.py --dataset fashion_mnist --repeats 1
@@ -100,10 +101,14 @@ def main() -> None:
 
     without, with_, inside = [], [], []
     for r in range(args.repeats):
-        without.append(fit_once(data, hp, SEED + r, False)[0])
-        seconds, cb_seconds = fit_once(data, hp, SEED + r, True)
-        with_.append(seconds)
-        inside.append(cb_seconds)
+        # the order alternates, so a load that rises or falls during the run favours neither
+        for flag in (False, True) if r % 2 == 0 else (True, False):
+            seconds, cb_seconds = fit_once(data, hp, SEED + r, flag)
+            if flag:
+                with_.append(seconds)
+                inside.append(cb_seconds)
+            else:
+                without.append(seconds)
         print(
             f"repeat {r + 1}: without {without[-1]:.2f} s, with {with_[-1]:.2f} s "
             f"(callback {cb_seconds:.2f} s, {cb_seconds / hp.epochs * 1000:.0f} ms/epoch)",
