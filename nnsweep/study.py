@@ -156,6 +156,11 @@ def load_study(study_name: str, storage_url: str) -> optuna.Study:
     import optuna
 
     check_storage(storage_url)
+    if _journal_missing(storage_url):  # read-only: do not create an empty journal
+        raise StudyNotFoundError(
+            f"no study {study_name!r} in {mask_url(storage_url)} "
+            "(studies: none yet; run `nnsweep run SWEEP` first)"
+        )
     storage = open_storage(storage_url)
     try:
         return optuna.load_study(study_name=study_name, storage=storage)
@@ -171,8 +176,16 @@ def list_studies(storage_url: str) -> list[str]:
     import optuna
 
     check_storage(storage_url)
+    if _journal_missing(storage_url):
+        return []
     storage = open_storage(storage_url)
     return sorted(s.study_name for s in optuna.get_all_study_summaries(storage))
+
+
+def _journal_missing(storage_url: str) -> bool:
+    """Whether ``storage_url`` is a journal file that does not exist (yet): no studies."""
+    path = journal_path(storage_url)
+    return path is not None and not path.exists()
 
 
 def reap_dead_local_trials(study: optuna.Study) -> list[int]:

@@ -129,3 +129,14 @@ def test_startup_lock_makes_processes_on_one_local_store_take_turns(tmp_path: Pa
     with startup_lock(storage, tracking):
         assert not other_process_gets(paths[0]) and not other_process_gets(paths[1])
     assert other_process_gets(paths[0]) and other_process_gets(paths[1])
+
+
+def test_reading_a_journal_that_does_not_exist_creates_nothing(tmp_path: Path) -> None:
+    from nnsweep.errors import StudyNotFoundError
+    from nnsweep.study import list_studies, load_study
+
+    url = f"journal:///{tmp_path / 'optuna.log'}"
+    assert list_studies(url) == []
+    with pytest.raises(StudyNotFoundError, match="none yet"):
+        load_study("quickstart", url)
+    assert list(tmp_path.iterdir()) == []
