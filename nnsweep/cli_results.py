@@ -222,7 +222,7 @@ def export(
     if card["registry"]:
         reg = card["registry"]
         typer.echo(f"  registered {reg['uri']} (version {reg['version']})")
-    example = "IMAGE.png" if card["io"]["input_name"] == "pixels" else "ROWS.csv --csv"
+    example = "IMAGE.png" if unit_of(card) == "images" else "ROWS.csv --csv"
     typer.echo(f"  predict: nnsweep predict {out} {example}")
 
 

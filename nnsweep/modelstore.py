@@ -83,8 +83,20 @@ def signature(model: keras.Model | None = None, example: Any = None) -> Any:
             inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, INPUT_DIM))]),
             outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, N_CLASSES), "probabilities")]),
         )
-    output = np.asarray(model.predict(example, verbose=0), dtype=np.float32)
+    output = np.asarray(model.predict(_tensors(example), verbose=0), dtype=np.float32)
     return infer_signature(example, output)
+
+
+def _tensors(example: Any) -> Any:
+    """A numpy example as Keras takes it: text arrays as string tensors (Keras refuses numpy
+    strings)."""
+    if not isinstance(example, dict):
+        return example
+    import tensorflow as tf
+
+    return {
+        k: tf.constant(v.astype(str)) if v.dtype.kind in "OSU" else v for k, v in example.items()
+    }
 
 
 def numpy_example(example: Any) -> Any:
