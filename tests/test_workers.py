@@ -105,20 +105,27 @@ def _journal(path: Path) -> optuna.storages.JournalStorage:
 
 
 @pytest.mark.slow
-def test_kill_9_of_a_worker_under_the_defaults_then_a_rerun_completes_exactly(
-    tmp_path: Path, write_sweep: Callable[..., Path]
+@pytest.mark.parametrize("how", ["kill -9 of one worker", "Ctrl-C of the whole command"])
+def test_a_sweep_stopped_under_the_defaults_completes_exactly_when_run_again(
+    tmp_path: Path, write_sweep: Callable[..., Path], how: str
 ) -> None:
-    """No flags: --jobs auto, the default journal storage and mlflow.db. One worker is
-    killed with SIGKILL in the middle of a trial; the sweep, run again, ends with exactly
-    `trials` COMPLETE trials and no trial with two MLflow runs."""
+    """No flags: --jobs auto, the default journal storage and mlflow.db. In the middle of a
+    trial, one worker is killed with SIGKILL, or the terminal's Ctrl-C (SIGINT to the process
+    group) stops them all; the sweep, run again, ends with exactly `trials` COMPLETE trials
+    and no trial with two MLflow runs."""
     from nnsweep.devices import available_cores
 
-    sweep = write_sweep(name="killed", **{**FAST, "train": {"epochs": 4}})
+    sweep = write_sweep(name="stopped", **{**FAST, "train": {"epochs": 4}})
     cmd = [sys.executable, "-m", "nnsweep", "run", str(sweep)]
     if available_cores() < 2:  # auto would pick one worker here: ask for the two it picks on 2
         cmd += ["--jobs", "2"]
     parent = subprocess.Popen(
-        cmd, cwd=tmp_path, env=_plain_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        cmd,
+        cwd=tmp_path,
+        env=_plain_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # its own process group, as a shell gives a command
     )
     victim = None
     deadline = time.monotonic() + 300
@@ -127,27 +134,32 @@ def test_kill_9_of_a_worker_under_the_defaults_then_a_rerun_completes_exactly(
         if not (tmp_path / "optuna.log").exists():
             continue
         try:
-            study = optuna.load_study(
-                study_name="killed", storage=_journal(tmp_path / "optuna.log")
-            )
+            journal = _journal(tmp_path / "optuna.log")
+            study = optuna.load_study(study_name="stopped", storage=journal)
         except KeyError:
             continue
         for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             pid = int(trial.user_attrs.get("nnsweep.pid", 0))
             if pid and pid != parent.pid and trial.intermediate_values:  # mid-training
-                os.kill(pid, signal.SIGKILL)
+                if how.startswith("kill"):
+                    os.kill(pid, signal.SIGKILL)
+                else:
+                    os.killpg(parent.pid, signal.SIGINT)
                 victim = trial.number
                 break
-    out, err = parent.communicate(timeout=600)
+    _, err = parent.communicate(timeout=600)
     assert victim is not None, err.decode()[-2000:]
-    assert parent.returncode in (0, 1), err.decode()[-2000:]  # 0: the other worker finished it
+    if how.startswith("kill"):  # 0: the other worker finished the study
+        assert parent.returncode in (0, 1), err.decode()[-2000:]
+    else:
+        assert parent.returncode == 130, err.decode()[-2000:]
     assert not (tmp_path / "optuna.db").exists()  # the default storage is the journal
 
     again = subprocess.run(cmd, cwd=tmp_path, env=_plain_env(), capture_output=True, timeout=600)
     assert again.returncode == 0, again.stderr.decode()[-2000:]
     journal = _journal(tmp_path / "optuna.log")
-    _check_study(journal, "killed", f"sqlite:///{tmp_path}/mlflow.db", FAST["trials"])
-    study = optuna.load_study(study_name="killed", storage=journal)
+    _check_study(journal, "stopped", f"sqlite:///{tmp_path}/mlflow.db", FAST["trials"])
+    study = optuna.load_study(study_name="stopped", storage=journal)
     assert study.trials[victim].state == TrialState.FAIL
 
 
