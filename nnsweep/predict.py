@@ -40,8 +40,8 @@ from typing import Any
 import numpy as np
 
 from .errors import ExportError, first_line
-from .predictor import load_predictor
-from .predictrows import RowPrediction, predict_rows
+from .predictor import URI_PREFIXES, LoadedModel, load_predictor, peek_io
+from .predictrows import RowPrediction, predict_rows, read_batches
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 ARRAY_SUFFIXES = (".npy", ".npz")
@@ -99,11 +99,25 @@ def predict(
     except ValueError:
         allowed = ", ".join(b.value for b in Background)
         raise ExportError(f"--background {background!r} is not one of {allowed}") from None
-    loaded = load_predictor(model, tracking_uri)
-    if not loaded.io.is_digits:
-        return predict_rows(loaded, inputs)
+    # Inputs are read and checked before a local model is loaded, so hostile input costs no
+    # TensorFlow start-up; the card (plain JSON) says which reader a model needs.
+    loaded: LoadedModel | None = None
+    contract = None
+    images_only = all(Path(p).suffix.lower() in IMAGE_SUFFIXES + ARRAY_SUFFIXES for p in inputs)
+    if model.startswith(URI_PREFIXES) or (inputs and not images_only and peek_io(model) is None):
+        # a registry model's card comes with it; rows for a card-less model: the model says
+        loaded = load_predictor(model, tracking_uri)
+        contract = loaded.io
+    else:
+        contract = peek_io(model)
+    if contract is not None and not contract.is_digits:
+        batches = read_batches(inputs, contract)
+        return predict_rows(loaded or load_predictor(model, tracking_uri), batches)
     names, images = read_inputs(inputs)
     images, inverted = to_mnist_polarity(images, bg)
+    loaded = loaded or load_predictor(model, tracking_uri)
+    if not loaded.io.is_digits:  # a card-less model that is no digit model: refused there
+        raise ExportError(f"MODEL {model}: not a digit model; give its `nnsweep export` folder")
     probs = loaded(images.reshape(len(images), SIDE * SIDE))
     return [
         Prediction(

@@ -88,6 +88,20 @@ def load_predictor(model: str, tracking_uri: str) -> LoadedModel:
     return _keras_predictor(path, model, read_io(path.parent / CARD_FILE, card=True))
 
 
+def peek_io(model: str) -> ModelIO | None:
+    """The contract in the card of a local model (an export folder, or a .keras file in one),
+    read without loading Keras; None for a model with no card or that is not there.
+
+    Raises:
+        ExportError: a card that is there but unreadable or malformed.
+    """
+    path = Path(model)
+    folder = path if path.is_dir() else path.parent if path.suffix == ".keras" else None
+    if folder is None or not (folder / CARD_FILE).exists():
+        return None
+    return read_io(folder / CARD_FILE, card=True)
+
+
 def read_io(path: Path, *, card: bool) -> ModelIO | None:
     """The model contract in a card (its ``io`` section) or an io file; None if absent.
 

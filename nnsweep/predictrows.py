@@ -52,8 +52,12 @@ class RowPrediction:
         return out
 
 
-def predict_rows(loaded: LoadedModel, paths: Sequence[str | Path]) -> list[RowPrediction]:
-    """Predict every row of every file in ``paths`` with ``loaded`` (see the module docstring).
+Batch = tuple[str, Any, int]  # (file name, model inputs, rows)
+
+
+def read_batches(paths: Sequence[str | Path], io: ModelIO) -> list[Batch]:
+    """Every file of rows in ``paths`` read and checked for ``io``'s model, before any model
+    is loaded (see :func:`read_model_rows`).
 
     Raises:
         ExportError: a file that is missing, unreadable, oversized, of the wrong kind, or
@@ -61,18 +65,28 @@ def predict_rows(loaded: LoadedModel, paths: Sequence[str | Path]) -> list[RowPr
     """
     if not paths:
         raise ExportError(f"INPUT: give at least one file of rows ({ROW_SUFFIXES})")
-    io = loaded.io
-    results: list[RowPrediction] = []
+    batches: list[Batch] = []
+    total = 0
     for raw in paths:
         path = Path(raw)
-        inputs, n = read_model_rows(path, io, max_rows=MAX_ROWS - len(results))
+        inputs, n = read_model_rows(path, io, max_rows=MAX_ROWS - total)
+        batches.append((str(path), inputs, n))
+        total += n
+    return batches
+
+
+def predict_rows(loaded: LoadedModel, batches: list[Batch]) -> list[RowPrediction]:
+    """Predict every row of ``batches`` (from :func:`read_batches`) with ``loaded``."""
+    io = loaded.io
+    results: list[RowPrediction] = []
+    for name, inputs, n in batches:
         output = loaded(inputs)
         labels, probs = io.task.labelled(output, io.labels if io.task.is_classification else None)
         every = _every_probability(io, output)
         for i in range(n):
             results.append(
                 RowPrediction(
-                    input=str(path),
+                    input=name,
                     row=i,
                     prediction=labels[i],
                     probability=probs[i] if probs is not None else None,
