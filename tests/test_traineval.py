@@ -258,6 +258,7 @@ def test_a_regression_sweep_gets_a_loss_rule_verdict(
     import sklearn.datasets
 
     from nnsweep.steps import FIT_REASON_TAG, FIT_TAG
+    from nnsweep.tracking import fetch_history
 
     sklearn.datasets.load_diabetes(as_frame=True).frame.to_csv(tmp_path / "d.csv", index=False)
     sweep = write_sweep(
@@ -270,11 +271,14 @@ def test_a_regression_sweep_gets_a_loss_rule_verdict(
     result = cli("run", sweep, *stores.args, "--quiet", "--jobs", "1")
     assert result.code == 0, result.err
     client, run = _run_of_the_only_trial(stores)
-    history = {
-        key: [m.value for m in sorted(client.get_metric_history(run.info.run_id, key),
-                                      key=lambda m: m.step)]
-        for key in ("train_eval_loss", "train_eval_mae", BASELINE_KEY, "val_loss")
-    }  # fmt: skip
+    history = fetch_history(client, run.info.run_id)  # as report and export read it back
+    assert set(history) == {
+        "loss",
+        "mae",
+        "val_loss",
+        "val_mae",
+        *train_eval_keys(Task(REGRESSION)),
+    }
     assert all(len(v) == 3 for v in history.values())
     expected = diagnose(history, RULES)
     assert expected is not None
