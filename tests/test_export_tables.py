@@ -1,0 +1,211 @@
+"""`nnsweep export` for every task: tables with string labels, gapped labels and a float target
+through run → export → predict, the card's test section against fresh computations, and the
+intervals it carries (Wilson, bootstrap) on known cases."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+
+from tests.conftest import Stores
+
+
+def _stores(root: Path) -> Stores:
+    return Stores(root, f"sqlite:///{root / 'optuna.db'}", f"sqlite:///{root / 'mlflow.db'}")
+
+
+# -- every task: tables with string labels, gapped labels and a float target -----------------
+TABLE_SWEEP: dict[str, Any] = {
+    "trials": 1,
+    "seed": 0,
+    "sampler": "random",
+    "pruner": "none",
+    "train": {"epochs": 8, "batch_size": 32},
+    "space": {"n_layers": 1, "units": 24, "activation": "relu", "optimizer": "adam",
+              "learning_rate": 0.01, "dropout": 0.0},
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def table_exports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    """Per task, `nnsweep run` on a synthetic CSV (binary good/bad, multiclass 1/3/7,
+    regression) and `nnsweep export` of its best trial."""
+    from nnsweep.cli import main
+    from tests._tables import write_table
+
+    root = tmp_path_factory.mktemp("tables")
+    stores = _stores(root)
+    out: dict[str, dict[str, Any]] = {}
+    for kind in ("binary", "multiclass", "regression"):
+        path = write_table(root, kind, n=300)
+        sweep = root / f"{kind}.yaml"
+        spec = {"name": kind, "dataset": {"path": str(path), "target": "label"}, **TABLE_SWEEP}
+        sweep.write_text(yaml.safe_dump(spec), encoding="utf-8")
+        assert main(["run", str(sweep), "--quiet", *stores.args]) == 0
+        folder = root / "exports" / kind
+        assert main(["export", kind, "--out", str(folder), *stores.args]) == 0
+        card = json.loads((folder / "model_card.json").read_text(encoding="utf-8"))
+        out[kind] = {"stores": stores, "out": folder, "card": card, "csv": path, "spec": spec}
+    return out
+
+
+def _table_test_split(entry: dict[str, Any]) -> Any:
+    """The dataset as the sweep loaded it (the test reads its test split to check the card)."""
+    from nnsweep.config import DatasetSpec
+    from nnsweep.data import load_dataset
+
+    return load_dataset(DatasetSpec.model_validate(entry["spec"]["dataset"]), seed=0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("kind", "labels"), [("binary", ["bad", "good"]), ("multiclass", [1, 3, 7]),
+                         ("regression", None)]
+)  # fmt: skip
+def test_table_card_names_task_target_columns_and_labels(table_exports, kind, labels):
+    """The card names the task, the target, the feature columns and the label mapping, and
+    its test figures beat the trivial baseline's; the page says the same."""
+    entry = table_exports[kind]
+    card = entry["card"]
+    assert card["task"] == {"kind": kind, "n_classes": len(labels) if labels else None,
+                            "target": "label", "labels": labels}  # fmt: skip
+    assert [c["name"] for c in card["io"]["features"]] == ["x1", "x2", "x3", "colour", "const"]
+    assert card["io"]["class_names"] == labels
+    assert "Dense(24, relu)" in card["architecture"] and "784" not in card["architecture"]
+    assert card["architecture"].startswith("5 columns → ")
+    test = card["test"]
+    page = (entry["out"] / "MODEL_CARD.md").read_text(encoding="utf-8")
+    assert "| colour | categorical |" in page and "- target: label" in page
+    assert "an optimistic estimate" in page and "784" not in page
+    if labels is not None:
+        assert test["labels"] == labels and len(test["confusion_matrix"]) == len(labels)
+        assert test["accuracy"] > test["baseline"]["accuracy"] + 0.2
+        mapping = ", ".join(f"{i} → {label!r}" for i, label in enumerate(labels))
+        assert mapping in page
+        assert "| **" + str(labels[-1]) + "** |" in page
+        assert ("auc" in test) == (kind == "binary")
+    else:
+        assert "accuracy" not in test and "confusion_matrix" not in test
+        assert test["mae"] < 0.5 * test["baseline"]["mae"]
+
+
+@pytest.mark.slow
+def test_regression_card_metrics_equal_a_fresh_computation(table_exports):
+    """mae, rmse, r2 and the loss (MSE from Keras' evaluate) of the card are what numpy
+    computes from model.keras's predictions on the test split; each bootstrap interval holds
+    its figure, and is the one a fresh bootstrap with the card's seed gives."""
+    import keras
+
+    from nnsweep.intervals import bootstrap
+
+    entry = table_exports["regression"]
+    data = _table_test_split(entry)
+    model = keras.saving.load_model(entry["out"] / "model.keras")
+    pred = model.predict(data.x_test, verbose=0)[:, 0].astype(np.float64)
+    y = np.asarray(data.y_test, dtype=np.float64)
+    err = pred - y
+    test = entry["card"]["test"]
+    assert test["n"] == len(y) == 60
+    assert test["mae"] == pytest.approx(np.abs(err).mean(), rel=1e-6)
+    assert test["rmse"] == pytest.approx(np.sqrt((err**2).mean()), rel=1e-6)
+    r2 = 1 - (err**2).sum() / ((y - y.mean()) ** 2).sum()
+    assert test["r2"] == pytest.approx(r2, rel=1e-6)
+    assert test["loss"] == pytest.approx((err**2).mean(), rel=1e-4)
+    mean = float(np.mean(np.asarray(data.y_train, dtype=np.float64)))
+    assert test["baseline"]["mae"] == pytest.approx(np.abs(y - mean).mean(), rel=1e-6)
+    fresh = bootstrap(y, pred)
+    for key in ("mae", "rmse", "r2"):
+        low, high = test[f"{key}_ci95"]
+        assert low < test[key] < high
+        assert (low, high) == pytest.approx(fresh[key], rel=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["binary", "multiclass", "regression"])
+def test_table_export_round_trips_through_predict(table_exports, cli, kind):
+    """`nnsweep predict EXPORT_DIR table.csv` (the target column left in) answers with the
+    original labels, exactly as the exported model.keras on the same raw rows; the test
+    metrics went onto the trial's run."""
+    import keras
+    import pandas as pd
+    from mlflow import MlflowClient
+
+    from nnsweep.features import to_inputs
+    from nnsweep.tasks import Task
+
+    entry = table_exports[kind]
+    result = cli("predict", entry["out"], entry["csv"], "--json")
+    assert result.code == 0, result.err
+    rows = json.loads(result.out)
+    frame = pd.read_csv(entry["csv"])
+    data = _table_test_split(entry)
+    model = keras.saving.load_model(entry["out"] / "model.keras")
+    output = model.predict(to_inputs(frame, data.schema), verbose=0)
+    card = entry["card"]
+    labels, _ = Task.from_dict(card["io"]).labelled(output, card["io"]["class_names"])
+    got = [r["prediction"] for r in rows]
+    if kind == "regression":
+        np.testing.assert_allclose(got, labels, rtol=1e-5)
+    else:
+        assert got == labels and set(got) <= set(card["task"]["labels"])
+        assert float(np.mean(np.array(got) == frame["label"].to_numpy())) > 0.8
+    run = MlflowClient(entry["stores"].tracking_uri).get_run(card["mlflow"]["run_id"])
+    metric = "test_mae" if kind == "regression" else "test_accuracy"
+    assert run.data.metrics[metric] == pytest.approx(card["test"][metric.removeprefix("test_")])
+    if kind == "binary":
+        assert run.data.metrics["test_auc"] == pytest.approx(card["test"]["auc"])
+
+
+@pytest.mark.slow
+def test_regression_retrain_exports_without_accuracy(table_exports, cli, tmp_path):
+    """--retrain works for a regression table: refit on train+validation, the card records
+    the training loss and mae of the last epoch (no accuracy anywhere)."""
+    entry = table_exports["regression"]
+    result = cli("export", "regression", "--out", tmp_path / "re", "--retrain", "--json",
+                 *entry["stores"].args)  # fmt: skip
+    assert result.code == 0, result.err
+    card = json.loads(result.out)["card"]
+    assert card["retrain"]["train_size"] == 240
+    assert set(card["retrain"]["final"]) == {"loss", "mae"}
+    assert card["test"]["mae"] < 0.5 * card["test"]["baseline"]["mae"]
+    assert "accuracy" not in json.dumps(card["test"])
+
+
+def test_wilson_interval_on_known_cases():
+    """Wilson 95 %: 0 of 10 → [0, z²/(n+z²)] = [0, 0.2775]; 81 of 263 → [0.2553, 0.3662]
+    (the textbook example); each bound solves the score equation |p̂ - p| = z √(p(1-p)/n)."""
+    from nnsweep.intervals import Z95, wilson
+
+    low, high = wilson(0, 10)
+    assert low == 0.0 and high == pytest.approx(Z95**2 / (10 + Z95**2))
+    assert high == pytest.approx(0.2775, abs=1e-4)
+    low, high = wilson(81, 263)
+    assert (low, high) == pytest.approx((0.2553, 0.3662), abs=1e-4)
+    for k, n in [(81, 263), (5, 7), (999, 1000), (1, 3)]:
+        for p in wilson(k, n):
+            assert abs(k / n - p) == pytest.approx(Z95 * np.sqrt(p * (1 - p) / n), rel=1e-9)
+    assert wilson(0, 0) == (0.0, 1.0)
+    with pytest.raises(ValueError):
+        wilson(11, 10)
+
+
+def test_bootstrap_is_seeded_and_bounded():
+    """Same seed, same interval; another seed, a different one; a perfect predictor's
+    interval is a point; large inputs are drawn in blocks."""
+    from nnsweep.intervals import bootstrap
+
+    rng = np.random.default_rng(1)
+    y = rng.normal(size=500)
+    pred = y + rng.normal(scale=0.5, size=500)
+    first, again = bootstrap(y, pred), bootstrap(y, pred)
+    assert first == again and bootstrap(y, pred, seed=5) != first
+    low, high = first["mae"]
+    assert low < np.abs(pred - y).mean() < high and high - low < 0.1
+    assert bootstrap(y, y)["mae"] == (0.0, 0.0)
+    big = np.zeros(50_000)
+    assert bootstrap(big, big + 1.0, resamples=200)["rmse"] == pytest.approx((1.0, 1.0))
