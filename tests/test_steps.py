@@ -234,9 +234,10 @@ FITS = {
         {"epochs": 2, "batch_size": 128},
         None,
     ),
-    # 64 units with dropout on all 3,600 images, trained until validation loss levels off.
+    # 32 units with dropout on all 3,600 images, trained until validation loss levels off.
+    # (64 units ended ~0.05 above validation by the dropout-off measure: on the overfit line.)
     "good": (
-        {"units": 64, "learning_rate": 3e-3, "dropout": 0.3},
+        {"units": 32, "learning_rate": 3e-3, "dropout": 0.3},
         {"epochs": 10, "batch_size": 128},
         None,
     ),
