@@ -149,7 +149,8 @@ class Dataset:
         return [names[int(i)] for i in np.asarray(indices).ravel()]
 
     def describe(self) -> str:
-        """One line for the start of a run: task, target, features and split sizes."""
+        """One line for the start of a run: task, target, features, split sizes and the first
+        notes of what loading decided."""
         what = self.task.kind
         if self.task.is_classification:
             what += f" over {self.n_classes} classes"
@@ -157,10 +158,14 @@ class Dataset:
             what += f" of {self.target!r}"
         cols = self.schema.describe() if self.schema is not None else f"{self.input_width} inputs"
         s = self.sizes
-        return (
+        line = (
             f"{self.name}: {what}; {cols}; {s['train']:,} train / {s['val']:,} validation / "
             f"{s['test']:,} test rows"
         )
+        if self.notes:  # what loading decided: imputed or dropped columns, dropped rows
+            more = f" (+{len(self.notes) - 2} more)" if len(self.notes) > 2 else ""
+            line += "; " + "; ".join(self.notes[:2]) + more
+        return line
 
     def info(self) -> dict[str, Any]:
         """JSON-ready description for the card and MLflow (no data values)."""

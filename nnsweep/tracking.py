@@ -93,7 +93,8 @@ def dataset_input(dataset: Dataset) -> DatasetInput:
     Name: the dataset's name (a table's file name); digest: the first 32 hex digits of its
     content fingerprint (SHA-256 of the file or arrays); source: the file, or where the
     arrays came from; schema: the model's inputs and target (MLflow's tensor spec, inferred
-    from two rows); profile: task, target, classes and the train/val/test sizes.
+    from two rows); profile: task, target, classes, the train/val/test sizes and what loading
+    decided (imputed or dropped columns, dropped rows).
     """
     from pathlib import Path
 
@@ -115,13 +116,14 @@ def dataset_input(dataset: Dataset) -> DatasetInput:
     if path.is_file():
         source_type, source = "local", json.dumps({"uri": str(path.resolve())})
     else:
-        source_type, source = "code", json.dumps({"tags": {"nnsweep.source": dataset.source}})
+        source_type, source = "code", json.dumps({"tags": {"mlflow.source.name": dataset.source}})
     profile = {
         "task": dataset.task.kind,
         "target": dataset.target,
         "classes": dataset.n_classes,
         "input_width": dataset.input_width,
         **{f"{split}_rows": n for split, n in dataset.sizes.items()},
+        "notes": [note[:500] for note in dataset.notes[:20]],
     }
     entity = DatasetEntity(
         name=dataset.name[:500],

@@ -192,9 +192,11 @@ def test_a_trial_computes_its_value_and_diagnosis_once(
     import nnsweep.modelstore
     import nnsweep.objective
     import nnsweep.steps
-    import nnsweep.sweep  # noqa: F401  (holds load_dataset by name)
+    import nnsweep.sweep  # noqa: F401
 
-    loads = _count_calls(monkeypatch, nnsweep.data, "load_dataset")
+    # the data is read from its source once per process: every later ask hits the cache
+    nnsweep.data._load.cache_clear()
+    loads = _count_calls(monkeypatch, nnsweep.data, "_digits")
     values = _count_calls(monkeypatch, nnsweep.objective, "reduce_history")
     diagnoses = _count_calls(monkeypatch, nnsweep.diagnosis, "diagnose")
     sweep = write_sweep(name="once", trials=3, log_models="all")

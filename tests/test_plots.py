@@ -99,3 +99,22 @@ def test_importing_the_report_modules_loads_no_heavy_library() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize(
+    ("history", "panel"),
+    [
+        ({"loss": [1.0, 0.5], "accuracy": [0.5, 0.7], "auc": [0.6, 0.8]}, "accuracy"),
+        ({"loss": [9.0, 4.0], "mae": [2.0, 1.5], "val_loss": [9.5, 5.0], "val_mae": [2.1, 1.7]},
+         "mae"),
+        ({"loss": [1.0], "val_loss": [1.1]}, "accuracy"),
+    ],
+    ids=["classification", "regression", "loss only"],
+)  # fmt: skip
+def test_the_metric_panel_follows_the_task(history: dict[str, list[float]], panel: str) -> None:
+    from nnsweep.plots import curve_panels
+
+    assert curve_panels(history)[0] == (panel, f"val_{panel}", panel)
+    fig = learning_curves(history, title="t")
+    assert fig.axes[0].get_ylabel() == panel and fig.axes[1].get_ylabel() == "loss"
+    assert {ln.get_label() for ln in fig.axes[0].get_lines()} <= {panel, f"val_{panel}"}

@@ -249,3 +249,42 @@ def test_a_sweep_never_reads_the_test_split(
     assert loads, "the sweep did not load its data through the patched loader"
     assert blind_trials == trials
     assert blind_values == pytest.approx(values, abs=1e-9)
+
+
+def _table(folder: Path) -> Path:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 30))
+    header = ",".join(f"f{i}" for i in range(30)) + ",y\n"
+    rows = "".join(",".join(f"{v:.4f}" for v in r) + f",{r[0] * 2 + 10:.4f}\n" for r in x)
+    path = folder / "t.csv"
+    path.write_text(header + rows, encoding="utf-8")
+    return path
+
+
+def test_prepare_gives_an_inferred_task_its_objective(tmp_path: Path) -> None:
+    from nnsweep.config import parse_spec
+    from nnsweep.errors import SpecError
+    from nnsweep.sweep import prepare
+
+    base = f"name: t\ntrials: 1\ndataset: {{path: {_table(tmp_path)}, target: y}}\n"
+    spec, data = prepare(parse_spec(base))
+    assert data.task.kind == "regression"
+    assert (spec.objective.metric, spec.objective.direction) == ("val_mae", "minimize")
+    spec, _ = prepare(parse_spec(base + "objective: {metric: val_loss, reduce: last}\n"))
+    assert (spec.objective.metric, spec.objective.reduce) == ("val_loss", "last")
+    with pytest.raises(SpecError, match="'val_accuracy' is not logged for a regression task"):
+        prepare(parse_spec(base + "objective: val_accuracy\n"))
+
+
+def test_preflight_sizes_a_table_model_by_its_loaded_width(stores: Stores) -> None:
+    from nnsweep.config import parse_spec
+    from nnsweep.errors import SpecError
+    from nnsweep.sweep import preflight
+
+    spec = parse_spec(
+        f"name: t\ntrials: 1\ndataset: {{path: {_table(stores.root)}, target: y}}\n"
+        "space: {units: 64}\nlimits: {max_params: 1500}\n"
+    )  # (30 + 1) * 64 + 65 = 2,049 parameters: over the limit only once 30 columns are known
+    with pytest.raises(SpecError, match="max_params"):
+        preflight(spec, storage_url=stores.storage, tracking_uri=stores.tracking_uri)
+    assert not list(stores.root.glob("*.db"))

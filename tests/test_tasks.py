@@ -211,3 +211,32 @@ def test_labelled_outputs_and_the_dict_round_trip() -> None:
     assert Task(REGRESSION).labelled(np.array([[2.5]])) == ([2.5], None)
     for t in (task, Task(BINARY, 2), Task(REGRESSION)):
         assert Task.from_dict(t.as_dict()) == t
+
+
+@pytest.mark.parametrize(
+    ("kind", "default", "allowed"),
+    [
+        ("binary", "val_accuracy", {"val_accuracy", "val_loss", "val_auc"}),
+        ("multiclass", "val_accuracy", {"val_accuracy", "val_loss"}),
+        ("regression", "val_mae", {"val_mae", "val_loss"}),
+    ],
+)
+def test_objectives_by_kind_before_the_classes_are_known(
+    kind: str, default: str, allowed: set[str]
+) -> None:
+    from nnsweep.errors import SpecError
+    from nnsweep.tasks import (
+        ALL_CURVE_KEYS,
+        OBJECTIVE_DIRECTIONS,
+        check_objective_for,
+        default_objective_for,
+    )
+
+    assert default_objective_for(kind) == default
+    for metric in OBJECTIVE_DIRECTIONS:
+        if metric in allowed:
+            check_objective_for(kind, metric, OBJECTIVE_DIRECTIONS[metric])
+            assert metric in ALL_CURVE_KEYS
+        else:
+            with pytest.raises(SpecError, match=f"not logged for a {kind} task; use one of"):
+                check_objective_for(kind, metric)

