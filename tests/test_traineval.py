@@ -244,7 +244,9 @@ def test_a_sweeps_dropout_trial_is_tagged_overfit_by_the_dropout_off_measure(
     }  # fmt: skip
     assert all(len(v) == 8 for v in curves.values()), {k: len(v) for k, v in curves.items()}
     gap = np.array(curves["train_eval_accuracy"]) - np.array(curves["val_accuracy"])
-    assert np.all(gap[-3:] > RULES.overfit_gap), gap
+    assert np.all(gap[-3:] > RULES.overfit_gap + 0.05), gap  # ~0.16 on two seeds
+    keras_gap = np.array(curves["accuracy"]) - np.array(curves["val_accuracy"])
+    assert np.min(keras_gap[-3:]) < RULES.overfit_gap, keras_gap  # dropout on: hidden
     assert run.data.tags[FIT_TAG] == "overfit", run.data.tags[FIT_REASON_TAG]
     assert "train_eval_accuracy (dropout off)" in run.data.tags[FIT_REASON_TAG]
     assert run.data.metrics["gap_accuracy"] == pytest.approx(gap[-1])
