@@ -64,7 +64,8 @@ def learning_curves(
     history: History, *, title: str, best_epoch: int | None = None, note: str = ""
 ) -> Figure:
     """Two panels by epoch: the task's metric (accuracy, or mae for regression) against its
-    validation twin, and loss vs val_loss.
+    validation twin, and loss vs val_loss; with the dropout-off ``train_eval_*`` curve between
+    them when the history has it.
 
     Args:
         history: Keras history, one value per epoch (a pruned trial's is just shorter).
@@ -92,7 +93,8 @@ def learning_curves(
     n = max((len(v) for v in history.values()), default=0)
     panels = curve_panels(history)
     for ax, (train, val, label) in zip(fig.subplots(1, 2), panels, strict=True):
-        for key, style in ((train, "-o"), (val, "-s")):
+        # the dropout-off train curve (nnsweep.traineval), which the fit verdict reads
+        for key, style in ((train, "-o"), (f"train_eval_{train}", "-^"), (val, "-s")):
             x, y = _points(history.get(key, ()))
             if x:
                 ax.plot(x, y, style, markersize=3, label=key)

@@ -290,3 +290,24 @@ def test_a_regression_sweep_gets_a_loss_rule_verdict(
     assert expected.fit == "underfit" and "underfit_r2" in expected.reason
     assert run.data.metrics["train_r2"] == pytest.approx(expected.train_r2)
     assert "gap_accuracy" not in run.data.metrics
+
+
+def test_learning_curves_draw_the_dropout_off_train_curve() -> None:
+    from nnsweep.plots import learning_curves
+
+    history = {
+        "loss": [0.9, 0.6, 0.5],
+        "train_eval_loss": [0.35, 0.22, 0.17],
+        "val_loss": [0.4, 0.33, 0.31],
+        "accuracy": [0.75, 0.84, 0.86],
+        "train_eval_accuracy": [0.9, 0.94, 0.95],
+        "val_accuracy": [0.85, 0.86, 0.865],
+    }
+    fig = learning_curves(history, title="t")
+    for ax, metric in zip(fig.axes, ("accuracy", "loss"), strict=True):
+        lines = {line.get_label(): list(line.get_ydata()) for line in ax.get_lines()}
+        assert lines == {
+            metric: history[metric],
+            f"train_eval_{metric}": history[f"train_eval_{metric}"],
+            f"val_{metric}": history[f"val_{metric}"],
+        }
