@@ -266,7 +266,8 @@ def diagnose(history: Mapping[str, Sequence[float]], rules: DiagnosisSpec) -> Di
             f"limit diagnosis.val_loss_rise={rules.val_loss_rise:g}",
         )
     if s.mode == "accuracy":
-        acc, val_acc = ([float(history[k][i]) for i in keep] for k in (s.accuracy, s.val_accuracy))  # type: ignore[index]
+        acc_keys = (s.accuracy or "accuracy", s.val_accuracy or "val_accuracy")
+        acc, val_acc = ([float(history[k][i]) for i in keep] for k in acc_keys)
         best_i = max(range(n), key=lambda i: (val_acc[i], -i))
         best, final, gap = val_acc[best_i], val_acc[-1], acc[-1] - val_acc[-1]
         found = found or _accuracy_rules(acc, val_acc, s, rules, w)
