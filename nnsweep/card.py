@@ -132,7 +132,7 @@ def validation_line(card: dict[str, Any]) -> str:
     pick = "max" if obj["direction"] == "maximize" else "min"
     return (
         f"validation {obj['metric']} {obj['value']:.4f}: the {pick} over {over}"
-        f"{val.get('trials', '?')} trials on {val.get('n', 0):,} validation {unit_of(card)}, an "
+        f"{val.get('trials', '?')} trial(s) on {val.get('n', 0):,} validation {unit_of(card)}, an "
         "optimistic estimate (the test figure is the unbiased one)"
     )
 

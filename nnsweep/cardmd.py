@@ -172,10 +172,11 @@ def _use(card: dict[str, Any]) -> list[str]:
     else:
         lines.append(f"output = model.predict(x)  # x: {card['dataset']['input']}")
     example = "images.png" if io.get("input_name") == "pixels" and not io.get("features") else ""
+    rows = "rows.csv" if io.get("features") else "rows.npz"
     lines += [
         "```",
         "",
-        f"or `nnsweep predict DIR {example or 'rows.csv'} --csv` (original labels), or TF "
+        f"or `nnsweep predict DIR {example or rows} --csv` (original labels), or TF "
         f"Serving on `{card['files']['saved_model']}`.",
         "",
     ]

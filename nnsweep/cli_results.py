@@ -223,6 +223,8 @@ def export(
         reg = card["registry"]
         typer.echo(f"  registered {reg['uri']} (version {reg['version']})")
     example = "IMAGE.png" if unit_of(card) == "images" else "ROWS.csv --csv"
+    if unit_of(card) != "images" and not card["io"].get("features"):
+        example = "ROWS.npz --csv"
     typer.echo(f"  predict: nnsweep predict {out} {example}")
 
 

@@ -84,6 +84,11 @@ class ModelIO:
                 f"raw feature rows with the columns {shown} ({self.schema.describe()}); "
                 "preprocessing (imputation, standardisation, one-hot) is inside the model"
             )
+        if self.input_name == "words":
+            return (
+                f"multi-hot rows of {self.input_width} values (1 where that word id occurs in "
+                "the text, as Keras' imdb/reuters loaders number words), input 'words'"
+            )
         return f"float32 rows of {self.input_width} values (input {self.input_name!r})"
 
     def describe_output(self) -> str:
