@@ -225,3 +225,81 @@ def test_bad_rows_are_one_line_exit_2(tables, cli, tmp_path, case):
     lines = result.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("nnsweep: error: "), result.err
     assert expected in lines[0]
+
+
+@pytest.mark.slow
+def test_parquet_rows_predict_as_the_csv_does(tables, cli, tmp_path):
+    """The same rows as Parquet (numbers typed, text as text) give the CSV's predictions."""
+    path, frame = _new_rows(tmp_path, "multiclass")
+    parquet = tmp_path / "rows.parquet"
+    frame.to_parquet(parquet)
+    folder = tables["multiclass"]["folder"]
+    from_csv = _predict_json(cli, folder, path)
+    from_parquet = _predict_json(cli, folder, parquet)
+    assert [r["prediction"] for r in from_parquet] == [r["prediction"] for r in from_csv]
+    np.testing.assert_allclose([r["probability"] for r in from_parquet],
+                               [r["probability"] for r in from_csv], atol=1e-6)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def numeric_model(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """An all-numeric table model (columns a, b, c; regression), untrained: rows may then come
+    as arrays, in the schema's column order."""
+    import pandas as pd
+
+    from nnsweep.card import CARD_FORMAT
+    from nnsweep.features import fit_schema
+    from nnsweep.model import HyperParams, build_model
+    from nnsweep.modelio import ModelIO
+    from nnsweep.tasks import Task
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(50, 3)), columns=["a", "b", "c"])
+    schema = fit_schema(frame, dict.fromkeys(frame.columns, "numeric"))
+    task = Task("regression")
+    model = build_model(HyperParams(n_layers=1, units=(4,)), task=task, schema=schema,
+                        target_scale=(10.0, 2.0))  # fmt: skip
+    folder = tmp_path_factory.mktemp("numeric")
+    model.save(folder / "model.keras")
+    io_section = ModelIO(task, None, schema, "pixels", schema.width, "y").as_dict()
+    (folder / "model_card.json").write_text(json.dumps({"format": CARD_FORMAT, "io": io_section}))
+    return {"folder": folder, "model": model, "frame": frame}
+
+
+@pytest.mark.parametrize("layout", ["npz x", "npz only array", "npy", "npy one row"])
+def test_array_rows_for_an_all_numeric_table(numeric_model, cli, tmp_path, layout):
+    """.npz/.npy rows in the schema's column order predict as the same rows in a CSV do."""
+    frame = numeric_model["frame"].iloc[:7]
+    csv_path = tmp_path / "rows.csv"
+    frame.to_csv(csv_path, index=False)
+    x = frame.to_numpy()
+    path = tmp_path / ("rows.npz" if layout.startswith("npz") else "rows.npy")
+    if layout == "npz x":
+        np.savez(path, x=x, y=np.zeros(len(x)))
+    elif layout == "npz only array":
+        np.savez(path, features=x)
+    else:
+        np.save(path, x[0] if layout == "npy one row" else x)
+    rows = _predict_json(cli, numeric_model["folder"], path)
+    expected = _predict_json(cli, numeric_model["folder"], csv_path)
+    expected = expected[:1] if layout == "npy one row" else expected
+    assert [r["row"] for r in rows] == list(range(len(expected)))
+    np.testing.assert_allclose([r["prediction"] for r in rows],
+                               [r["prediction"] for r in expected], rtol=1e-6)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("array", "expected"),
+    [
+        (np.zeros((2, 4)), "array of shape (2, 4); this model reads rows of 3 values"),
+        (np.array([["a", "b", "c"]]), "expected numbers (feature values)"),
+        (np.zeros((2, 3, 1)), "array of shape (2, 3, 1)"),
+    ],
+)
+def test_bad_array_rows_are_one_line(numeric_model, cli, tmp_path, array, expected):
+    path = tmp_path / "bad.npy"
+    np.save(path, array)
+    result = cli("predict", numeric_model["folder"], path)
+    assert result.code == 2 and result.out == ""
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0], result.err
