@@ -4,6 +4,7 @@ model; no training."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -132,3 +133,39 @@ def test_storage_failure_is_a_tag_not_a_failed_trial(store):
     assert tags["nnsweep.model_error"].split(":")[0] in {
         "FileExistsError", "NotADirectoryError", "OSError", "MlflowException"
     }  # fmt: skip
+
+
+def test_table_model_logs_its_io_and_signature_and_predicts_by_uri(store, tmp_path):
+    """A table's model (named inputs, one of them text) is logged with a signature naming its
+    inputs, an input example, and nnsweep_io.json; `load_predictor("models:/…")` reads it back
+    with the same task, labels and columns, and predicts as the model does."""
+    import numpy as np
+    import pandas as pd
+    from mlflow.models import Model
+
+    from nnsweep.features import fit_schema, take_rows, to_inputs
+    from nnsweep.model import HyperParams, build_model
+    from nnsweep.modelio import ModelIO
+    from nnsweep.modelstore import IO_FILE, log_keras_model
+    from nnsweep.modeluri import download_model
+    from nnsweep.predictor import load_predictor
+    from nnsweep.tasks import Task
+
+    step, tracker, run_id = _logger_and_run(store, name="table")
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"size": rng.normal(size=20), "kind": ["a", "b"] * 10})
+    schema = fit_schema(frame, {"size": "numeric", "kind": "categorical"})
+    task = Task("binary", 2)
+    model = build_model(HyperParams(n_layers=1, units=(4,)), task=task, schema=schema)
+    io = ModelIO(task, ("no", "yes"), schema, "pixels", schema.width, "label")
+    inputs = to_inputs(frame, schema)
+    uri = log_keras_model(tracker.client, tracker.experiment_id, run_id, model,
+                          input_example=take_rows(inputs, [0, 1]), io=io)  # fmt: skip
+
+    local = download_model(uri, tmp_path, store.tracking_uri)
+    meta = Model.load(local / "MLmodel")
+    assert sorted(s.name for s in meta.signature.inputs.inputs) == ["kind", "numeric"]
+    assert ModelIO.from_dict(json.loads((local / IO_FILE).read_text()), "io") == io
+    loaded = load_predictor(uri, store.tracking_uri)
+    assert loaded.io == io
+    np.testing.assert_allclose(loaded(inputs), model.predict(inputs, verbose=0), atol=1e-6)
