@@ -75,6 +75,8 @@ def evaluate(model: keras.Model, data: Dataset) -> dict[str, Any]:
             f"percentile bootstrap over the test rows, {BOOTSTRAP_RESAMPLES} resamples, "
             f"seed {BOOTSTRAP_SEED}"
         )
+    if "auc" in metrics and not np.isfinite(metrics["auc"]):
+        metrics["auc"] = None  # one class in the test split: no AUC (and JSON has no NaN)
     if "baseline" in metrics:
         metrics["baseline"]["predictor"] = str(metrics["baseline"]["predictor"])
     return {"split": TEST_SPLIT, **metrics}

@@ -177,7 +177,8 @@ def _flat(result: Prediction | RowPrediction) -> dict[str, str]:
     cells = {
         "input": result.input,
         "row": str(result.row),
-        "prediction": f"{value:.6g}" if isinstance(value, float) else str(value),
+        # float32 outputs: 7 significant digits is what they hold
+        "prediction": f"{value:.7g}" if isinstance(value, float) else str(value),
     }
     if result.probability is not None:
         cells["probability"] = f"{result.probability:.6f}"

@@ -209,3 +209,28 @@ def test_bootstrap_is_seeded_and_bounded():
     assert bootstrap(y, y)["mae"] == (0.0, 0.0)
     big = np.zeros(50_000)
     assert bootstrap(big, big + 1.0, resamples=200)["rmse"] == pytest.approx((1.0, 1.0))
+
+
+@pytest.mark.slow
+def test_exported_model_keras_in_a_fresh_process_agrees_with_predict(table_exports, cli, tmp_path):
+    """The exported model.keras, loaded by plain Keras in a fresh process (no nnsweep) and fed
+    the raw CSV columns, gives the probabilities `nnsweep predict EXPORT_DIR` prints."""
+    import subprocess
+    import sys
+
+    from tests.test_predict_rows import FRESH_ROWS
+
+    entry = table_exports["binary"]
+    numeric = [c["name"] for c in entry["card"]["io"]["features"] if c["kind"] == "numeric"]
+    saved = tmp_path / "fresh.npy"
+    proc = subprocess.run(
+        [sys.executable, "-I", "-c", FRESH_ROWS, str(entry["out"]), str(entry["csv"]),
+         json.dumps(numeric), str(saved)],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == "False"  # nnsweep was never imported
+    result = cli("predict", entry["out"], entry["csv"], "--json")
+    assert result.code == 0, result.err
+    good = [r["probabilities"]["good"] for r in json.loads(result.out)]
+    np.testing.assert_allclose(good, np.load(saved)[:, 0], atol=1e-5)
