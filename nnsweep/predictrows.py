@@ -7,8 +7,11 @@ vectors). Each input row gives one :class:`RowPrediction`: the original class la
 probability for classification, the value in the target's units for regression.
 
 Inputs are bounded before they are read: a rows file is at most :data:`MAX_ROWS_FILE_BYTES`,
-arrays are checked by :mod:`nnsweep.arrays` (header, zip member, dtype), and one call predicts
-at most :data:`MAX_ROWS` rows.
+and a compressed one (``.csv.gz``, Parquet) at most :data:`MAX_INFLATED_BYTES` decompressed
+(a ``.gz`` is inflated in a stream and counted, a Parquet file's footer read) so that a
+compression bomb is refused before pandas holds it; arrays are checked by
+:mod:`nnsweep.arrays` (header, zip member, dtype); one call predicts at most :data:`MAX_ROWS`
+rows.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import DataError, ExportError
+from .errors import DataError, ExportError, first_line
 
 if TYPE_CHECKING:
     from .modelio import ModelIO
@@ -28,6 +31,7 @@ if TYPE_CHECKING:
 
 MAX_ROWS = 1_000_000
 MAX_ROWS_FILE_BYTES = 256 << 20
+MAX_INFLATED_BYTES = 1 << 30  # what a .csv.gz or a Parquet file may hold once decompressed
 NPZ_ROW_KEYS = ("x", "x_test", "rows")
 ROW_SUFFIXES = ".csv, .tsv, .csv.gz, .parquet, .npz or .npy"
 
@@ -139,6 +143,7 @@ def read_model_rows(path: Path, io: ModelIO, *, max_rows: int = MAX_ROWS) -> tup
     else:
         from .tables import read_rows
 
+        _check_inflated(path, kind, max_rows)
         try:
             rows = read_rows(path, io.schema)
         except DataError as exc:
@@ -158,6 +163,43 @@ def read_model_rows(path: Path, io: ModelIO, *, max_rows: int = MAX_ROWS) -> tup
         return to_inputs(rows, io.schema), n
     except DataError as exc:
         raise _input_error(path, exc) from None
+
+
+def _check_inflated(path: Path, kind: str, max_rows: int) -> None:
+    """Refuse a compressed table that would decompress past :data:`MAX_INFLATED_BYTES` (or,
+    for Parquet, hold more than ``max_rows`` rows), before it is parsed."""
+    limit = f"over the limit of {MAX_INFLATED_BYTES:,} bytes decompressed; split it"
+    if kind == "csv" and path.suffix.lower() == ".gz":
+        import gzip
+        import zlib
+
+        total = 0
+        try:
+            with gzip.open(path, "rb") as fh:
+                while chunk := fh.read(1 << 20):
+                    total += len(chunk)
+                    if total > MAX_INFLATED_BYTES:
+                        raise ExportError(f"INPUT {path}: {limit}")
+        except (OSError, EOFError, zlib.error) as exc:
+            raise ExportError(f"INPUT {path}: not a readable .gz file ({exc})") from None
+    elif kind == "parquet":
+        try:
+            import pyarrow.parquet as pq
+
+            meta = pq.ParquetFile(path).metadata
+        except ImportError:  # pandas will say it needs pyarrow
+            return
+        except Exception as exc:  # pyarrow raises its own types for a malformed footer
+            reason = first_line(exc)[:160]
+            raise ExportError(f"INPUT {path}: not a readable Parquet file ({reason})") from None
+        size = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+        if size > MAX_INFLATED_BYTES:
+            raise ExportError(f"INPUT {path}: {limit}")
+        if meta.num_rows > max_rows:
+            raise ExportError(
+                f"INPUT {path}: {meta.num_rows:,} rows, more than {MAX_ROWS:,} in one call; "
+                "predict them in batches"
+            )
 
 
 def _input_error(path: Path, exc: DataError) -> ExportError:

@@ -303,3 +303,43 @@ def test_bad_array_rows_are_one_line(numeric_model, cli, tmp_path, array, expect
     assert result.code == 2 and result.out == ""
     lines = result.err.strip().splitlines()
     assert len(lines) == 1 and expected in lines[0], result.err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["csv.gz inflating past the limit", "parquet past the limit",
+                                  "parquet with too many rows", "gz that is no gzip"])  # fmt: skip
+def test_compressed_rows_are_bounded_before_parsing(tables, cli, tmp_path, monkeypatch, case):
+    """A .csv.gz or Parquet file is measured decompressed (a stream count, the Parquet footer)
+    before pandas reads it: a compression bomb is one line, exit 2. Limits lowered here so the
+    files stay small."""
+    import gzip
+
+    import nnsweep.predictrows as predictrows
+    from tests._tables import make_table
+
+    monkeypatch.setattr(predictrows, "MAX_INFLATED_BYTES", 1 << 20)
+    frame = make_table("binary", n=200, seed=4)
+    if case.startswith("csv.gz"):
+        path = tmp_path / "bomb.csv.gz"
+        with gzip.open(path, "wb") as fh:
+            fh.write(frame.to_csv(index=False).encode() + b"0" * (2 << 20))
+        expected = "over the limit of 1,048,576 bytes decompressed"
+    elif case == "gz that is no gzip":
+        path = tmp_path / "fake.csv.gz"
+        path.write_bytes(b"x1,x2\n1,2\n")
+        expected = "not a readable .gz file"
+    else:
+        path = tmp_path / "rows.parquet"
+        rng = np.random.default_rng(0)  # distinct values: no dictionary encoding shrinks them
+        pad = [rng.bytes(10_000).hex() for _ in range(len(frame))]
+        big = frame.assign(pad=pad) if "limit" in case else frame
+        big.to_parquet(path, compression="gzip")
+        if "limit" in case:
+            expected = "over the limit of 1,048,576 bytes decompressed"
+        else:
+            monkeypatch.setattr(predictrows, "MAX_ROWS", 100)
+            expected = "200 rows, more than 100 in one call"
+    result = cli("predict", tables["binary"]["folder"], path, "--csv")
+    assert result.code == 2 and result.out == "", result.err
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0], result.err
