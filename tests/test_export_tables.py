@@ -234,3 +234,28 @@ def test_exported_model_keras_in_a_fresh_process_agrees_with_predict(table_expor
     assert result.code == 0, result.err
     good = [r["probabilities"]["good"] for r in json.loads(result.out)]
     np.testing.assert_allclose(good, np.load(saved)[:, 0], atol=1e-5)
+
+
+@pytest.mark.slow
+def test_export_summary_lines_carry_the_interval_baseline_and_validation_caveat(
+    table_exports, cli, tmp_path
+):
+    """`nnsweep export` prints the test figure with its interval, size and the trivial
+    baseline, and the validation figure as what it is: the best of many looks, optimistic."""
+    entry = table_exports["multiclass"]
+    result = cli("export", "multiclass", "--out", tmp_path / "again", *entry["stores"].args)
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    card = json.loads((tmp_path / "again" / "model_card.json").read_text(encoding="utf-8"))
+    test, low_high = card["test"], card["test"]["accuracy_ci95"]
+    assert lines[1].startswith(
+        f"  test: accuracy {test['accuracy']:.4f} [{low_high[0]:.4f}, {low_high[1]:.4f}] "
+        "(95% Wilson)"
+    )
+    assert f"on {test['n']} held-out test rows; trivial baseline (majority class)" in lines[1]
+    value = card["objective"]["value"]
+    assert lines[2] == (
+        f"  sweep: validation val_accuracy {value:.4f}: the max over 8 epochs and 1 trial(s) on "
+        "48 validation rows, an optimistic estimate (the test figure is the unbiased one)"
+    )
+    assert lines[-1].endswith("ROWS.csv --csv")
