@@ -21,10 +21,11 @@ def report(
 ) -> None:
     """Write a study's trials table and comparison plots to a folder.
 
-    trials.csv and trials.md (every trial's fit diagnosis, best first), Optuna's
-    optimization-history, parallel-coordinate and param-importance plots (HTML), train vs
-    validation accuracy of the top and the worst-fitting trials (PNG), runs by fit tag.
-    `nnsweep run` logs the same files under report/ on its parent run."""
+    trials.csv and trials.md (every trial's fit diagnosis, best first by the objective),
+    Optuna's optimization-history, parallel-coordinate and param-importance plots (HTML), train
+    vs validation curves of the task's metric (accuracy, or mae for regression) for the top and
+    the worst-fitting trials (PNG), runs by fit tag. `nnsweep run` logs the same files under
+    report/ on its parent run."""
     from .paths import child_dir
     from .report import study_report
 
@@ -49,8 +50,8 @@ def compare(
         typer.Option(
             "--sort",
             metavar="COL",
-            help="Sort by a trials.csv column or param name: value (best first), trial, fit, "
-            "gap_accuracy, duration_s, learning_rate, …",
+            help="Sort by a trials.csv column or param name: value (the objective, best "
+            "first), trial, fit, gap_accuracy, final_val_mae, duration_s, learning_rate, …",
         ),
     ] = "value",
     reverse: Annotated[bool, typer.Option("--reverse", help="Flip the sort order.")] = False,
@@ -60,37 +61,43 @@ def compare(
 ) -> None:
     """Print a study's trials table, best trial first.
 
-    One row per trial: state, the params that vary, best and final val accuracy, train minus
-    validation accuracy (gap), fit tag, duration and MLflow run id. With --json: an object
-    with study, direction, sort, n_trials, fit_counts and trials (every trials.csv column,
-    params nested, in the printed order; missing numbers are null)."""
+    One row per trial, ranked by the value the objective scored it with: state, the params
+    that vary, the task's validation scores (classification: best and final val accuracy and
+    the train minus validation gap; regression: the objective, val_mae, val_loss, loss ratio
+    and training R²), fit tag, duration and MLflow run id. With --json: an object with study,
+    task, metric, reduce, direction, sort, n_trials, fit_counts and trials (every trials.csv
+    column, params nested, in the printed order; missing numbers are null)."""
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
     from rich.text import Text
 
-    from .report import display_frame, fit_counts, sort_trials, study_table
-    from .trials import json_rows
+    from .report import TEXT_COLUMNS, display_frame, fit_counts, sort_trials, study_table
+    from .trials import json_rows, resolve_column
 
     storage_url, uri = resolve_stores(storage, tracking_uri)
-    direction, frame = study_table(study, storage_url, uri)
+    scoring, frame = study_table(study, storage_url, uri)
     try:
-        ordered = sort_trials(frame, sort, direction=direction, reverse=reverse)
+        ordered = sort_trials(frame, sort, direction=scoring.direction, reverse=reverse)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="'--sort'") from None
     if as_json:
         rows = json_rows(ordered.head(top) if top else ordered)
-        summary = {"study": study, "direction": direction, "sort": sort, "reverse": reverse}
+        summary = {"study": study, **scoring.as_dict(), "sort": sort, "reverse": reverse}
         summary |= {"n_trials": len(frame), "fit_counts": fit_counts(frame), "trials": rows}
         typer.echo(json.dumps(summary, indent=2))
         return
-    shown = display_frame(ordered).head(top) if top else display_frame(ordered)
+    shown = display_frame(ordered, scoring)
+    shown = shown.head(top) if top else shown
     styles = {"overfit": "red", "underfit": "yellow", "good": "green", "pruned": "dim"}
     # user text (study name, param values, columns) as Text or escaped: never Rich markup
-    table = Table(title=escape(f"study {study}: {len(shown)} of {len(frame)} trials by {sort}"))
-    numbers = {"trial", "best val_acc", "final val_acc", "val n", "gap", "duration"}
+    order = sort
+    if resolve_column(frame, sort) == "value":  # say what the value is, and which end is best
+        best = "lowest" if (scoring.direction == "minimize") != reverse else "highest"
+        order = f"value ({scoring.value_label}, {best} first)"
+    table = Table(title=escape(f"study {study}: {len(shown)} of {len(frame)} trials by {order}"))
     for col in shown.columns:
-        justify = "right" if col.split(" (n=")[0] in numbers else "left"
+        justify = "left" if col in TEXT_COLUMNS else "right"
         table.add_column(escape(col), justify=justify, overflow="fold", no_wrap=col != "params")
     for row in shown.itertuples(index=False):
         cells = dict(zip(shown.columns, row, strict=True))

@@ -189,7 +189,8 @@ def status(
     tracking_uri: TrackingUri = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Trial counts by state and the best value, for one study or all of them."""
+    """Trial counts by state and the best value, for one study or all of them, with each
+    study's task and objective (``minimize val_mae``, ``maximize val_accuracy``)."""
     from .statusdb import study_summaries
 
     storage_url, _ = resolve_stores(storage, tracking_uri)
@@ -204,18 +205,23 @@ def status(
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table("study", "COMPLETE", "PRUNED", "FAIL", "RUNNING", "best", "metric")
+    table = Table("study", "task", "COMPLETE", "PRUNED", "FAIL", "RUNNING", "best", "metric")
     for s in summaries:
         st = s["states"]
-        best = f"{s['best']['value']:.4f} (#{s['best']['number']})" if s["best"] else "—"
+        best = "—"
+        if s["best"]:
+            value = s["best"]["value"]
+            shown = f"{value:,.1f}" if abs(value) >= 1000 else f"{value:.4f}"
+            best = f"{shown} (#{s['best']['number']})"
         table.add_row(
             escape(s["study"]),  # names come from the storage: any text, never markup
+            s.get("task") or "—",
             str(st["COMPLETE"]),
             str(st["PRUNED"]),
             str(st["FAIL"]),
             str(st["RUNNING"]),
             best,
-            escape(str(s["metric"])),
+            escape(f"{s['direction']} {s['metric']}"),
         )
     Console().print(table)
 
@@ -226,14 +232,21 @@ def best(
     tracking_uri: TrackingUri = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """The best COMPLETE trial: number, value, params and MLflow run id."""
+    """The best COMPLETE trial: number, value (the objective it was scored with, best in the
+    objective's direction), params and MLflow run id."""
     from .study import best_trial, load_study
+    from .trials import scoring_of
 
     storage_url, _ = resolve_stores(storage, tracking_uri)
-    info = best_trial(load_study(study, storage_url))
+    found = load_study(study, storage_url)
+    info = best_trial(found)
     if as_json:
         typer.echo(json.dumps(info, indent=2))
         return
-    typer.echo(f"trial #{info['number']}  value {info['value']:.6g}  run {info['run_id']}")
+    scoring = scoring_of(found)
+    typer.echo(
+        f"trial #{info['number']}  {scoring.value_label} {info['value']:.6g} "
+        f"({scoring.direction}, {scoring.kind})  run {info['run_id']}"
+    )
     for key, value in info["params"].items():
         typer.echo(f"  {key:<14} {value}")

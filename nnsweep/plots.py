@@ -114,15 +114,28 @@ def curve_panels(history: History) -> list[tuple[str, str, str]]:
     return [(metric, f"val_{metric}", metric), ("loss", "val_loss", "loss")]
 
 
-def accuracy_overlay(panels: Sequence[tuple[str, Sequence[Curves]]], *, title: str) -> Figure:
-    """Train (dashed) and validation (solid) accuracy of several trials, one colour per trial.
+def accuracy_overlay(
+    panels: Sequence[tuple[str, Sequence[Curves]]], *, title: str, metric: str = "accuracy"
+) -> Figure:
+    """Training (dashed) and validation (solid) ``metric`` of several trials, one colour per
+    trial: ``accuracy`` by default, the task's metric otherwise (``mae``, ``auc``). The
+    training curve is the dropout-off ``train_eval_<metric>`` where a history has it (the one
+    the fit verdict reads), else Keras' own ``<metric>``.
 
     Args:
         panels: ``(panel title, curves)`` pairs, drawn side by side; an empty panel says so.
         title: the figure's title.
+        metric: the per-epoch metric to draw (its ``val_`` twin is the validation curve).
     """
     fig = _figure(6 * max(len(panels), 1), 4.5)
-    fig.suptitle(f"{title}\n(solid: val_accuracy, dashed: accuracy on the training data)")
+
+    def train_key(history: History) -> str:
+        evaluated = f"train_eval_{metric}"
+        return evaluated if history.get(evaluated) else metric
+
+    dropout_off = any(train_key(c.history) != metric for _, curves in panels for c in curves)
+    side = "training data, dropout off" if dropout_off else "training data"
+    fig.suptitle(f"{title}\n(solid: val_{metric}, dashed: {metric} on the {side})")
     axes = fig.subplots(1, max(len(panels), 1), squeeze=False)[0]
     colors: dict[str, str] = {}  # one colour per trial, the same in every panel
     for _, curves in panels:
@@ -130,12 +143,12 @@ def accuracy_overlay(panels: Sequence[tuple[str, Sequence[Curves]]], *, title: s
             colors.setdefault(c.label, f"C{len(colors) % 10}")
     for ax, (panel_title, curves) in zip(axes, panels, strict=False):
         ax.set_title(panel_title)
-        n = max((len(c.history.get("accuracy", ())) for c in curves), default=0)
+        n = max((len(c.history.get(f"val_{metric}", ())) for c in curves), default=0)
         for c in curves:
             color = colors[c.label]
-            x, y = _points(c.history.get("val_accuracy", ()))
+            x, y = _points(c.history.get(f"val_{metric}", ()))
             ax.plot(x, y, "-", color=color, marker="o", markersize=3, label=c.label)
-            x, y = _points(c.history.get("accuracy", ()))
+            x, y = _points(c.history.get(train_key(c.history), ()))
             ax.plot(x, y, "--", color=color, alpha=0.8)
         if not curves:
             ax.text(
@@ -146,10 +159,11 @@ def accuracy_overlay(panels: Sequence[tuple[str, Sequence[Curves]]], *, title: s
                 va="center",
                 transform=ax.transAxes,
             )
-        ax.set_ylabel("accuracy")
+        ax.set_ylabel(metric)
         _epoch_axis(ax, n)
         if curves:
-            ax.legend(loc="lower right", fontsize="small")
+            # accuracy/auc rise towards the top right, errors fall towards the bottom right
+            ax.legend(loc="upper right" if metric == "mae" else "lower right", fontsize="small")
     return fig
 
 

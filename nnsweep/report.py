@@ -7,8 +7,10 @@ run); this module renders it. :func:`write_report` writes, into one folder:
   group, then the table, best trial first);
 * ``optimization_history.html``, ``parallel_coordinate.html``, ``param_importances.html``:
   Optuna's plotly figures, self-contained so they open offline and in the MLflow UI;
-* ``accuracy_overlay.png``: train vs validation accuracy of the top trials, of the worst
-  over- and underfitters, and of the pruned trials (a panel of their own);
+* ``accuracy_overlay.png`` (``mae_overlay.png`` for regression, ``auc_overlay.png`` for a
+  ``val_auc`` objective): the task's metric on the training data (dropout off, where the run
+  has the ``train_eval_*`` curve) vs validation, for the top trials, the worst over- and
+  underfitters, and the pruned trials (a panel of their own);
 * ``fit_counts.csv``: runs by fit group (``pruned`` apart from the three verdicts).
 
 ``nnsweep run`` logs the folder under ``report/`` on its parent run (:func:`log_study_report`);
@@ -16,36 +18,49 @@ run); this module renders it. :func:`write_report` writes, into one folder:
 are shown with the size of the validation split they were measured on (``n=``): on a few
 hundred images one image moves accuracy by a few tenths of a point.
 
+Columns, order and figures follow the study's task and objective (:class:`Scoring`): trials are
+ranked by the value Optuna scored them with, best first in the objective's direction;
+classification shows best/final val accuracy and the accuracy gap, regression the objective,
+the last ``val_mae``, best/final ``val_loss``, the loss ratio and the training R².
+
 The table's functions (:func:`trials_frame`, :func:`sort_trials`, :func:`fit_counts`, …) are
 importable from here too, as before the split.
 """
 
 from __future__ import annotations
 
-import math
 import tempfile
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .diagnosis import PRUNED
-from .names import OBJECTIVE_ATTR
 from .tracking import fetch_history, open_reader
 from .trials import (
     DIAGNOSIS_COLUMNS,
     FIT_TAG,
     NO_FIT,
     RUN_ID_ATTR,
+    Scoring,
     fetch_runs,
     fit_counts,
     reported_trials,
     resolve_column,
+    scored_frame,
     sort_trials,
     study_table,
     trials_frame,
     val_sizes,
+)
+from .trialtable import (
+    TEXT_COLUMNS,
+    display_frame,
+    fmt,
+    fmt_score,
+    size_label,
+    to_markdown,
 )
 
 if TYPE_CHECKING:
@@ -66,11 +81,14 @@ __all__ = [
     "RUN_ID_ATTR",
     "TABLE_CSV",
     "TABLE_MD",
+    "TEXT_COLUMNS",
     "Report",
+    "Scoring",
     "display_frame",
     "fetch_runs",
     "fit_counts",
     "log_study_report",
+    "overlay_name",
     "overlay_groups",
     "resolve_column",
     "sort_trials",
@@ -82,13 +100,21 @@ __all__ = [
 ]
 
 TABLE_CSV, TABLE_MD, COUNTS_CSV = "trials.csv", "trials.md", "fit_counts.csv"
-OVERLAY_PNG = "accuracy_overlay.png"
+OVERLAY_PNG = "accuracy_overlay.png"  # a classification study's overlay
 OPTUNA_PLOTS = {
     "optimization_history.html": ("plot_optimization_history", 1),
     "parallel_coordinate.html": ("plot_parallel_coordinate", 2),
     "param_importances.html": ("plot_param_importances", 2),
 }  # file: (optuna.visualization function, COMPLETE trials it needs)
-OUTPUTS = (TABLE_CSV, TABLE_MD, COUNTS_CSV, OVERLAY_PNG, *OPTUNA_PLOTS)
+
+
+def overlay_name(metric: str) -> str:
+    """The overlay figure's file for a curve ``metric``: ``accuracy_overlay.png``, ``mae_…``."""
+    return f"{metric}_overlay.png"
+
+
+OVERLAYS = tuple(overlay_name(m) for m in ("accuracy", "auc", "mae"))
+OUTPUTS = (TABLE_CSV, TABLE_MD, COUNTS_CSV, *OVERLAYS, *OPTUNA_PLOTS)
 REPORT_ARTIFACT_DIR = "report"
 TOP_K = 3
 WORST = 2
@@ -104,98 +130,26 @@ class Report:
     notes: list[str] = field(default_factory=list)
     n_trials: int = 0
     val_sizes: list[int] = field(default_factory=list)  # images in the validation split(s)
-
-
-def _fmt(value: Any, digits: int = 4) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "—"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
-def _short(value: Any) -> str:
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
-
-
-def size_label(sizes: list[int]) -> str:
-    """`` (n=500)`` for one validation size, ``""`` for none or several (then a column)."""
-    return f" (n={sizes[0]})" if len(sizes) == 1 else ""
-
-
-def display_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """The table as people read it (strings): trial, state, params, best/final val accuracy,
-    gap, fit, duration, run id. ``params`` lists only the hyperparameters that vary between
-    the trials of ``frame`` (all of them when none does).
-
-    The validation size goes with the scores: in their headers (``best val_acc (n=500)``)
-    when the trials share one split, else in a ``val n`` column after them."""
-    import pandas as pd
-
-    param_cols = [c for c in frame.columns if c.startswith("params.")]
-    varying = [c for c in param_cols if frame[c].astype(str).nunique(dropna=False) > 1]
-    shown = varying or param_cols
-
-    def params_of(row: pd.Series) -> str:
-        return " ".join(
-            f"{c.removeprefix('params.')}={_short(row[c])}"
-            for c in shown
-            if not (isinstance(row[c], float) and math.isnan(row[c]))
-        )
-
-    sizes = val_sizes(frame)
-    n = size_label(sizes)
-    columns: dict[str, Any] = {
-        "trial": frame["trial"].astype(str),
-        "state": frame["state"],
-        "params": [params_of(row) for _, row in frame.iterrows()],
-        f"best val_acc{n}": [_fmt(v) for v in frame["best_val_accuracy"]],
-        f"final val_acc{n}": [_fmt(v) for v in frame["final_val_accuracy"]],
-    }
-    if len(sizes) > 1:
-        columns["val n"] = [_fmt(int(v) if not math.isnan(v) else v) for v in frame["val_size"]]
-    return pd.DataFrame(
-        {
-            **columns,
-            "gap": [_fmt(v, 3) for v in frame["gap_accuracy"]],
-            "fit": frame["fit"],
-            "duration": [
-                _fmt(v, 1) + ("s" if not math.isnan(v) else "") for v in frame["duration_s"]
-            ],
-            "run id": frame["run_id"],
-        }
-    )
-
-
-def to_markdown(frame: pd.DataFrame) -> str:
-    """A GitHub-flavoured Markdown table of ``frame``'s cells as text."""
-
-    def cell(v: Any) -> str:
-        return _fmt(v).replace("|", "\\|").replace("\n", " ")
-
-    lines = [
-        "| " + " | ".join(str(c) for c in frame.columns) + " |",
-        "|" + "|".join(" --- " for _ in frame.columns) + "|",
-    ]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(False)]
-    return "\n".join(lines) + "\n"
+    scoring: Scoring = field(default_factory=Scoring)  # the study's task and objective
 
 
 # -- the figures ------------------------------------------------------------------------------
 def overlay_groups(
-    frame: pd.DataFrame, direction: str, top_k: int = TOP_K, worst: int = WORST
+    frame: pd.DataFrame, scoring: Scoring, top_k: int = TOP_K, worst: int = WORST
 ) -> tuple[list[int], list[int], list[int]]:
-    """Trial numbers for the overlay's panels: the ``top_k`` COMPLETE trials by value; the
-    ``worst`` overfitters (largest gap) plus the ``worst`` underfitters (lowest best val
-    accuracy); and ``top_k`` pruned trials, those that ran the most epochs first. Pruned
-    trials are only ever in the last group."""
+    """Trial numbers for the overlay's panels: the ``top_k`` COMPLETE trials by value (best
+    first in the objective's direction); the ``worst`` overfitters (largest gap: accuracy gap,
+    or loss ratio for regression) plus the ``worst`` underfitters (lowest best val accuracy, or
+    highest best val loss); and ``top_k`` pruned trials, those that ran the most epochs first.
+    Pruned trials are only ever in the last group."""
     complete = frame[(frame["state"] == "COMPLETE") & frame["value"].notna()]
-    top = sort_trials(complete, "value", direction=direction)["trial"].head(top_k).tolist()
+    top = sort_trials(complete, "value", direction=scoring.direction)["trial"].head(top_k)
     over = frame[frame["fit"] == "overfit"].sort_values(
-        ["gap_accuracy", "trial"], ascending=[False, True], na_position="last"
+        [scoring.gap_column, "trial"], ascending=[False, True], na_position="last"
     )
+    score, ascending = scoring.fit_score
     under = frame[frame["fit"] == "underfit"].sort_values(
-        ["best_val_accuracy", "trial"], ascending=[True, True], na_position="last"
+        [score, "trial"], ascending=[ascending, True], na_position="last"
     )
     bad = over["trial"].head(worst).tolist() + under["trial"].head(worst).tolist()
     pruned = frame[frame["fit"] == PRUNED].sort_values(
@@ -208,14 +162,14 @@ def overlay_groups(
 def _write_overlay(
     frame: pd.DataFrame,
     client: MlflowClient,
-    direction: str,
+    scoring: Scoring,
     path: Path,
     study_name: str,
     top_k: int = TOP_K,
 ) -> bool:
     from .plots import Curves, accuracy_overlay, save
 
-    top, bad, pruned = overlay_groups(frame, direction, top_k=top_k)
+    top, bad, pruned = overlay_groups(frame, scoring, top_k=top_k)
     if not top and not bad and not pruned:
         return False
     by_trial = frame.set_index("trial")
@@ -230,9 +184,11 @@ def _write_overlay(
             if n not in cache:
                 cache[n] = fetch_history(client, str(row["run_id"]))
             if row["fit"] == PRUNED:
-                label = f"#{n} pruned after {_fmt(row['epochs'], 0)} epochs"
+                label = f"#{n} pruned after {fmt(row['epochs'], 0)} epochs"
+            elif scoring.is_classification and scoring.metric == "val_accuracy":
+                label = f"#{n} {row['fit']} (best val {fmt(row['best_val_accuracy'], 3)})"
             else:
-                label = f"#{n} {row['fit']} (best val {_fmt(row['best_val_accuracy'], 3)})"
+                label = f"#{n} {row['fit']} ({scoring.value_label} {fmt_score(row['value'])})"
             out.append(Curves(label, cache[n]))
         return out
 
@@ -244,8 +200,9 @@ def _write_overlay(
         n_pruned = int((frame["fit"] == PRUNED).sum())
         panels.append((f"pruned, no fit verdict ({len(pruned)} of {n_pruned})", curves(pruned)))
     n = size_label(val_sizes(frame))
-    fig = accuracy_overlay(panels, title=f"study {study_name}: train vs validation accuracy{n}")
-    save(fig, path)
+    metric = scoring.curve_metric
+    title = f"study {study_name}: train vs validation {metric}{n}"
+    save(accuracy_overlay(panels, title=title, metric=metric), path)
     return True
 
 
@@ -283,9 +240,8 @@ def write_report(
     """
     from optuna.trial import TrialState
 
-    frame = trials_frame(study, client)
-    direction = study.direction.name.lower()
-    metric = str(study.user_attrs.get(OBJECTIVE_ATTR, "value"))
+    scoring, frame = scored_frame(study, client)
+    direction = scoring.direction
     ordered = sort_trials(frame, "value", direction=direction)
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
@@ -293,24 +249,27 @@ def write_report(
         (folder / name).unlink(missing_ok=True)
 
     report = Report(
-        out=folder, counts=fit_counts(frame), n_trials=len(frame), val_sizes=val_sizes(frame)
+        out=folder,
+        counts=fit_counts(frame),
+        n_trials=len(frame),
+        val_sizes=val_sizes(frame),
+        scoring=scoring,
     )
     ordered.to_csv(folder / TABLE_CSV, index=False)
     _counts_frame(report.counts).to_csv(folder / COUNTS_CSV, index=False)
     report.files += [TABLE_CSV, COUNTS_CSV]
 
     n_complete = int((frame["state"] == TrialState.COMPLETE.name).sum())
-    plots, report.notes = _write_optuna_plots(study, folder, n_complete, metric)
+    plots, report.notes = _write_optuna_plots(study, folder, n_complete, scoring.metric)
     report.files += plots
-    if _write_overlay(frame, client, direction, folder / OVERLAY_PNG, study.study_name, top_k):
-        report.files.append(OVERLAY_PNG)
+    overlay = overlay_name(scoring.curve_metric)
+    if _write_overlay(frame, client, scoring, folder / overlay, study.study_name, top_k):
+        report.files.append(overlay)
     else:
-        report.notes.append(
-            f"{OVERLAY_PNG} skipped: no COMPLETE, overfit, underfit or pruned trial"
-        )
+        report.notes.append(f"{overlay} skipped: no COMPLETE, overfit, underfit or pruned trial")
 
     (folder / TABLE_MD).write_text(
-        _markdown_page(study.study_name, direction, metric, ordered, report), encoding="utf-8"
+        _markdown_page(study.study_name, ordered, report), encoding="utf-8"
     )
     report.files.insert(1, TABLE_MD)
     return report
@@ -322,22 +281,25 @@ def _counts_frame(counts: dict[str, int]) -> pd.DataFrame:
     return pd.DataFrame({"fit": list(counts), "runs": list(counts.values())})
 
 
-def _markdown_page(
-    study: str, direction: str, metric: str, ordered: pd.DataFrame, report: Report
-) -> str:
+def _markdown_page(study: str, ordered: pd.DataFrame, report: Report) -> str:
+    scoring = report.scoring
     states = Counter(ordered["state"])
     state_text = ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
-    sizes = report.val_sizes
+    sizes, unit = report.val_sizes, scoring.unit
     if len(sizes) == 1:
-        scored = f", scored on {sizes[0]:,} validation images"
+        scored = f", scored on {sizes[0]:,} validation {unit}"
     elif sizes:
-        scored = f", scored on validation splits of {' / '.join(f'{n:,}' for n in sizes)} images"
+        scored = f", scored on validation splits of {' / '.join(f'{n:,}' for n in sizes)} {unit}"
     else:
         scored = ""
+    objective = f"{scoring.direction} {scoring.metric}"
+    if scoring.reduce != "best":  # best is the default: the line reads as before
+        objective += f" ({scoring.reduce} epoch)"
+    task = f"task: {scoring.kind}; " if unit != "images" else ""
     parts = [
         f"# Study {study}",
         "",
-        f"{len(ordered)} trials ({state_text}); objective: {direction} {metric}{scored}.",
+        f"{len(ordered)} trials ({state_text}); {task}objective: {objective}{scored}.",
         "",
         "## Runs by fit group",
         "",
@@ -352,7 +314,7 @@ def _markdown_page(
     parts += [
         "## Trials, best first",
         "",
-        to_markdown(display_frame(ordered)),
+        to_markdown(display_frame(ordered, scoring)),
         "## Figures",
         "",
         *[f"- [{name}]({name})" for name in report.files if name.endswith((".html", ".png"))],

@@ -9,12 +9,44 @@ the answer and the errors are always Optuna's.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from .names import OBJECTIVE_ATTR
+from .names import COMPARABLE_ATTR, OBJECTIVE_ATTR, SPEC_ATTR
 from .stores import connect_args, journal_path, sqlite_path
 
 TRIAL_STATES = ("RUNNING", "COMPLETE", "PRUNED", "FAIL", "WAITING")  # Optuna's TrialState
+TASK_KIND = "dataset.task_kind"  # nnsweep.comparable.TASK_KIND, without importing pydantic
+_TASK_OF_METRIC = {"val_mae": "regression", "val_auc": "binary"}
+_TASKS = ("binary", "multiclass", "regression")
+
+
+def task_of(attrs: Mapping[str, Any]) -> str | None:
+    """The task of a study from its user attributes: as the sweep stored it with the comparable
+    settings; for studies made before that, ``regression`` for a ``val_mae`` objective,
+    ``binary`` for ``val_auc``, ``multiclass`` for a digit dataset; else None (unknown)."""
+    kind = (attrs.get(COMPARABLE_ATTR) or {}).get(TASK_KIND)
+    if kind in _TASKS:
+        return str(kind)
+    metric = attrs.get(OBJECTIVE_ATTR)
+    if metric in _TASK_OF_METRIC:
+        return _TASK_OF_METRIC[str(metric)]
+    known = attrs.get(SPEC_ATTR) or attrs.get(COMPARABLE_ATTR)
+    return "multiclass" if known and is_digit_study(attrs) else None
+
+
+def is_digit_study(attrs: Mapping[str, Any]) -> bool:
+    """Whether a study trained on digit images (its validation split counts images, not rows):
+    a digit dataset by name and no file path; a study that stored no dataset (one made before
+    tasks, or by hand) counts as digits unless its stored task is not multiclass."""
+    from .dataspec import DIGIT_DATASETS
+
+    section = (attrs.get(SPEC_ATTR) or {}).get("dataset") or {}
+    comparable = attrs.get(COMPARABLE_ATTR) or {}
+    name = section.get("name") or comparable.get("dataset.name")
+    if section.get("path") or (name is not None and name not in DIGIT_DATASETS):
+        return False
+    return name is not None or comparable.get(TASK_KIND, "multiclass") == "multiclass"
 
 
 def read_summaries(storage_url: str, names: list[str] | None = None) -> list[dict[str, Any]] | None:
@@ -46,13 +78,21 @@ def read_summaries(storage_url: str, names: list[str] | None = None) -> list[dic
                 (direction,) = conn.execute(
                     sa.text("SELECT direction FROM study_directions WHERE study_id = :sid"), sid
                 ).one()
-                metric = conn.execute(
-                    sa.text(
-                        "SELECT value_json FROM study_user_attributes "
-                        "WHERE study_id = :sid AND key = :key"
-                    ),
-                    {**sid, "key": OBJECTIVE_ATTR},
-                ).scalar()
+                attrs = {
+                    key: json.loads(value)
+                    for key, value in conn.execute(
+                        sa.text(
+                            "SELECT key, value_json FROM study_user_attributes "
+                            "WHERE study_id = :sid AND key IN (:metric, :comparable, :spec)"
+                        ),
+                        {
+                            **sid,
+                            "metric": OBJECTIVE_ATTR,
+                            "comparable": COMPARABLE_ATTR,
+                            "spec": SPEC_ATTR,
+                        },
+                    ).all()
+                }
                 counts = dict(
                     conn.execute(
                         sa.text(
@@ -76,10 +116,11 @@ def read_summaries(storage_url: str, names: list[str] | None = None) -> list[dic
                     {
                         "study": name,
                         "direction": direction.lower(),
-                        "metric": json.loads(metric) if metric else "value",
+                        "metric": attrs.get(OBJECTIVE_ATTR) or "value",
                         "n_trials": sum(counts.values()),
                         "states": {st: counts.get(st, 0) for st in TRIAL_STATES},
                         "best": {"number": best[0], "value": best[1]} if best else None,
+                        "task": task_of(attrs),
                     }
                 )
         engine.dispose()
@@ -89,8 +130,9 @@ def read_summaries(storage_url: str, names: list[str] | None = None) -> list[dic
 
 
 def study_summaries(storage_url: str, names: list[str] | None = None) -> list[dict[str, Any]]:
-    """One summary (as :func:`nnsweep.study.summarize` words it) per study in ``names``, or per
-    study in the storage, sorted by name; by SQL when that can answer, else through Optuna.
+    """One summary (as :func:`nnsweep.study.summarize` words it, plus ``task``: the study's
+    task, None when unknown) per study in ``names``, or per study in the storage, sorted by
+    name; by SQL when that can answer, else through Optuna.
 
     Raises:
         StorageError: the storage cannot be used.
@@ -103,4 +145,10 @@ def study_summaries(storage_url: str, names: list[str] | None = None) -> list[di
         return fast
 
     wanted = names if names is not None else list_studies(storage_url)
-    return [summarize(load_study(name, storage_url)) for name in wanted]
+    out = []
+    for name in wanted:
+        study = load_study(name, storage_url)
+        summary = summarize(study)
+        summary["task"] = task_of(study.user_attrs)
+        out.append(summary)
+    return out

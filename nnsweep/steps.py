@@ -33,7 +33,9 @@ Step = Callable[["optuna.Trial", "TrialResult"], None]
 def default_steps(spec: SweepSpec, tracker: Tracker) -> list[Step]:
     """The steps every sweep runs, in order.
 
-    ``log_timing``: ``epochs_run`` and ``train_seconds``. ``log_weights``: which epoch's
+    ``log_timing``: ``epochs_run`` and ``train_seconds``. ``log_objective``: a COMPLETE trial's
+    objective value, the score Optuna ranks it by, as ``objective_<metric>`` (e.g.
+    ``objective_val_mae``; the MLflow UI link sorts the runs by it). ``log_weights``: which epoch's
     weights the trial's model holds (``weights_epoch``) and their validation score under the
     objective's metric (e.g. ``weights_val_accuracy``), which export puts on the model card.
     """
@@ -41,6 +43,11 @@ def default_steps(spec: SweepSpec, tracker: Tracker) -> list[Step]:
     def log_timing(trial: optuna.Trial, result: TrialResult) -> None:
         metrics: dict[str, Any] = {"epochs_run": result.epochs_run, "train_seconds": result.seconds}
         tracker.log_metrics(result.run_id, metrics)
+
+    def log_objective(trial: optuna.Trial, result: TrialResult) -> None:
+        if result.state == "COMPLETE" and result.value is not None:
+            key = objective_key(spec.objective.metric)
+            tracker.log_metrics(result.run_id, {key: float(result.value)})
 
     def log_weights(trial: optuna.Trial, result: TrialResult) -> None:
         if result.weights_epoch is None or result.weights_score is None:
@@ -53,11 +60,26 @@ def default_steps(spec: SweepSpec, tracker: Tracker) -> list[Step]:
 
     from .modelstore import ModelLogger  # keeps the best-so-far model (spec.log_models)
 
-    return [log_timing, log_weights, *fit_steps(tracker), ModelLogger(spec, tracker)]
+    return [
+        log_timing,
+        log_objective,
+        log_weights,
+        *fit_steps(tracker),
+        ModelLogger(spec, tracker),
+    ]
 
 
 WEIGHTS_PREFIX = "weights_"
 WEIGHTS_EPOCH_METRIC = WEIGHTS_PREFIX + "epoch"  # the epoch (from 1) whose weights were kept
+
+
+OBJECTIVE_PREFIX = "objective_"
+
+
+def objective_key(metric: str) -> str:
+    """The run metric holding a COMPLETE trial's objective value: ``objective_val_accuracy``
+    (the objective ``metric`` reduced over epochs as the sweep file says, best or last)."""
+    return OBJECTIVE_PREFIX + metric
 
 
 def weights_metric(metric: str) -> str:

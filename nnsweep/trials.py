@@ -14,18 +14,23 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .diagnosis import FIT_TAGS, PRUNED
 from .errors import NoCompleteTrialError, StorageError
 from .names import (
+    COMPARABLE_ATTR,
     EXPERIMENT_ATTR,
     FIT_TAG,
+    OBJECTIVE_ATTR,
     PARAMS_ATTR,
     RUN_ID_ATTR,
     SPEC_ATTR,
     SURPLUS_ATTR,
 )
+from .statusdb import is_digit_study, task_of
+from .tasks import BINARY, MAXIMIZE, MULTICLASS, OBJECTIVE_DIRECTIONS, REGRESSION
 from .tracking import PARENT_TAG, open_reader
 from .urls import mask_url
 
@@ -37,6 +42,7 @@ if TYPE_CHECKING:
 
 NO_FIT = "none"  # a trial with no diagnosis: it finished no usable epoch
 VAL_SIZE_PARAM = "val_size"  # logged on each sweep's parent run
+# the diagnosis columns of a classification study (accuracy rules of nnsweep.diagnosis)
 DIAGNOSIS_COLUMNS = (
     "best_val_accuracy",
     "final_val_accuracy",
@@ -45,7 +51,104 @@ DIAGNOSIS_COLUMNS = (
     "val_loss_rise",
     "best_epoch",
 )
+# a regression study's (loss rules), with the last epoch's val_mae
+REGRESSION_COLUMNS = (
+    "best_val_loss",
+    "final_val_loss",
+    "final_val_mae",
+    "loss_ratio",
+    "train_r2",
+    "gap_loss",
+    "val_loss_rise",
+    "best_epoch",
+)
+# binary studies add the last epoch's val_auc after the accuracy columns
+BINARY_COLUMNS = (*DIAGNOSIS_COLUMNS[:3], "final_val_auc", *DIAGNOSIS_COLUMNS[3:])
+# ``final_<curve>`` columns that are no diagnosis metric: the run's last value of the curve
+_LAST_OF = {"final_val_mae": "val_mae", "final_val_auc": "val_auc"}
 _SEARCH_CHUNK = 100
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """How a study's trials were scored, which decides the columns that describe them.
+
+    ``kind``: the task (``binary``, ``multiclass``, ``regression``); ``metric``, ``reduce`` and
+    ``direction``: the objective (the trials' ``value`` is ``metric`` at the ``reduce`` epoch,
+    best first in ``direction``); ``unit``: what the validation split counts (``images`` for
+    the digit datasets, ``rows`` for tables).
+    """
+
+    kind: str = MULTICLASS
+    metric: str = "val_accuracy"
+    reduce: str = "best"
+    direction: str = MAXIMIZE
+    unit: str = "images"
+
+    @property
+    def is_classification(self) -> bool:
+        return self.kind != REGRESSION
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The diagnosis columns of the trials frame, in order."""
+        if self.kind == REGRESSION:
+            return REGRESSION_COLUMNS
+        return BINARY_COLUMNS if self.kind == BINARY else DIAGNOSIS_COLUMNS
+
+    @property
+    def value_label(self) -> str:
+        """What ``value`` holds, as a column header: ``best val_mae``, ``last val_accuracy``."""
+        return f"{self.reduce} {self.metric}"
+
+    @property
+    def curve_metric(self) -> str:
+        """The per-epoch metric the overlay draws: the objective's (``val_auc`` → ``auc``), or
+        the task's own when the objective is the loss (``accuracy``, ``mae``)."""
+        if self.metric != "val_loss":
+            return self.metric.removeprefix("val_")
+        return "accuracy" if self.is_classification else "mae"
+
+    @property
+    def gap_column(self) -> str:
+        """The train/validation gap column: worst overfitter first when sorted descending."""
+        return "gap_accuracy" if self.is_classification else "loss_ratio"
+
+    @property
+    def fit_score(self) -> tuple[str, bool]:
+        """(column, ascending) that puts the worst underfitter first."""
+        return ("best_val_accuracy", True) if self.is_classification else ("best_val_loss", False)
+
+    def as_dict(self) -> dict[str, str]:
+        return {"task": self.kind, "metric": self.metric, "reduce": self.reduce,
+                "direction": self.direction}  # fmt: skip
+
+
+def scoring_of(study: optuna.Study, runs: dict[str, Run] | None = None) -> Scoring:
+    """The :class:`Scoring` of ``study``: its task and objective as the sweep stored them.
+
+    Studies made before the task was stored are told by their objective metric (``val_mae``:
+    regression, ``val_auc``: binary), then by what their runs logged (``best_val_loss`` without
+    ``best_val_accuracy``: regression), else they are digit studies (multiclass).
+    """
+    attrs = study.user_attrs
+    metric = str(attrs.get(OBJECTIVE_ATTR) or "val_accuracy")
+    comparable = attrs.get(COMPARABLE_ATTR) or {}
+    spec = attrs.get(SPEC_ATTR) or {}
+    reduce = comparable.get("objective.reduce") or (spec.get("objective") or {}).get("reduce")
+    kind = task_of(attrs)
+    if kind is None:
+        logged = [set(r.data.metrics) for r in (runs or {}).values()]
+        loss_rules = any("best_val_loss" in m for m in logged)
+        accuracy_rules = any("best_val_accuracy" in m for m in logged)
+        kind = REGRESSION if loss_rules and not accuracy_rules else MULTICLASS
+    return Scoring(
+        kind=kind,
+        metric=metric,
+        reduce=str(reduce or "best"),
+        direction=study.direction.name.lower(),
+        unit="images" if is_digit_study(attrs) else "rows",
+    )
 
 
 def _experiment_ids(client: MlflowClient, study: optuna.Study) -> list[str]:
@@ -108,15 +211,26 @@ def _val_sizes(client: MlflowClient, study: optuna.Study, runs: dict[str, Run]) 
 def trials_frame(study: optuna.Study, client: MlflowClient) -> pd.DataFrame:
     """One row per trial: Optuna's view joined with the diagnosis on its MLflow run.
 
-    Columns: ``trial``, ``state``, ``value`` (the objective; NaN unless COMPLETE), one
-    ``params.<name>`` per hyperparameter, the diagnosis metrics, ``val_size`` (images in the
-    validation split the trial was scored on; NaN when its sweep did not log it), ``fit``
+    Columns: ``trial``, ``state``, ``value`` (the objective value the trial was scored with;
+    NaN unless COMPLETE), one ``params.<name>`` per hyperparameter, the diagnosis columns of
+    the study's task (:attr:`Scoring.columns`: accuracy ones for classification, loss ones and
+    the last ``val_mae`` for regression), ``val_size`` (images or rows in the validation split
+    the trial was scored on; NaN when its sweep did not log it), ``fit``
     (``underfit``, ``good``, ``overfit``; ``pruned`` for every PRUNED trial; ``none`` when
     undiagnosed), ``epochs``, ``duration_s`` and ``run_id``. Rows are in trial order.
 
     Raises:
         NoCompleteTrialError: the study has no trial yet.
         StorageError: trials have MLflow run ids but the store holds none of those runs.
+    """
+    return scored_frame(study, client)[1]
+
+
+def scored_frame(study: optuna.Study, client: MlflowClient) -> tuple[Scoring, pd.DataFrame]:
+    """(:func:`scoring_of` the study, :func:`trials_frame`): the frame and how to read it.
+
+    Raises:
+        NoCompleteTrialError, StorageError: as :func:`trials_frame`.
     """
     import pandas as pd
     from optuna.trial import TrialState
@@ -135,6 +249,8 @@ def trials_frame(study: optuna.Study, client: MlflowClient) -> pd.DataFrame:
             "(or MLFLOW_TRACKING_URI) the sweep logged to"
         )
     size_of = _val_sizes(client, study, runs)
+    scoring = scoring_of(study, runs)
+    columns = scoring.columns
     rows = []
     for t in trials:
         run_id = t.user_attrs.get(RUN_ID_ATTR)
@@ -147,7 +263,7 @@ def trials_frame(study: optuna.Study, client: MlflowClient) -> pd.DataFrame:
             "value": t.value if t.value is not None else math.nan,
         }
         row.update({f"params.{k}": v for k, v in params.items()})
-        row.update({k: metrics.get(k, math.nan) for k in DIAGNOSIS_COLUMNS})
+        row.update({k: metrics.get(_LAST_OF.get(k, k), math.nan) for k in columns})
         row["val_size"] = size_of.get(str(run_id), math.nan)
         if t.state == TrialState.PRUNED:
             row["fit"] = PRUNED
@@ -158,10 +274,10 @@ def trials_frame(study: optuna.Study, client: MlflowClient) -> pd.DataFrame:
         row["run_id"] = run_id or ""
         rows.append(row)
     frame = pd.DataFrame(rows)
-    tail = [*DIAGNOSIS_COLUMNS, "val_size", "fit", "epochs", "duration_s", "run_id"]
+    tail = [*columns, "val_size", "fit", "epochs", "duration_s", "run_id"]
     head = ["trial", "state", "value"]
     middle = [c for c in frame.columns if c not in head and c not in tail]
-    return frame[head + middle + tail]
+    return scoring, frame[head + middle + tail]
 
 
 def val_sizes(frame: pd.DataFrame) -> list[int]:
@@ -190,8 +306,10 @@ def sort_trials(
     direction: str = "maximize",
     reverse: bool = False,
 ) -> pd.DataFrame:
-    """Rows in a useful order: ``value`` best first (by ``direction``), ``trial`` and text
-    columns ascending, other numbers largest first; NaN always last; ``reverse`` flips it.
+    """Rows in a useful order: ``value`` best first (by ``direction``), a validation score
+    (``best_val_loss``, ``final_val_mae``, ``final_val_accuracy``, …) best first by its own
+    direction, ``trial`` and text columns ascending, other numbers largest first (the worst
+    overfitter by ``gap_accuracy``); NaN always last; ``reverse`` flips it.
 
     Raises:
         ValueError: no such column.
@@ -199,8 +317,11 @@ def sort_trials(
     import pandas as pd
 
     col = resolve_column(frame, column)
+    score = col.partition("_")[2] if col.startswith(("best_val_", "final_val_")) else ""
     if col == "value":
         ascending = direction == "minimize"
+    elif score in OBJECTIVE_DIRECTIONS:
+        ascending = OBJECTIVE_DIRECTIONS[score] != MAXIMIZE
     elif col == "trial" or not pd.api.types.is_numeric_dtype(frame[col]):
         ascending = True
     else:
@@ -224,12 +345,14 @@ def fit_counts(frame: pd.DataFrame) -> dict[str, int]:
     return out
 
 
-def study_table(study_name: str, storage_url: str, tracking_uri: str) -> tuple[str, pd.DataFrame]:
-    """``nnsweep compare``: (the study's direction, its trials frame)."""
+def study_table(
+    study_name: str, storage_url: str, tracking_uri: str
+) -> tuple[Scoring, pd.DataFrame]:
+    """``nnsweep compare``: (the study's :class:`Scoring`, its trials frame)."""
     from .study import load_study
 
     study = load_study(study_name, storage_url)
-    return study.direction.name.lower(), trials_frame(study, open_reader(tracking_uri))
+    return scored_frame(study, open_reader(tracking_uri))
 
 
 def json_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:

@@ -8,7 +8,9 @@ lives in the "Model training" mode. :mod:`nnsweep.tracking` tags every experimen
 ``mlflow.experimentKind=custom_model_development``, MLflow's mark of a model-training
 experiment, but the 3.17 UI takes its mode from the URL or from the browser's last choice in
 its sidebar, so the printed URL asks for it with ``workflowType=machine_learning``. The URL
-also sorts the runs by the sweep's objective metric, best first.
+also sorts the runs by the value each trial was scored with (``objective_<metric>``, e.g.
+``objective_val_mae``: the objective metric at the best or last epoch, as the sweep reduces
+it), best first in the objective's direction.
 """
 
 from __future__ import annotations
@@ -33,7 +35,9 @@ from ._proc import interrupt_on_signals
 from .errors import PortBusyError, ServerError, StorageError
 from .exposure import LOOPBACK, Exposure
 from .names import ROLE_TAG, STUDY_TAG
+from .steps import objective_key
 from .stores import artifact_root, check_tracking_uri, sqlite_path
+from .tasks import MAXIMIZE, MINIMIZE, OBJECTIVE_DIRECTIONS
 from .tracking import (
     DIRECTION_PARAM,
     EXPERIMENT_KIND,
@@ -130,7 +134,8 @@ def find_experiment(tracking_uri: str, name: str | None) -> Landing | None:
 
     ``name`` is a sweep (experiment) name or a study name given with ``run --study``; without
     it, the experiment a sweep wrote to last. The sort follows the objective recorded on the
-    newest parent run (params ``objective_metric`` and ``direction``), else ``val_accuracy``.
+    newest parent run (params ``objective_metric`` and ``direction``; ``val_accuracy`` when
+    there is none): by the trials' objective values (:func:`sort_key`), best first.
 
     Raises:
         StorageError: ``name`` matches no experiment and no study.
@@ -176,12 +181,28 @@ def find_experiment(tracking_uri: str, name: str | None) -> Landing | None:
     params = parents[0].data.params if parents else {}
     # runs logged before nnsweep 0.2 carry the objective as one param, "best val_accuracy"
     legacy = params.get("objective", "").rpartition(" ")[2]
+    metric = params.get(OBJECTIVE_METRIC_PARAM) or legacy or SORT_METRIC
+    direction = params.get(DIRECTION_PARAM) or OBJECTIVE_DIRECTIONS.get(metric, MAXIMIZE)
     return Landing(
         str(exp.experiment_id),
         str(exp.name),
-        params.get(OBJECTIVE_METRIC_PARAM) or legacy or SORT_METRIC,
-        ascending=params.get(DIRECTION_PARAM) == "minimize",
+        sort_key(client, str(exp.experiment_id), metric),
+        ascending=direction == MINIMIZE,
     )
+
+
+def sort_key(client: Any, experiment_id: str, metric: str) -> str:
+    """The run metric the runs table is sorted by for objective ``metric``: the value each
+    trial was scored with (``objective_<metric>``, the best or last epoch as the objective
+    reduces), or, in a store whose runs predate it, ``metric`` itself (its last epoch)."""
+    from mlflow.exceptions import MlflowException
+
+    key = objective_key(metric)
+    try:
+        scored = client.search_runs([experiment_id], f"metrics.`{key}` IS NOT NULL", max_results=1)
+    except MlflowException:  # a store that cannot filter on presence: look at a page of runs
+        scored = [r for r in client.search_runs([experiment_id]) if key in r.data.metrics]
+    return key if scored else metric
 
 
 def server_command(host: str, port: int, exposure: Exposure | None = None) -> list[str]:

@@ -28,6 +28,7 @@ from nnsweep.report import (
     REPORT_ARTIFACT_DIR,
     TABLE_CSV,
     TABLE_MD,
+    Scoring,
     display_frame,
     fit_counts,
     overlay_groups,
@@ -198,7 +199,7 @@ def test_display_frame_and_markdown(made: tuple[optuna.Study, MlflowClient]) -> 
 
 def test_overlay_groups(made: tuple[optuna.Study, MlflowClient]) -> None:
     frame = trials_frame(*made)
-    top, bad, pruned = overlay_groups(frame, "maximize", top_k=2, worst=1)
+    top, bad, pruned = overlay_groups(frame, Scoring(), top_k=2, worst=1)
     assert top == [1, 0]
     # largest gap among overfitters, lowest best val acc among underfitters: trial 2 (0.80),
     # not the pruned trial 3 (0.60) whose old run says underfit
@@ -270,7 +271,7 @@ def test_trials_scored_on_different_validation_sizes_get_a_val_n_column(
     shown = display_frame(frame)
     assert shown.columns[3:6].tolist() == ["best val_acc", "final val_acc", "val n"]
     assert shown["val n"].tolist() == ["400", "400", "1200", "—"]
-    top, bad, pruned = overlay_groups(frame, "maximize")
+    top, bad, pruned = overlay_groups(frame, Scoring())
     assert pruned == [] and "pruned" not in fit_counts(frame)  # no pruner, no pruned group
     report = write_report(study, tracker.client, tmp_path)
     md = (tmp_path / TABLE_MD).read_text(encoding="utf-8")
