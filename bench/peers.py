@@ -87,6 +87,7 @@ def run_nnsweep(count: str = "all", jobs: str | None = None) -> dict:
     study = optuna.load_study(study_name="bench-peers", storage=_open(storage))
     states = [t.state.name for t in study.trials]
     epochs = sum(len(t.intermediate_values) for t in study.trials)
+    best = study.best_value
     shutil.rmtree(tmp, ignore_errors=True)
     what = "20 trials (pruned count)" if count == "all" else "20 COMPLETE trials (pruned on top)"
     return {
@@ -96,7 +97,7 @@ def run_nnsweep(count: str = "all", jobs: str | None = None) -> dict:
         "complete": states.count("COMPLETE"),
         "pruned": states.count("PRUNED"),
         "epochs_trained": epochs,
-        "best_val_accuracy": study.best_value,
+        "best_val_accuracy": best,
         "wall_seconds": wall,
     }
 

@@ -14,7 +14,8 @@ Storage = Annotated[
     typer.Option(
         "--storage",
         envvar=STORAGE_ENV,
-        help="Optuna storage URL [default: sqlite:///optuna.db beside the MLflow SQLite file].",
+        help="Optuna storage URL [default: journal:///optuna.log beside the MLflow SQLite file; "
+        "an existing optuna.db there is kept].",
         show_envvar=True,
     ),
 ]
