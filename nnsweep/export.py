@@ -36,8 +36,6 @@ from .card import (
     architecture,
     diagnosis_of,
     evaluate,
-    primary_metric,
-    scalar_metrics,
     trainable_count,
     validation_summary,
     versions,
@@ -45,13 +43,14 @@ from .card import (
 )
 from .cardmd import render_markdown
 from .data import sweep_dataset
-from .errors import ExportError, first_line
+from .errors import ExportError
 from .features import take_rows
 from .model import HyperParams
 from .modelio import ModelIO
-from .modelstore import MLFLOW_KERAS_FILE, MODEL_ERROR_TAG, log_keras_model
+from .modelstore import MLFLOW_KERAS_FILE, MODEL_ERROR_TAG
 from .modeluri import MODEL_URI_TAG, download_model, model_uri_of
-from .names import RETRAINED_TAG, SPEC_ATTR, STUDY_TAG, TRIAL_TAG
+from .names import COMPARABLE_ATTR, SPEC_ATTR
+from .registry import log_test_metrics, register_model
 from .steps import WEIGHTS_EPOCH_METRIC, weights_metric
 from .tracking import fetch_history, open_reader
 from .urls import mask_url
@@ -63,13 +62,13 @@ if TYPE_CHECKING:
     from mlflow.entities import Run
 
     from .config import SweepSpec
+    from .data import Dataset
 
 KERAS_FILE = "model.keras"
 SAVED_MODEL_DIR = "saved_model"
 CARD_JSON = "model_card.json"
 CARD_MD = "MODEL_CARD.md"
 OUTPUTS = (KERAS_FILE, SAVED_MODEL_DIR, CARD_JSON, CARD_MD)
-CHAMPION = "champion"
 
 
 @dataclass
@@ -137,8 +136,12 @@ def export_best(
     register: str | None = None,
     retrain: bool = False,
     force: bool = False,
+    data_path: str | Path | None = None,
 ) -> ExportResult:
     """Export the best COMPLETE trial of ``study_name`` to ``out`` (see the module docstring).
+
+    ``data_path`` replaces the sweep's ``dataset.path`` (the file elsewhere, or a relative
+    path seen from another folder); the data must be the one the study was swept on.
 
     Raises:
         ExportError: bad ``out`` or ``register``, the run or its model is missing, or MLflow
@@ -158,9 +161,12 @@ def export_best(
     study = load_study(study_name, storage_url)
     best = best_trial(study)
     spec = _spec_of(study)
+    if data_path is not None:
+        spec = spec.with_overrides(data_path=str(data_path))
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     run = _run_of(client, best, tracking_uri)
     dataset = sweep_dataset(spec)
+    _check_same_data(study, dataset)
     hp = HyperParams.from_params(best["params"])
     history = fetch_history(client, run.info.run_id)
     epoch, score = _weights_of(run, spec, history)
@@ -235,8 +241,8 @@ def export_best(
         model.export(str(stage / SAVED_MODEL_DIR), verbose=False)
         if register is not None:
             example = take_rows(dataset.x_train, [0, 1] if dataset.sizes["train"] > 1 else [0])
-            card["registry"] = _register(client, register, run, model, card, example, io)
-        _log_test_metrics(client, run.info.run_id, card)
+            card["registry"] = register_model(client, register, run, model, card, example, io)
+        log_test_metrics(client, run.info.run_id, card)
         (stage / CARD_JSON).write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
         (stage / CARD_MD).write_text(render_markdown(card), encoding="utf-8")
         _move_into(stage, out)
@@ -291,6 +297,24 @@ def _logged_model(run: Run, number: int, tracking_uri: str) -> keras.Model:
         return keras.saving.load_model(local / MLFLOW_KERAS_FILE)
 
 
+def _check_same_data(study: optuna.Study, dataset: Dataset) -> None:
+    """Refuse data whose content is not what the study was swept on: its splits would differ,
+    so the "test" rows could be rows the model trained on.
+
+    Raises:
+        ExportError: both fingerprints (shortened) and the fix.
+    """
+    from .comparable import FINGERPRINT
+
+    stored = (study.user_attrs.get(COMPARABLE_ATTR) or {}).get(FINGERPRINT)
+    if stored and dataset.fingerprint and stored != dataset.fingerprint:
+        raise ExportError(
+            f"dataset {dataset.name}: its content (SHA-256 {dataset.fingerprint[:12]}…) is not "
+            f"what study {study.study_name!r} was swept on ({str(stored)[:12]}…), so its test "
+            "split could hold training rows; pass --data-path to the file the sweep read"
+        )
+
+
 def _n_complete(study: optuna.Study) -> int:
     from optuna.trial import TrialState
 
@@ -325,102 +349,7 @@ def _weights_of(
     return best_epoch, curve[best_epoch - 1] if len(curve) >= best_epoch else None
 
 
-# -- side effects -----------------------------------------------------------------------------
-def _register(
-    client: MlflowClient,
-    name: str,
-    run: Run,
-    model: keras.Model,
-    card: dict[str, Any],
-    example: Any,
-    io: ModelIO,
-) -> dict[str, Any]:
-    """A new version of registered model ``name`` with alias ``champion``.
-
-    The version points at the model the sweep logged on the run; a retrained model is first
-    logged on the same run (as ``model-retrained``), so the registry never holds weights that
-    MLflow cannot trace to a run.
-    """
-    from mlflow.exceptions import MlflowException
-
-    retrained = card["retrain"] is not None
-    source = model_uri_of(run)
-    metric = primary_metric(card["test"])
-    try:
-        if retrained or source is None:
-            source = log_keras_model(
-                client,
-                run.info.experiment_id,
-                run.info.run_id,
-                model,
-                input_example=example,
-                io=io,
-                name="model-retrained" if retrained else "model",
-                params=card["params"],
-                tags={
-                    STUDY_TAG: card["study"],
-                    TRIAL_TAG: card["trial"],
-                    RETRAINED_TAG: str(retrained).lower(),
-                },
-            )
-        try:
-            client.get_registered_model(name)
-        except MlflowException:
-            client.create_registered_model(name, description="nnsweep export")
-        model_id = source.removeprefix("models:/")
-        # The files' location, not models:/m-…: MLflow's SQL registry resolves a models:/
-        # source through the *global* tracking URI, which need not be this store, and does
-        # not keep model_id; the tag nnsweep.model_uri keeps the link to the logged model.
-        version = client.create_model_version(
-            name,
-            source=client.get_logged_model(model_id).artifact_location,
-            run_id=run.info.run_id,
-            model_id=model_id,
-            tags={
-                STUDY_TAG: card["study"],
-                TRIAL_TAG: str(card["trial"]),
-                RETRAINED_TAG: str(retrained).lower(),
-                MODEL_URI_TAG: source,
-                f"test_{metric}": f"{card['test'][metric]:.4f}",
-            },
-            description=f"{card['study']} trial #{card['trial']}: {card['architecture']}",
-        )
-        client.set_registered_model_alias(name, CHAMPION, version.version)
-    except MlflowException as exc:
-        reason = mask_url(first_line(exc))[:200]
-        raise ExportError(
-            f"--register {name}: the MLflow Model Registry refused ({reason})"
-        ) from None
-    return {
-        "name": name,
-        "version": int(version.version),
-        "alias": CHAMPION,
-        "uri": f"models:/{name}@{CHAMPION}",
-        "source": source,
-    }
-
-
-def _log_test_metrics(client: MlflowClient, run_id: str, card: dict[str, Any]) -> None:
-    """Log the test metrics (``test_accuracy``, ``test_loss``, ``test_mae``, …) on the best
-    trial's run, linked to the exported model if MLflow holds it (``retrained_test_*`` for a
-    refit, so the sweep model's numbers stay)."""
-    from mlflow.entities import Metric
-
-    retrained = card["retrain"] is not None
-    uri = (card["registry"] or {}).get("source") or (
-        None if retrained else card["mlflow"]["model_uri"]
-    )
-    model_id = uri.removeprefix("models:/") if uri else None
-    prefix = "retrained_test_" if retrained else "test_"
-    now = int(time.time() * 1000)
-    metrics = [
-        Metric(prefix + key, value, now, 0, model_id=model_id)
-        for key, value in scalar_metrics(card["test"]).items()
-        if value == value  # NaN (an AUC with one class in the test split) is left out
-    ]
-    client.log_batch(run_id, metrics=metrics)
-
-
+# -- the folder --------------------------------------------------------------------------------
 def _move_into(stage: Path, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for name in OUTPUTS:

@@ -259,3 +259,31 @@ def test_export_summary_lines_carry_the_interval_baseline_and_validation_caveat(
         "48 validation rows, an optimistic estimate (the test figure is the unbiased one)"
     )
     assert lines[-1].endswith("ROWS.csv --csv")
+
+
+@pytest.mark.slow
+def test_export_reads_only_the_data_the_study_was_swept_on(table_exports, tmp_path):
+    """`data_path` points export at the sweep's file elsewhere (the same card follows); a file
+    whose content changed is refused (its splits, test split included, would differ), and
+    nothing is written."""
+    import shutil
+
+    from nnsweep.errors import ExportError
+    from nnsweep.export import export_best
+
+    entry = table_exports["regression"]
+    stores = entry["stores"]
+    moved = tmp_path / "elsewhere.csv"
+    shutil.copy(entry["csv"], moved)
+    result = export_best("regression", out=tmp_path / "same", storage_url=stores.storage,
+                         tracking_uri=stores.tracking_uri, data_path=moved)  # fmt: skip
+    assert result.card["test"]["mae"] == pytest.approx(entry["card"]["test"]["mae"])
+    assert result.card["dataset"]["fingerprint"] == entry["card"]["dataset"]["fingerprint"]
+
+    changed = tmp_path / "changed.csv"
+    text = entry["csv"].read_text(encoding="utf-8").splitlines()
+    changed.write_text("\n".join([*text, text[-1]]) + "\n", encoding="utf-8")  # one row more
+    with pytest.raises(ExportError, match="is not what study 'regression' was swept on"):
+        export_best("regression", out=tmp_path / "other", storage_url=stores.storage,
+                    tracking_uri=stores.tracking_uri, data_path=changed)  # fmt: skip
+    assert not (tmp_path / "other").exists()
