@@ -189,6 +189,14 @@ def export(
         bool,
         typer.Option("--force", help="Write into a non-empty --out (replaces the 4 outputs)."),
     ] = False,
+    data_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-path",
+            help="The sweep's data file, if it is elsewhere now (or the sweep's path was "
+            "relative to another folder); it must hold the data the study was swept on.",
+        ),
+    ] = None,
     storage: Storage = None,
     tracking_uri: TrackingUri = None,
     as_json: JsonFlag = False,
@@ -210,6 +218,7 @@ def export(
         register=register,
         retrain=retrain,
         force=force,
+        data_path=data_path,
     )
     card = result.card
     if as_json:
