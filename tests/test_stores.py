@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from nnsweep.stores import (
     startup_lock_paths,
     takes_concurrent_writers,
 )
+from tests.conftest import CliResult
 
 
 def test_default_stores_and_artifacts_sit_in_the_working_directory(
@@ -140,3 +142,28 @@ def test_reading_a_journal_that_does_not_exist_creates_nothing(tmp_path: Path) -
     with pytest.raises(StudyNotFoundError, match="none yet"):
         load_study("quickstart", url)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_a_study_in_an_earlier_default_optuna_db_resumes_there_without_flags(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    write_sweep: Callable[..., Path],
+    cli: Callable[..., CliResult],
+) -> None:
+    import optuna
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("NNSWEEP_STORAGE", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    sweep = write_sweep(trials=1, train={"epochs": 1, "batch_size": 128})
+    # what an earlier nnsweep wrote by default: optuna.db beside mlflow.db
+    first = cli("run", sweep, "--storage", "sqlite:///optuna.db", "--quiet")
+    assert first.code == 0, first.err
+    again = cli("run", sweep, "--trials", "2")  # no flags: --jobs auto, default stores
+    assert again.code == 0, again.err
+    assert "resuming study tiny: 1 COMPLETE" in again.err
+    assert "2 COMPLETE in total" in again.out
+    assert not (tmp_path / "optuna.log").exists()
+    study = optuna.load_study(study_name="tiny", storage="sqlite:///optuna.db")
+    assert sum(t.state.name == "COMPLETE" for t in study.trials) == 2
