@@ -295,4 +295,6 @@ def test_resume_refuses_incomparable_settings_and_records_the_allowed_changes(
     spec = json.loads(Path(local).read_text(encoding="utf-8"))
     assert spec["trials"] == 2 and spec["seed"] == 1
     landing = find_experiment(stores.tracking_uri, "cmp")
-    assert landing is not None and (landing.metric, landing.ascending) == ("val_loss", True)
+    assert landing is not None
+    # the runs table sorted by the value each trial was scored with, lowest val_loss first
+    assert (landing.metric, landing.ascending) == ("objective_val_loss", True)

@@ -6,6 +6,7 @@ one runs a real sweep and checks what lands in MLflow and on disk.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +24,7 @@ from nnsweep.data import load_dataset
 from nnsweep.diagnosis import diagnose
 from nnsweep.errors import NoCompleteTrialError, StorageError
 from nnsweep.report import (
+    DIAGNOSIS_COLUMNS,
     OPTUNA_PLOTS,
     OVERLAY_PNG,
     REPORT_ARTIFACT_DIR,
@@ -39,6 +41,7 @@ from nnsweep.report import (
 )
 from nnsweep.steps import CURVES_ARTIFACT, FIT_REASON_TAG, FIT_TAG
 from nnsweep.tracking import Tracker, fetch_history, open_reader
+from nnsweep.ui import find_experiment
 from tests.conftest import CliResult, Stores
 
 DISTRIBUTIONS = {
@@ -357,6 +360,28 @@ def test_a_sweep_leaves_curves_tags_and_the_report_in_mlflow_and_on_disk(
     for run in children:
         assert run.info.run_id in result.out
     assert "fit: " in result.out and f"best val_acc (n={val_size})" in result.out
+    # MNIST reads as before the tasks: the same columns, sentence and figure
+    header = next(line for line in result.out.splitlines() if line.startswith("┃"))
+    assert [c.strip() for c in header.strip("┃ ").split("┃")] == [
+        "trial", "state", "params", f"best val_acc (n={val_size})",
+        f"final val_acc (n={val_size})", "gap", "fit", "duration", "run id",
+    ]  # fmt: skip
+    assert "3 of 3 trials by value (best val_accuracy, highest first)" in result.out
+    assert f"3 trials (3 COMPLETE); objective: maximize val_accuracy, scored on {val_size} " in md
+    data = json.loads(cli("compare", "tiny", "--json", *stores.args).out)
+    assert (data["task"], data["metric"], data["direction"]) == (
+        "multiclass", "val_accuracy", "maximize",
+    )  # fmt: skip
+    assert [k for k in data["trials"][0] if k in DIAGNOSIS_COLUMNS] == list(DIAGNOSIS_COLUMNS)
+    values = [r["value"] for r in data["trials"]]
+    assert values == sorted(values, reverse=True)
+    for row in data["trials"]:
+        assert row["value"] == pytest.approx(row["best_val_accuracy"])
+        logged = client.get_run(row["run_id"]).data.metrics["objective_val_accuracy"]
+        assert logged == pytest.approx(row["value"])
+    landing = find_experiment(stores.tracking_uri, "tiny")
+    assert landing is not None
+    assert (landing.metric, landing.ascending) == ("objective_val_accuracy", False)
     top = cli("compare", "tiny", "--top", "1", "--sort", "trial", "--reverse", *stores.args)
     assert "1 of 3 trials by trial" in top.out
     assert sum(r.info.run_id in top.out for r in children) == 1
