@@ -31,7 +31,7 @@ from .features import FeatureSchema, concat_rows, fit_schema, to_inputs
 from .kerasdata import BOSTON_COLUMNS, KERAS_DATASETS, class_names, load_keras_dataset
 from .splits import random_split, stratified_split
 from .tables import file_digest, load_table
-from .tasks import BINARY, DIGITS, MULTICLASS, REGRESSION, Task
+from .tasks import BINARY, DIGITS, MULTICLASS, REGRESSION, Task, target_scale
 
 if TYPE_CHECKING:
     from .config import DatasetSpec, SweepSpec
@@ -106,9 +106,7 @@ class Dataset:
         """(mean, standard deviation) of the training target for regression, else ``None``."""
         if self.task.kind != REGRESSION:
             return None
-        y = np.asarray(self.y_train, dtype=np.float64)
-        std = float(y.std())
-        return float(y.mean()), std if np.isfinite(std) and std > 1e-12 else 1.0
+        return target_scale(self.y_train)
 
     def model_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of :func:`nnsweep.model.build_model` for this data."""

@@ -162,9 +162,12 @@ def build_model(
             mean, std = target_scale
             out = keras.ops.add(keras.ops.multiply(out, np.float32(std)), np.float32(mean))
         model = keras.Model(inputs, out, name="mlp")
+    # regression: mse / training variance, so gradients do not scale with the target's units
+    weight = 1.0 / target_scale[1] ** 2 if task.kind == REGRESSION and target_scale else None
     model.compile(
         optimizer=make_optimizer(hp.optimizer, learning_rate(hp, train_size)),
         loss=task.loss,
+        loss_weights=weight,
         metrics=task.keras_metrics(),
         steps_per_execution=steps_per_execution,
     )

@@ -13,7 +13,10 @@ regression    Dense(1, linear) *      mse                              mae
 
 \\* a regression output is rescaled inside the model by the training target's mean and
 standard deviation (see :mod:`nnsweep.model`), so the network starts at the mean predictor and
-the model answers in the target's own units.
+the model answers in the target's own units. Its ``mse`` is weighted by 1 / variance of the
+training target (:func:`target_scale`), so the loss is unitless (the mean predictor scores
+about 1) and the gradients do not grow with the target's scale: a plain SGD learning rate that
+suits one table suits prices in dollars too. ``mae`` stays in the target's units.
 
 Objective metrics (Keras' per-epoch names, the first is the default): binary ``val_accuracy``,
 ``val_loss``, ``val_auc``; multiclass ``val_accuracy``, ``val_loss``; regression ``val_mae``,
@@ -208,6 +211,17 @@ ALL_CURVE_KEYS: tuple[str, ...] = tuple(
         for key in (*("loss", *_METRICS[kind]), *(f"val_{m}" for m in ("loss", *_METRICS[kind])))
     )
 )
+
+
+def target_scale(y_train: np.ndarray) -> tuple[float, float]:
+    """(mean, standard deviation) of a regression target's training values; the deviation is 1
+    when it is 0 or not finite (a constant target, which :func:`check_target` refuses anyway).
+
+    The model rescales its output by both and weights its ``mse`` by ``1 / std**2``.
+    """
+    y = np.asarray(y_train, dtype=np.float64)
+    std = float(y.std())
+    return float(y.mean()), std if np.isfinite(std) and std > 1e-12 else 1.0
 
 
 def check_objective_for(kind: str, metric: str, direction: str | None = None) -> None:

@@ -30,7 +30,7 @@ import numpy as np
 
 from .diagnosis import BASELINE_KEY, TRAIN_EVAL_PREFIX
 from .features import n_rows, take_rows
-from .tasks import ALL_CURVE_KEYS, REGRESSION, Task
+from .tasks import ALL_CURVE_KEYS, REGRESSION, Task, target_scale
 
 PREFIX = TRAIN_EVAL_PREFIX
 LOSS_KEY = PREFIX + "loss"
@@ -65,15 +65,17 @@ def subset_index(n_train: int, n_val: int, seed: int, cap: int = MAX_ROWS) -> np
 def baseline_loss(task: Task, y_train: np.ndarray, y_subset: np.ndarray) -> float:
     """The compiled loss of the trivial predictor fitted on ``y_train``, on ``y_subset``.
 
-    Regression: ``mse`` of the training mean. Classification: the cross-entropy of predicting
-    the training class frequencies for every row (clipped as Keras clips).
+    Regression: ``mse`` of the training mean, weighted as the model weights its loss (by
+    1 / the training target's variance, :func:`nnsweep.tasks.target_scale`). Classification:
+    the cross-entropy of predicting the training class frequencies for every row (clipped as
+    Keras clips).
     """
     y_sub = np.asarray(y_subset)
     if len(y_sub) == 0:
         return float("nan")
     if task.kind == REGRESSION:
-        mean = float(np.mean(np.asarray(y_train, np.float64)))
-        return float(np.mean((np.asarray(y_sub, np.float64).reshape(-1) - mean) ** 2))
+        mean, std = target_scale(y_train)
+        return float(np.mean((np.asarray(y_sub, np.float64).reshape(-1) - mean) ** 2)) / std**2
     labels = np.asarray(y_train, np.int64).reshape(-1)
     prior = np.bincount(labels, minlength=int(task.n_classes or 2))
     prior = np.clip(prior / max(len(labels), 1), _EPS, 1 - _EPS)

@@ -45,8 +45,9 @@ def test_subset_is_seeded() -> None:
 
 
 def test_baseline_loss_is_the_trivial_predictors_loss() -> None:
-    y_train = np.array([1.0, 2.0, 3.0, 6.0])  # mean 3
-    assert baseline_loss(Task(REGRESSION), y_train, np.array([3.0, 5.0])) == pytest.approx(2.0)
+    y_train = np.array([1.0, 2.0, 3.0, 6.0])  # mean 3, variance 3.5 (the loss's weight 1/3.5)
+    got = baseline_loss(Task(REGRESSION), y_train, np.array([3.0, 5.0]))
+    assert got == pytest.approx(2.0 / 3.5)
     labels = np.array([0, 0, 0, 1])  # prior 0.75 / 0.25
     expected = -(np.log(0.75) + np.log(0.25)) / 2
     assert baseline_loss(Task(BINARY, 2), labels, np.array([0, 1])) == pytest.approx(expected)
