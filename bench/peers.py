@@ -80,7 +80,7 @@ def run_nnsweep(count: str = "all", jobs: str | None = None) -> dict:
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"nnsweep failed:\n{proc.stderr[-3000:]}")
-    workers = re.search(r"\((\d+) workers\)", proc.stdout)
+    workers = re.search(r"\((\d+) workers?\)", proc.stdout)
     from nnsweep.stores import resolve_storage
 
     storage = resolve_storage(None, f"sqlite:///{tmp}/mlflow.db")

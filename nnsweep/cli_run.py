@@ -177,7 +177,8 @@ def _run_jobs(
         _already_done(done.study_name, spec.trials, done.states.get("COMPLETE", 0))
     else:
         states = ", ".join(f"{n} {s}" for s, n in done.states.items())
-        typer.echo(f"study {done.study_name}: {states or 'no trials'} ({plan.jobs} workers)")
+        workers = f"{done.jobs} worker{'s' * (done.jobs != 1)}"
+        typer.echo(f"study {done.study_name}: {states or 'no trials'} ({workers})")
     return done
 
 

@@ -181,6 +181,7 @@ def run_jobs(
     """
     import optuna
 
+    from .devices import available_cores, plan_workers
     from .objective import target_counts
     from .study import best_trial, create_or_resume, load_study, summarize
     from .sweep import preflight, run_sweep
@@ -206,6 +207,10 @@ def run_jobs(
         # of a worker that was killed here and closes its MLflow run, as a worker would
         run_sweep(spec, storage_url=storage_url, tracking_uri=tracking_uri, study_name=study_name)
     else:
+        if spec.trials is not None and spec.trials - done < plan.jobs:
+            # resuming with fewer trials to go than workers: start no idle ones
+            plan = plan_workers(spec.trials - done, cores=available_cores(), gpus=plan.gpus)
+            result.jobs = plan.jobs
         progress.on_start(study, done, spec.trials)
         follower = StudyFollower(study, progress)
         try:
