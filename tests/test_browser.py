@@ -454,6 +454,7 @@ def _walk_the_ui(page: Page, url: str, base: str, exp_id: str, expected: dict[st
         "Dataset",
         "Source",
         "Models",
+        "objective_val_accuracy",
         "val_accuracy",
         "val_loss",
         "n_layers",
@@ -468,6 +469,10 @@ def _walk_the_ui(page: Page, url: str, base: str, exp_id: str, expected: dict[st
     )
     for name in trials:  # the column shows each trial's last-epoch value
         assert repr(expected["val_accuracy"][name]) in page.text()
+    page.wait(
+        "the objective_val_accuracy column",
+        lambda: page.find("//*[@role='columnheader'][normalize-space(.)='objective_val_accuracy']"),
+    )
     page.shot("ui-runs-sorted")
 
     # 2. A trial's page. MLflow's links drop the mode, so the sidebar flips to GenAI: one click
