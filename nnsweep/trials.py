@@ -134,8 +134,10 @@ def scoring_of(study: optuna.Study, runs: dict[str, Run] | None = None) -> Scori
     attrs = study.user_attrs
     metric = str(attrs.get(OBJECTIVE_ATTR) or "val_accuracy")
     comparable = attrs.get(COMPARABLE_ATTR) or {}
-    spec = attrs.get(SPEC_ATTR) or {}
-    reduce = comparable.get("objective.reduce") or (spec.get("objective") or {}).get("reduce")
+    stored = (attrs.get(SPEC_ATTR) or {}).get("objective")
+    reduce = comparable.get("objective.reduce") or (
+        stored.get("reduce") if isinstance(stored, dict) else None
+    )
     kind = task_of(attrs)
     if kind is None:
         logged = [set(r.data.metrics) for r in (runs or {}).values()]
@@ -147,7 +149,7 @@ def scoring_of(study: optuna.Study, runs: dict[str, Run] | None = None) -> Scori
         metric=metric,
         reduce=str(reduce or "best"),
         direction=study.direction.name.lower(),
-        unit="images" if is_digit_study(attrs) else "rows",
+        unit="images" if kind == MULTICLASS and is_digit_study(attrs) else "rows",
     )
 
 

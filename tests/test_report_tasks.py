@@ -379,7 +379,8 @@ def test_a_study_without_a_stored_task_is_told_by_its_runs(made: Any) -> None:
         bare.add_trial(t)
     client = _client(stores)
     assert scoring_of(bare).kind == "multiclass"  # nothing to go by: a digit study
-    assert scored_frame(bare, client)[0].kind == "regression"  # its runs have loss rules
+    told = scored_frame(bare, client)[0]
+    assert (told.kind, told.unit) == ("regression", "rows")  # its runs have loss rules
     assert scoring_of(bare).curve_metric == "accuracy"
     assert Scoring("regression", "val_loss").curve_metric == "mae"
 
@@ -402,3 +403,22 @@ def test_overlay_draws_the_task_metric_with_the_dropout_off_training_curve() -> 
     assert fig.get_suptitle().endswith(
         "(solid: val_mae, dashed: mae on the training data, dropout off)"
     )
+
+
+def test_status_of_a_journal_study_names_its_task_through_optuna(
+    tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    log = tmp_path / "optuna.log"
+    storage = JournalStorage(JournalFileBackend(str(log)))
+    study = optuna.create_study(study_name="j", storage=storage, direction="minimize")
+    study.set_user_attr(OBJECTIVE_ATTR, "val_loss")
+    study.set_user_attr(COMPARABLE_ATTR, {"dataset.task_kind": "regression"})
+    study.add_trial(create_trial(value=2.5, params={}, distributions={}))
+    summary = json.loads(cli("status", "j", "--storage", f"journal:///{log}", "--json").out)
+    assert (summary["task"], summary["metric"], summary["direction"]) == (
+        "regression", "val_loss", "minimize",
+    )  # fmt: skip
+    assert summary["best"] == {"number": 0, "value": 2.5}
