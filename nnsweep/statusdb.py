@@ -145,10 +145,4 @@ def study_summaries(storage_url: str, names: list[str] | None = None) -> list[di
         return fast
 
     wanted = names if names is not None else list_studies(storage_url)
-    out = []
-    for name in wanted:
-        study = load_study(name, storage_url)
-        summary = summarize(study)
-        summary["task"] = task_of(study.user_attrs)
-        out.append(summary)
-    return out
+    return [summarize(load_study(name, storage_url)) for name in wanted]

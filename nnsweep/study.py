@@ -233,8 +233,10 @@ def count_states(study: optuna.Study) -> Counter[str]:
 
 
 def summarize(study: optuna.Study) -> dict[str, Any]:
-    """Trial counts by state and the best trial, as ``status --json`` prints them."""
+    """Trial counts by state, the best trial and the task, as ``status --json`` prints them."""
     from optuna.trial import TrialState
+
+    from .statusdb import task_of  # the task as stored (a plain reading of user attributes)
 
     counts = count_states(study)
     summary: dict[str, Any] = {
@@ -248,6 +250,7 @@ def summarize(study: optuna.Study) -> dict[str, Any]:
     if counts.get(TrialState.COMPLETE.name):
         best = study.best_trial
         summary["best"] = {"number": best.number, "value": best.value}
+    summary["task"] = task_of(study.user_attrs)
     return summary
 
 
