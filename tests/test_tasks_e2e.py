@@ -106,7 +106,7 @@ CASES = [
     ("diabetes.csv", "target", "regression", "val_mae", "minimize", "regression of", 60.0),
     ("messy.csv", "kind", "multiclass", "val_accuracy", "maximize", "1 categorical", 0.60),
     ("diabetes.parquet", "target", "regression", "val_mae", "minimize", "10 numeric", 60.0),
-    ("cancer.npz", None, "binary", "val_accuracy", "maximize", "30 numeric", 0.80),
+    ("cancer.npz", None, "binary", "val_auc", "maximize", "30 numeric", 0.85),
 ]
 
 
@@ -132,7 +132,8 @@ def test_run_on_a_table_infers_the_task_and_logs_what_it_trained_on(
     from nnsweep.data import load_dataset
 
     dataset = {"path": str(tables[file]), **({"target": target} if target else {})}
-    sweep = _sweep(stores.root, "t", dataset)
+    default = metric in ("val_accuracy", "val_mae")  # else named in the file
+    sweep = _sweep(stores.root, "t", dataset, **({} if default else {"objective": metric}))
     result = cli("run", sweep, "--jobs", "1", "-q", *stores.args)
     assert result.code == 0, result.err
     data_line = next(line for line in result.err.splitlines() if line.startswith("data: "))
@@ -299,3 +300,17 @@ def test_objectives_are_checked_when_the_task_is_known_from_the_file() -> None:
     assert spec.for_task("binary").objective.direction == "maximize"
     with pytest.raises(SpecError, match=r"objective.metric: 'val_mae' .* reuters|multiclass"):
         parse_spec(base + "dataset: reuters\nobjective: val_mae\n")
+
+
+@pytest.mark.slow
+def test_plain_sgd_trains_a_regression_in_large_units(
+    tables: dict[str, Path], stores: Stores, cli: Callable[..., CliResult]
+) -> None:
+    """The loss is weighted by 1/variance of the target: SGD's steps do not grow with its units."""
+    space = {**SPACE, "optimizer": "sgd", "learning_rate": 0.01}
+    dataset = {"path": str(tables["diabetes.csv"]), "target": "target"}  # std ~77
+    sweep = _sweep(stores.root, "sgd", dataset, trials=1, space=space, train={"epochs": 3})
+    result = cli("run", sweep, "--jobs", "1", "-q", *stores.args)
+    assert result.code == 0, result.err
+    (trial,) = _study(stores, "sgd").trials
+    assert trial.state.name == "COMPLETE" and trial.value < 70.0  # mean predictor: ~64
