@@ -145,9 +145,22 @@ def _finish(
             f"{best['value']:.4f}  params={json.dumps(best['params'])}"
         )
     typer.echo(
-        f"browse: nnsweep ui{uri_flag(tracking_uri)}   export: nnsweep export "
+        f"browse: {_browse(study_name, tracking_uri)}   export: nnsweep export "
         f"{study_name} --out exports/{study_name}"
     )
+
+
+def _browse(study_name: str, tracking_uri: str | None) -> str:
+    """Where to look at the runs: on an MLflow server, the runs table's URL sorted by the
+    objective (as `nnsweep ui` prints it); on a local store, the `nnsweep ui` command."""
+    from .stores import resolve_tracking_uri
+    from .ui import server_runs_url
+
+    try:
+        url = server_runs_url(resolve_tracking_uri(tracking_uri), study_name)
+    except Exception:  # a hint after a finished sweep must not fail it: fall back to the command
+        url = None
+    return mask_url(url) if url else f"nnsweep ui{uri_flag(tracking_uri)}"
 
 
 def _run_jobs(

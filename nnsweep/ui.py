@@ -205,6 +205,20 @@ def sort_key(client: Any, experiment_id: str, metric: str) -> str:
     return key if scored else metric
 
 
+def server_runs_url(tracking_uri: str, experiment: str | None) -> str | None:
+    """The runs-table URL on a tracking URI that is an MLflow server (``http(s)://``), sorted
+    as :func:`find_experiment` says; None for a local store, whose UI ``nnsweep ui`` starts.
+
+    Raises:
+        StorageError: ``experiment`` is not on the server.
+    """
+    if not tracking_uri.startswith(("http://", "https://")):
+        return None
+    found = find_experiment(tracking_uri, experiment)
+    server = tracking_uri.split("?")[0]
+    return found.url(server) if found else runs_url(server, None)
+
+
 def server_command(host: str, port: int, exposure: Exposure | None = None) -> list[str]:
     """The ``mlflow server`` command line: one worker, no access log, and the exposure's
     options. No store URI: it may hold a password, and a command line is visible to every
@@ -325,10 +339,8 @@ def serve(
     """
     warn = warn or echo
     check_tracking_uri(tracking_uri)
-    if tracking_uri.startswith(("http://", "https://")):
-        found = find_experiment(tracking_uri, experiment)
-        server = tracking_uri.split("?")[0]
-        url = found.url(server) if found else runs_url(server, None)
+    url = server_runs_url(tracking_uri, experiment)
+    if url is not None:
         echo(f"{mask_url(tracking_uri)} is an MLflow server already; its UI: {mask_url(url)}")
         return 0
     exposure = Exposure(host, allowed_hosts, cors_allowed_origins, auth=auth, insecure=insecure)

@@ -145,3 +145,52 @@ def test_results_of_a_table_sweep_follow_its_task_and_objective(
         [landing.experiment_id], order_by=[f"metrics.`{landing.metric}` {order}"]
     )
     assert [r.info.run_id for r in listed[:3]] == [r["run_id"] for r in rows]
+
+
+@pytest.fixture
+def mlflow_server(tmp_path: Path) -> Any:
+    """``mlflow server`` on a fresh SQLite store, as ``nnsweep ui`` starts it; its URL."""
+    import socket
+    import subprocess
+
+    from nnsweep.ui import guarded, server_command, server_env, stop_server, wait_until_up
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    backend = f"sqlite:///{tmp_path / 'server.db'}"
+    proc = subprocess.Popen(
+        guarded(server_command("127.0.0.1", port)),
+        env=server_env(backend),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(proc, url + "/health", timeout=240)
+        yield url
+    finally:
+        stop_server(proc)
+
+
+@pytest.mark.slow
+def test_a_run_on_an_mlflow_server_ends_with_its_sorted_runs_url(
+    tmp_path: Path, mlflow_server: str, cli: Callable[..., CliResult]
+) -> None:
+    table, target = _table(tmp_path, "regression")
+    sweep = _sweep(tmp_path, "houses", table, target, None)
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    args = ("--storage", storage, "--tracking-uri", mlflow_server)
+    result = cli("run", sweep, "--jobs", "1", "-q", "--trials", "2", *args)
+    assert result.code == 0, result.err
+    experiment = MlflowClient(mlflow_server).get_experiment_by_name("houses")
+    assert experiment is not None
+    url = (
+        f"{mlflow_server}/#/experiments/{experiment.experiment_id}/runs?workflowType="
+        "machine_learning&orderByKey=metrics.%60objective_val_mae%60&orderByAsc=true"
+    )
+    assert f"browse: {url}   export: nnsweep export houses" in result.out
+    shown = cli("ui", "--tracking-uri", mlflow_server, "--study", "houses")
+    assert shown.code == 0 and f"its UI: {url}" in shown.out
