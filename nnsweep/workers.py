@@ -166,8 +166,8 @@ def run_jobs(
     """Run ``plan.jobs`` workers on one study and show their progress as one.
 
     The pre-flight is :func:`nnsweep.sweep.preflight`, as for a single process, so bad input is
-    refused before anything is written. The study and the MLflow experiment are then created
-    here, once, before the workers start, so they do not race to create them.
+    refused before anything is written. The study is then created (or checked for resuming)
+    here, once, before the workers start.
 
     Args:
         sweep: the sweep file the workers read.
@@ -185,7 +185,6 @@ def run_jobs(
     from .objective import target_counts
     from .study import best_trial, create_or_resume, load_study, summarize
     from .sweep import preflight, run_sweep
-    from .tracking import ensure_experiment
 
     name = study_name or spec.name
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # the progress lines say it all
@@ -196,9 +195,10 @@ def run_jobs(
         study_name=study_name,
         jobs=plan.jobs,
     )
-    with startup_lock(storage_url, tracking_uri):
+    # the study is created here, once, so the workers do not race to create it; the MLflow
+    # experiment is left to them (they take turns on it), off the path to the first trial
+    with startup_lock(storage_url):
         study = create_or_resume(spec, storage_url, name, dataset=dataset)
-        ensure_experiment(tracking_uri, spec.name)
     done = target_counts(study, spec.trials_count)[0]
     result = JobsResult(name, plan.jobs, 0)
     result.done_before = spec.trials is not None and done >= spec.trials
