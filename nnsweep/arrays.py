@@ -102,6 +102,25 @@ def check_member(info: zipfile.ZipInfo, *, max_bytes: int) -> str | None:
     return None
 
 
+def preferred_key(
+    path: Path, preferred: tuple[str, ...], hint: str, error: type[NnsweepError]
+) -> ChooseKey:
+    """A ``choose`` for :func:`load_array`: an ``.npz``'s only array, else the first of
+    ``preferred`` it holds; else ``error`` listing (at most ten of) its keys and ``hint``."""
+
+    def choose(keys: list[str]) -> str:
+        key = keys[0] if len(keys) == 1 else next((k for k in preferred if k in keys), None)
+        if key is None:
+            shown = ", ".join(keys[:10]) + (", …" if len(keys) > 10 else "")
+            raise error(
+                f"INPUT {path}: .npz holds {shown or 'no arrays'}; save one array, or {hint} "
+                f"{', '.join(preferred)}"
+            )
+        return key
+
+    return choose
+
+
 def load_array(
     path: Path,
     *,

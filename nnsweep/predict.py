@@ -224,17 +224,9 @@ def read_array(path: Path, max_images: int = MAX_IMAGES) -> np.ndarray:
     Sizes, dtype and (in an ``.npz``) the zip member are checked before anything is loaded
     (see :mod:`nnsweep.arrays`): at most ``max_images`` images, numbers only.
     """
-    from .arrays import load_array
+    from .arrays import load_array, preferred_key
 
-    def choose(keys: list[str]) -> str:
-        key = keys[0] if len(keys) == 1 else next((k for k in NPZ_KEYS if k in keys), None)
-        if key is None:
-            shown = ", ".join(keys[:10]) + (", …" if len(keys) > 10 else "")
-            raise ExportError(
-                f"INPUT {path}: .npz holds {shown or 'no arrays'}; save one array, "
-                f"or name it {', '.join(NPZ_KEYS)}"
-            )
-        return key
+    choose = preferred_key(path, NPZ_KEYS, "name it", ExportError)
 
     array, _ = load_array(
         path,

@@ -210,7 +210,7 @@ def _input_error(path: Path, exc: DataError) -> ExportError:
 
 def _read_array(path: Path, io: ModelIO, max_rows: int) -> np.ndarray:
     """An array of rows, every size checked before it is loaded (see :mod:`nnsweep.arrays`)."""
-    from .arrays import load_array
+    from .arrays import load_array, preferred_key
 
     width = len(io.schema.numeric) if io.schema is not None else io.input_width
     if io.schema is not None and io.schema.categorical:
@@ -219,15 +219,7 @@ def _read_array(path: Path, io: ModelIO, max_rows: int) -> np.ndarray:
             "Parquet file with its feature columns"
         )
 
-    def choose(keys: list[str]) -> str:
-        key = keys[0] if len(keys) == 1 else next((k for k in NPZ_ROW_KEYS if k in keys), None)
-        if key is None:
-            shown = ", ".join(keys[:10]) + (", …" if len(keys) > 10 else "")
-            raise ExportError(
-                f"INPUT {path}: .npz holds {shown or 'no arrays'}; save one array, or name the "
-                f"rows {', '.join(NPZ_ROW_KEYS)}"
-            )
-        return key
+    choose = preferred_key(path, NPZ_ROW_KEYS, "name the rows", ExportError)
 
     array, _ = load_array(
         path,
