@@ -89,6 +89,7 @@ def run(
     spec = spec.for_task(dataset.task.kind)  # the task's objective, checked by preflight
     plan, note = plan_jobs(spec, dataset, jobs=n_jobs, gpus=chosen, storage_url=storage_url)
     progress = SweepProgress(quiet=quiet, metric=spec.objective.metric, count=spec.trials_count)
+    progress.heading = f"data: {dataset.describe()}"  # shown once the study has started
     if note and not quiet:
         progress.console.print(note, markup=False)
     if plan.jobs > 1:
@@ -114,10 +115,7 @@ def run(
                 study_name=study,
                 spec_text=sweep.read_text(encoding="utf-8"),
                 hooks=[progress],
-                on_start=lambda *args: (
-                    typer.echo(f"data: {dataset.describe()}", err=True),
-                    progress.on_start(*args),
-                ),
+                on_start=progress.on_start,
             )
     finally:
         progress.stop()

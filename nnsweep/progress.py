@@ -28,6 +28,8 @@ class SweepProgress:
         self.best: float | None = None
         self.best_number: int | None = None
         self.started = time.monotonic()
+        # a line shown once the sweep starts (what data it trains on), after every check passed
+        self.heading: str | None = None
 
     # -- hooks --------------------------------------------------------------------------------
     def on_start(self, study: optuna.Study, done: int, target: int | None) -> None:
@@ -35,6 +37,8 @@ class SweepProgress:
 
         self.started = time.monotonic()
         self.direction = study.direction.name.lower()
+        if self.heading:
+            self.console.print(self.heading, markup=False)
         if done:
             self.console.print(
                 f"resuming study [bold]{escape(study.study_name)}[/]: {done} "
