@@ -41,9 +41,16 @@ def make_sampler(spec: SweepSpec, seed: int | None = None) -> BaseSampler:
     name = spec.sampler.name
     startup = spec.sampler.n_startup_trials
     if name == "tpe":
-        return s.TPESampler(
-            seed=seed, **({"n_startup_trials": startup} if startup is not None else {})
-        )
+        # constant_liar: trials still running elsewhere count as bad results, so side-by-side
+        # workers spread out instead of drawing next to each other; a single process has no
+        # other running trial, so its draws are unchanged
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            return s.TPESampler(
+                seed=seed,
+                constant_liar=True,
+                **({"n_startup_trials": startup} if startup is not None else {}),
+            )
     if name == "random":
         return s.RandomSampler(seed=seed)
     if name == "cmaes":
