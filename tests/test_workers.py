@@ -355,3 +355,30 @@ def test_three_workers_started_at_once_on_fresh_postgresql_databases(
     study = optuna.load_study(study_name="pgrace", storage=storage)
     drawn = [tuple(sorted(t.params.items())) for t in study.trials if t.params]
     assert len(set(drawn)) == len(drawn), drawn
+
+
+@pytest.mark.parametrize(
+    ("visible", "chosen", "expected"),
+    [
+        ((), (), None),  # a CPU machine: the environment is left exactly as it was
+        (("0", "1"), ("1",), "1"),
+        (("0", "1"), (), ""),  # --gpus none on a GPU machine
+    ],
+)
+def test_a_single_process_takes_its_gpus_through_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+    visible: tuple[str, ...],
+    chosen: tuple[str, ...],
+    expected: str | None,
+) -> None:
+    from nnsweep import devices
+    from nnsweep.devices import ALLOW_GROWTH_ENV, CUDA_VISIBLE_DEVICES_ENV, plan_workers
+    from nnsweep.workers import use_gpus_here
+
+    monkeypatch.setattr(devices, "visible_gpus", lambda: visible)
+    monkeypatch.delitem(sys.modules, "tensorflow", raising=False)  # not imported yet
+    monkeypatch.delenv(CUDA_VISIBLE_DEVICES_ENV, raising=False)
+    monkeypatch.delenv(ALLOW_GROWTH_ENV, raising=False)
+    use_gpus_here(plan_workers(1, cores=2, gpus=chosen))
+    assert os.environ.get(CUDA_VISIBLE_DEVICES_ENV) == expected
+    assert os.environ.get(ALLOW_GROWTH_ENV) == (None if expected is None else "true")
