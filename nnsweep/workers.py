@@ -114,7 +114,8 @@ def plan_jobs(
     if plan.jobs > 1 and not takes_concurrent_writers(storage_url):
         note = (
             f"1 worker: {mask_url(storage_url)} is a SQLite file, which takes one writer; "
-            "--storage journal:///optuna.log runs trials side by side (README: Storage)"
+            "--storage journal:///optuna.log runs trials side by side "
+            "(README: Parallel runs, storage and GPUs)"
         )
         return plan_workers(1, cores=cores, gpus=chosen), note
     return plan, None
