@@ -78,10 +78,11 @@ def run(
     from .sweep import preflight, run_sweep
     from .workers import choose_gpus, parse_jobs, plan_jobs, use_gpus_here
 
-    n_jobs, chosen = parse_jobs(jobs), choose_gpus(gpus)
+    n_jobs = parse_jobs(jobs)
     spec = load_spec(sweep).with_overrides(
         trials=trials, timeout=timeout, seed=seed, data_path=data_path
     )
+    chosen = choose_gpus(gpus)  # after the sweep file's checks, before the data loads
     storage_url, uri = resolve_stores(storage, tracking_uri)
     dataset = preflight(
         spec, storage_url=storage_url, tracking_uri=uri, study_name=study, jobs=n_jobs or 1
