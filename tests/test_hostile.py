@@ -8,6 +8,7 @@ data or writing either store, without importing TensorFlow.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import subprocess
@@ -175,10 +176,21 @@ class Outcome:
     left_behind: list[str]
 
 
-# The address-space cap is set by a tiny shell that then execs Python: a ``preexec_fn`` would
-# make subprocess fork this (large) pytest process, and Linux's ru_maxrss keeps the forked
-# image's resident size across exec, so every child would "peak" at pytest's own size.
-_CAPPED = f'ulimit -v {SAFETY_NET_BYTES // 1024} && exec "$0" "$@"'
+# Peak memory is measured by a tiny Python launcher that forks the real command and reads its
+# RUSAGE_CHILDREN: a process started straight from this (large) pytest process would "peak" at
+# pytest's own size, since Linux keeps the spawning image's resident size in ru_maxrss across
+# exec (fork and vfork alike). The launcher also sets the address-space cap on the command.
+_LAUNCHER = """
+import json, resource, subprocess, sys
+cap = int(sys.argv[1])
+def limit():
+    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+code = subprocess.call(sys.argv[3:], preexec_fn=limit)
+u = resource.getrusage(resource.RUSAGE_CHILDREN)
+with open(sys.argv[2], "w") as fh:
+    json.dump({"maxrss_kb": u.ru_maxrss, "cpu": u.ru_utime + u.ru_stime}, fh)
+sys.exit(code)
+"""
 
 
 def _env() -> dict[str, str]:
@@ -189,8 +201,8 @@ def _env() -> dict[str, str]:
 def _run_all(base: Path, parallel: int = 2) -> dict[str, Outcome]:
     """``nnsweep run FILE`` for every hostile file, ``parallel`` processes at a time.
 
-    Each runs in its own empty folder with both stores pointed into it; ``os.wait4`` gives
-    each process's own peak memory (``RUSAGE_CHILDREN`` would mix in every other child).
+    Each runs in its own empty folder with both stores pointed into it, under the launcher
+    (``_LAUNCHER``) that measures its own peak memory and CPU time.
     """
     pending = list(HOSTILE)
     running: dict[int, tuple[str, subprocess.Popen[bytes], float, Path]] = {}
@@ -202,8 +214,9 @@ def _run_all(base: Path, parallel: int = 2) -> dict[str, Outcome]:
             sweep, workdir = base / name / "hostile.yaml", base / name / "work"
             sweep.write_bytes(make())
             workdir.mkdir()
-            args = ["sh", "-c", _CAPPED, sys.executable, "-m", "nnsweep"]
-            args += ["run", str(sweep), "--quiet"]
+            usage_file = base / name / "usage.json"
+            args = [sys.executable, "-S", "-c", _LAUNCHER, str(SAFETY_NET_BYTES), str(usage_file)]
+            args += [sys.executable, "-m", "nnsweep", "run", str(sweep), "--quiet"]
             args += ["--storage", f"sqlite:///{workdir}/optuna.db"]
             args += ["--tracking-uri", f"sqlite:///{workdir}/mlflow.db"]
             with (base / name / "stderr.txt").open("wb") as err:
@@ -214,22 +227,25 @@ def _run_all(base: Path, parallel: int = 2) -> dict[str, Outcome]:
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.DEVNULL,
                     stderr=err,
+                    start_new_session=True,
                 )
             running[proc.pid] = (name, proc, time.monotonic(), workdir)
         for pid, (name, proc, start, workdir) in list(running.items()):
             done, status, usage = os.wait4(pid, os.WNOHANG)
             if not done and time.monotonic() - start > 3 * SECONDS:
-                proc.kill()
+                os.killpg(pid, 9)
                 done, status, usage = os.wait4(pid, 0)
             if done:
                 del running[pid]
                 proc.returncode = os.waitstatus_to_exitcode(status)  # Popen must not wait
+                usage_file = base / name / "usage.json"
+                measured = json.loads(usage_file.read_text()) if usage_file.exists() else {}
                 outcomes[name] = Outcome(
                     code=proc.returncode,
                     stderr=(base / name / "stderr.txt").read_text(errors="replace"),
                     seconds=time.monotonic() - start,
-                    cpu_seconds=usage.ru_utime + usage.ru_stime,
-                    peak_mb=usage.ru_maxrss / 1024,  # kilobytes on Linux
+                    cpu_seconds=measured.get("cpu", usage.ru_utime + usage.ru_stime),
+                    peak_mb=measured.get("maxrss_kb", usage.ru_maxrss) / 1024,  # KiB on Linux
                     left_behind=sorted(p.name for p in workdir.iterdir()),
                 )
         time.sleep(0.02)

@@ -121,6 +121,7 @@ def test_softmax_is_an_allowed_hidden_activation() -> None:
     assert "softmax" in ACTIVATIONS
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("task", "shape", "loss", "metrics"),
     [
