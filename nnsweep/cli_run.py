@@ -75,7 +75,7 @@ def run(
     from ._proc import interrupt_on_signals
     from .config import load_spec
     from .progress import SweepProgress
-    from .sweep import preflight, run_sweep
+    from .sweep import fit_to_data, preflight, run_sweep
     from .workers import choose_gpus, parse_jobs, plan_jobs, use_gpus_here
 
     n_jobs = parse_jobs(jobs)
@@ -87,7 +87,7 @@ def run(
     dataset = preflight(
         spec, storage_url=storage_url, tracking_uri=uri, study_name=study, jobs=n_jobs or 1
     )
-    spec = spec.for_task(dataset.task.kind)  # the task's objective, checked by preflight
+    spec = fit_to_data(spec, dataset)  # the task's objective (checked by preflight), batch size
     plan, note = plan_jobs(spec, dataset, jobs=n_jobs, gpus=chosen, storage_url=storage_url)
     progress = SweepProgress(quiet=quiet, metric=spec.objective.metric, count=spec.trials_count)
     progress.heading = f"data: {dataset.describe()}"  # shown once the study has started

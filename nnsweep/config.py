@@ -171,9 +171,26 @@ class EarlyStoppingSpec(_Strict):
     restore_best_weights: bool = True
 
 
+DEFAULT_BATCH_SIZE = 128
+MIN_STEPS_PER_EPOCH = 8
+
+
+def default_batch_size(n_train: int) -> int:
+    """The batch size when a sweep file names none: 128, or on a small training split the
+    largest power of two that still gives an epoch :data:`MIN_STEPS_PER_EPOCH` optimizer
+    steps (at least 8): 96 training rows train in batches of 8, 365 in batches of 32, not in
+    one batch of 128 per epoch."""
+    size = DEFAULT_BATCH_SIZE
+    while size > 8 and n_train < size * MIN_STEPS_PER_EPOCH:
+        size //= 2
+    return size
+
+
 class TrainSpec(_Strict):
+    """Fit settings. ``batch_size`` left out: :func:`default_batch_size` of the training split."""
+
     epochs: int = Field(10, ge=1, le=MAX_EPOCHS)
-    batch_size: int = Field(128, ge=1, le=MAX_BATCH_SIZE)
+    batch_size: int | None = Field(None, ge=1, le=MAX_BATCH_SIZE)
     early_stopping: EarlyStoppingSpec | None = None
 
 
@@ -293,7 +310,15 @@ class SweepSpec(_Strict):
 
     @property
     def batch_size_dim(self) -> Dimension:
-        return self.space.batch_size or Fixed(self.train.batch_size)
+        return self.space.batch_size or Fixed(self.train.batch_size or DEFAULT_BATCH_SIZE)
+
+    def for_train_size(self, n_train: int) -> SweepSpec:
+        """This spec with the batch size of :func:`default_batch_size` filled in when the file
+        names none (neither ``train.batch_size`` nor ``space.batch_size``)."""
+        if self.space.batch_size is not None or self.train.batch_size is not None:
+            return self
+        train = self.train.model_copy(update={"batch_size": default_batch_size(n_train)})
+        return self.model_copy(update={"train": train})
 
     @property
     def max_epochs(self) -> int:

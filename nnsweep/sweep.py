@@ -157,7 +157,8 @@ def preflight(
 
 
 def prepare(spec: SweepSpec) -> tuple[SweepSpec, Dataset]:
-    """The sweep's data, loaded (cached per process), and ``spec`` with its task's objective.
+    """The sweep's data, loaded (cached per process), and ``spec`` with its task's objective
+    and, when the file names no batch size, the default one for the training split's size.
 
     The objective is checked against the task here, once the task is known (a table's may be
     inferred from its target), and defaulted when the file names none: ``val_accuracy`` for
@@ -168,7 +169,13 @@ def prepare(spec: SweepSpec) -> tuple[SweepSpec, Dataset]:
         SpecError: the objective is not one the task logs (the allowed ones are listed).
     """
     dataset = sweep_dataset(spec)
-    return spec.for_task(dataset.task.kind), dataset
+    return fit_to_data(spec, dataset), dataset
+
+
+def fit_to_data(spec: SweepSpec, dataset: Dataset) -> SweepSpec:
+    """``spec`` with what depends on the loaded data filled in: the task's objective (checked)
+    and, when the file names no batch size, the default one for the training split's size."""
+    return spec.for_task(dataset.task.kind).for_train_size(dataset.sizes["train"])
 
 
 def check_study_name(name: str) -> None:
@@ -219,7 +226,7 @@ def run_sweep(
     dataset = preflight(
         spec, storage_url=storage_url, tracking_uri=tracking_uri, study_name=study_name
     )
-    spec = spec.for_task(dataset.task.kind)  # checked by the pre-flight
+    spec = fit_to_data(spec, dataset)  # checked by the pre-flight
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # our progress lines say it all
     # workers started at the same moment create the stores, the study and the experiment

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nnsweep.config import SweepSpec, load_spec, parse_spec
+from nnsweep.config import SweepSpec, default_batch_size, load_spec, parse_spec
 from nnsweep.errors import SpecError
 from nnsweep.limits import DEFAULT_MAX_PARAMS, check_model_size, max_param_count
 from nnsweep.space import GRID_LIMIT, Choice, Fixed, FloatRange, IntRange, short_repr
@@ -244,3 +244,42 @@ def test_grid_accepts_finite_space() -> None:
     )
     spec = parse_spec(text)
     assert spec.space.learning_rate.grid_values() == [0.01, 0.02, 0.03]
+
+
+@pytest.mark.parametrize(
+    ("n_train", "expected"),
+    [
+        (3, 8),
+        (64, 8),
+        (96, 8),
+        (200, 16),
+        (365, 32),
+        (700, 64),
+        (1023, 64),
+        (1024, 128),
+        (54_000, 128),
+    ],
+)
+def test_the_default_batch_size_gives_small_splits_eight_steps_an_epoch(n_train, expected):
+    size = default_batch_size(n_train)
+    assert size == expected
+    assert size == 8 or n_train // size >= 8  # at least 8 full steps unless at the floor
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ("", 16),  # nothing said: the default follows the training split
+        ("train: {batch_size: 128}\n", 128),  # said in train: kept
+        ("space: {batch_size: [64, 128]}\n", None),  # sampled: the space decides
+    ],
+)
+def test_a_batch_size_the_file_names_is_kept(extra, expected):
+    spec = parse_spec(MINIMAL + extra).for_train_size(200)
+    dim = spec.batch_size_dim
+    if expected is None:
+        assert isinstance(dim, Choice) and dim.choices == (64, 128)
+    else:
+        assert dim == Fixed(expected)
+    # CLI overrides re-validate the spec: an unset batch size stays unset (and so adaptable)
+    assert parse_spec(MINIMAL).with_overrides(trials=5).train.batch_size is None
