@@ -8,6 +8,7 @@ import signal
 import socket
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 
 def this_host() -> str:
@@ -24,7 +25,22 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """Whether ``pid`` has exited but was not yet reaped by its parent (Linux's ``/proc``).
+
+    A worker killed with SIGKILL stays a zombie until the ``--jobs`` parent waits for it, and
+    ``os.kill(pid, 0)`` still succeeds on a zombie: without this its RUNNING trial would look
+    alive to the other workers, which then wait for it forever.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False  # no /proc (macOS) or gone just now: os.kill's answer stands
+    # "pid (comm) state …": comm may hold spaces and parentheses, the state follows the last ')'
+    return stat.rpartition(")")[2].split()[:1] in (["Z"], ["X"])
 
 
 def local_and_dead(host: object, pid: object) -> bool:
