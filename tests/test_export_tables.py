@@ -96,12 +96,13 @@ def test_table_card_names_task_target_columns_and_labels(table_exports, kind, la
 
 @pytest.mark.slow
 def test_regression_card_metrics_equal_a_fresh_computation(table_exports):
-    """mae, rmse, r2 and the loss (MSE from Keras' evaluate) of the card are what numpy
+    """mae, rmse, r2 and the loss (Keras' evaluate: the weighted MSE) of the card are what numpy
     computes from model.keras's predictions on the test split; each bootstrap interval holds
     its figure, and is the one a fresh bootstrap with the card's seed gives."""
     import keras
 
     from nnsweep.intervals import bootstrap
+    from nnsweep.tasks import target_scale
 
     entry = table_exports["regression"]
     data = _table_test_split(entry)
@@ -115,7 +116,9 @@ def test_regression_card_metrics_equal_a_fresh_computation(table_exports):
     assert test["rmse"] == pytest.approx(np.sqrt((err**2).mean()), rel=1e-6)
     r2 = 1 - (err**2).sum() / ((y - y.mean()) ** 2).sum()
     assert test["r2"] == pytest.approx(r2, rel=1e-6)
-    assert test["loss"] == pytest.approx((err**2).mean(), rel=1e-4)
+    # the compiled loss: mse weighted by 1 / the training target's variance (unitless)
+    _, std = target_scale(np.asarray(data.y_train, dtype=np.float64))
+    assert test["loss"] == pytest.approx((err**2).mean() / std**2, rel=1e-4)
     mean = float(np.mean(np.asarray(data.y_train, dtype=np.float64)))
     assert test["baseline"]["mae"] == pytest.approx(np.abs(y - mean).mean(), rel=1e-6)
     fresh = bootstrap(y, pred)

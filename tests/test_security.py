@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 import urllib.parse
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -206,21 +207,35 @@ def test_store_secrets_never_reach_the_error_output(cli: Cli, debug: list[str]) 
 PASSWORD = "Pr0c-list s3cret/@pw"  # '/', '@' and a space: the hostile kinds
 
 
-def _store_with_password(tmp_path: Path) -> tuple[str, str]:
+@contextlib.contextmanager
+def _store_with_password(tmp_path: Path) -> Iterator[tuple[str, str]]:
     """A tracking URI holding a password, and that password.
 
-    PostgreSQL from NNSWEEP_TEST_POSTGRES_URL when set (as .ci/run sets it); else a SQLite
-    file whose URL carries a ``?password=`` query parameter (SQLite ignores it, the URL is no
-    less secret)."""
+    PostgreSQL from NNSWEEP_TEST_POSTGRES_URL when set (as .ci/run sets it): a fresh database
+    made with its credentials and dropped afterwards (MLflow's tables must never land in the
+    shared one, where other tests keep Optuna's: both keep an ``alembic_version`` table);
+    else a SQLite file whose URL carries a ``?password=`` query parameter (SQLite ignores it,
+    the URL is no less secret)."""
     url = os.environ.get("NNSWEEP_TEST_POSTGRES_URL")
     if url:
+        from sqlalchemy import create_engine, text
         from sqlalchemy.engine import make_url
 
         password = make_url(url).password
         if password:
-            return url, str(password)
+            name = f"nnsweep_ui_{uuid.uuid4().hex[:8]}"
+            admin = create_engine(url, isolation_level="AUTOCOMMIT")
+            with admin.connect() as conn:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+            try:
+                yield url.rsplit("/", 1)[0] + "/" + name, str(password)
+            finally:
+                with admin.connect() as conn:
+                    conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                admin.dispose()
+            return
     quoted = urllib.parse.quote(PASSWORD, safe="")
-    return f"sqlite:///{tmp_path / 'mlflow.db'}?password={quoted}", PASSWORD
+    yield f"sqlite:///{tmp_path / 'mlflow.db'}?password={quoted}", PASSWORD
 
 
 def _free_port() -> int:
@@ -302,12 +317,12 @@ class UiProcess:
 
 @pytest.fixture
 def ui_process(tmp_path: Path) -> Iterator[tuple[UiProcess, str]]:
-    uri, password = _store_with_password(tmp_path)
-    ui = UiProcess(uri, tmp_path)
-    try:
-        yield ui, password
-    finally:
-        ui.close()
+    with _store_with_password(tmp_path) as (uri, password):
+        ui = UiProcess(uri, tmp_path)
+        try:
+            yield ui, password
+        finally:
+            ui.close()
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGHUP], ids=["sigkill", "sighup"])
