@@ -339,7 +339,8 @@ def test_three_workers_started_at_once_on_fresh_postgresql_databases(
         workdir.mkdir()
         procs.append(
             subprocess.Popen(
-                [sys.executable, "-m", "nnsweep", "run", str(sweep), "--quiet"],
+                # one process per pod, as a Job's pods run it (--jobs auto would start more)
+                [sys.executable, "-m", "nnsweep", "run", str(sweep), "--quiet", "--jobs", "1"],
                 cwd=workdir,
                 env=env,
                 stdout=subprocess.PIPE,
