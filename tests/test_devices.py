@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -199,7 +201,13 @@ def test_cgroup_cpu_limit(text: str, limit: float | None) -> None:
 
 def test_this_machine() -> None:
     cores = available_cores()
-    assert 1 <= cores <= (os.cpu_count() or 1)
+    # the affinity mask, lowered by this machine's cgroup quota when there is one
+    expected = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    quota = Path("/sys/fs/cgroup/cpu.max")
+    limit = cgroup_cpu_limit(quota.read_text()) if quota.exists() else None
+    if limit is not None:
+        expected = min(expected or 1, max(1, math.floor(limit)))
+    assert cores == max(1, expected or 1)
     memory = available_memory()
     assert memory is None or memory > 0
     if not cuda_driver_available():
