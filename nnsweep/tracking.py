@@ -136,6 +136,24 @@ def dataset_input(dataset: Dataset) -> DatasetInput:
     return DatasetInput(entity, tags=[InputTag(DATA_CONTEXT_TAG, "training")])
 
 
+def open_store(tracking_uri: str) -> MlflowClient:
+    """A client on ``tracking_uri``, MLflow's tables created first when the store is new.
+
+    Safe when other processes do the same at the same moment: a creation that loses the race
+    is repeated and finds the tables the other one made.
+
+    Raises:
+        StoreBusyError: still losing races after a few tries.
+    """
+    from mlflow import MlflowClient
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    return retry_race(
+        lambda: MlflowClient(tracking_uri=tracking_uri),
+        f"tracking URI {mask_url(tracking_uri)}: creating MLflow's tables",
+    )
+
+
 def ensure_experiment(tracking_uri: str, name: str, *, client: MlflowClient | None = None) -> str:
     """The id of experiment ``name``, created (or restored from the bin) if needed.
 
@@ -147,15 +165,7 @@ def ensure_experiment(tracking_uri: str, name: str, *, client: MlflowClient | No
     Raises:
         StoreBusyError: still losing races after a few tries.
     """
-    if client is None:
-        from mlflow import MlflowClient
-
-        logging.getLogger("mlflow").setLevel(logging.WARNING)
-        client = retry_race(
-            lambda: MlflowClient(tracking_uri=tracking_uri),
-            f"tracking URI {mask_url(tracking_uri)}: creating MLflow's tables",
-        )
-    store = client
+    store = client if client is not None else open_store(tracking_uri)
 
     def ensure() -> str:
         exp = store.get_experiment_by_name(name)

@@ -36,13 +36,14 @@ from .errors import PortBusyError, ServerError, StorageError
 from .exposure import LOOPBACK, Exposure
 from .names import ROLE_TAG, STUDY_TAG
 from .steps import objective_key
-from .stores import artifact_root, check_tracking_uri, sqlite_path
+from .stores import artifact_root, check_tracking_uri, sqlite_path, startup_lock
 from .tasks import MAXIMIZE, MINIMIZE, OBJECTIVE_DIRECTIONS
 from .tracking import (
     DIRECTION_PARAM,
     EXPERIMENT_KIND,
     EXPERIMENT_KIND_TAG,
     OBJECTIVE_METRIC_PARAM,
+    open_store,
 )
 from .urls import mask_url
 
@@ -349,6 +350,10 @@ def serve(
     check_port(host, port)
     base = base_url(host, port)
     echo(f"starting the MLflow UI on {mask_url(tracking_uri)} …")
+    # MLflow's tables first, here: on a new store the server would create them while this
+    # process reads the store (find_experiment below), and one of the two would lose the race
+    with startup_lock(tracking_uri):
+        open_store(tracking_uri)
     with interrupt_on_signals((signal.SIGINT, signal.SIGTERM, signal.SIGHUP)):
         started = time.monotonic()
         proc = subprocess.Popen(
