@@ -6,8 +6,10 @@ SQLite Optuna storage and a real SQLite MLflow store in ``tmp_path``.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Generator
+import uuid
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -147,3 +149,39 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
         return CliResult(code, captured.out, captured.err)
 
     return invoke
+
+
+@contextlib.contextmanager
+def postgres_databases(url: str) -> Iterator[Callable[[], str]]:
+    """``make()`` returns the URL of a fresh, empty database on the server of ``url`` (same
+    credentials); every database made is dropped on exit. MLflow and Optuna each keep an
+    ``alembic_version`` table, so no test may put both in one database."""
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    made: list[str] = []
+
+    def make() -> str:
+        name = f"nnsweep_test_{uuid.uuid4().hex[:8]}"
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        made.append(name)
+        return url.rsplit("/", 1)[0] + "/" + name
+
+    try:
+        yield make
+    finally:
+        with admin.connect() as conn:
+            for name in made:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def fresh_postgres() -> Iterator[Callable[[], str]]:
+    """Fresh PostgreSQL databases on the server of NNSWEEP_TEST_POSTGRES_URL (dropped after)."""
+    url = os.environ.get("NNSWEEP_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("set NNSWEEP_TEST_POSTGRES_URL (.ci/run starts PostgreSQL)")
+    with postgres_databases(url) as make:
+        yield make

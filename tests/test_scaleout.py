@@ -15,7 +15,6 @@ import signal
 import socket
 import subprocess
 import sys
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -52,29 +51,6 @@ SWEEP = {
 STORE_VARS = ("MLFLOW_TRACKING_URI", "NNSWEEP_STORAGE", "MLFLOW_REGISTRY_URI")
 
 
-@pytest.fixture
-def fresh_database() -> Iterator[Callable[[], str]]:
-    """Fresh, empty PostgreSQL databases on the test server (dropped afterwards)."""
-    assert POSTGRES_URL is not None
-    from sqlalchemy import create_engine, text
-
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    made: list[str] = []
-
-    def make() -> str:
-        name = f"nnsweep_scale_{uuid.uuid4().hex[:8]}"
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        made.append(name)
-        return POSTGRES_URL.rsplit("/", 1)[0] + "/" + name
-
-    yield make
-    with admin.connect() as conn:
-        for name in made:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -82,14 +58,14 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def mlflow_server(tmp_path: Path, fresh_database: Callable[[], str]) -> Iterator[str]:
+def mlflow_server(tmp_path: Path, fresh_postgres: Callable[[], str]) -> Iterator[str]:
     """``mlflow server`` on a fresh PostgreSQL database, proxying artifacts to a folder; its
     URL. The backend URL (with its password) goes through the environment, not ``ps``."""
     from nnsweep.ui import wait_until_up
 
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k not in STORE_VARS}
-    env["MLFLOW_BACKEND_STORE_URI"] = fresh_database()
+    env["MLFLOW_BACKEND_STORE_URI"] = fresh_postgres()
     cmd = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port)]
     cmd += ["--workers", "2", "--serve-artifacts"]
     cmd += ["--artifacts-destination", str(tmp_path / "artifact-store")]
@@ -127,14 +103,14 @@ def _nnsweep(cwd: Path, env: dict[str, str], *args: str) -> subprocess.Popen[str
 
 
 def test_three_workers_at_once_on_fresh_postgresql_and_an_mlflow_server(
-    tmp_path: Path, mlflow_server: str, fresh_database: Callable[[], str]
+    tmp_path: Path, mlflow_server: str, fresh_postgres: Callable[[], str]
 ) -> None:
     import mlflow
     import optuna
     from mlflow import MlflowClient
     from optuna.trial import TrialState
 
-    storage = fresh_database()
+    storage = fresh_postgres()
     sweep = tmp_path / "sweep.yaml"
     sweep.write_text(yaml.safe_dump(SWEEP, sort_keys=False), encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if k not in STORE_VARS}

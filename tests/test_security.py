@@ -16,7 +16,6 @@ import sys
 import threading
 import time
 import urllib.parse
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.conftest import CliResult, Stores
+from tests.conftest import CliResult, Stores, postgres_databases
 
 Cli = Callable[..., CliResult]
 
@@ -218,21 +217,12 @@ def _store_with_password(tmp_path: Path) -> Iterator[tuple[str, str]]:
     the URL is no less secret)."""
     url = os.environ.get("NNSWEEP_TEST_POSTGRES_URL")
     if url:
-        from sqlalchemy import create_engine, text
         from sqlalchemy.engine import make_url
 
         password = make_url(url).password
         if password:
-            name = f"nnsweep_ui_{uuid.uuid4().hex[:8]}"
-            admin = create_engine(url, isolation_level="AUTOCOMMIT")
-            with admin.connect() as conn:
-                conn.execute(text(f'CREATE DATABASE "{name}"'))
-            try:
-                yield url.rsplit("/", 1)[0] + "/" + name, str(password)
-            finally:
-                with admin.connect() as conn:
-                    conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-                admin.dispose()
+            with postgres_databases(url) as make:
+                yield make(), str(password)
             return
     quoted = urllib.parse.quote(PASSWORD, safe="")
     yield f"sqlite:///{tmp_path / 'mlflow.db'}?password={quoted}", PASSWORD

@@ -10,7 +10,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -298,29 +298,6 @@ def test_two_processes_started_at_once_on_fresh_default_stores(
     assert len(set(drawn)) == len(drawn), drawn  # no two trials with the same params
     runs = _check_study(journal, "race", f"sqlite:///{tmp_path}/mlflow.db", 4)
     assert sum(r.data.tags.get("nnsweep.role") == "study" for r in runs) == 2
-
-
-@pytest.fixture
-def fresh_postgres() -> Iterator[Callable[[], str]]:
-    """Fresh PostgreSQL databases on the test server (dropped afterwards)."""
-    assert POSTGRES_URL is not None
-    from sqlalchemy import create_engine, text
-
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    made: list[str] = []
-
-    def make() -> str:
-        name = f"nnsweep_race_{uuid.uuid4().hex[:8]}"
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        made.append(name)
-        return POSTGRES_URL.rsplit("/", 1)[0] + "/" + name
-
-    yield make
-    with admin.connect() as conn:
-        for name in made:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 @pytest.mark.slow
