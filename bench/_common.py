@@ -42,7 +42,15 @@ def machine() -> str:
     )
 
 
-def stores(prefix: str) -> tuple[Path, str, str]:
-    """A fresh temp folder and its (Optuna storage, MLflow tracking) SQLite URLs."""
+def stores(prefix: str, optuna_kind: str = "sqlite") -> tuple[Path, str, str]:
+    """A fresh temp folder and its (Optuna storage, MLflow tracking) URLs.
+
+    ``optuna_kind="journal"`` gives what ``nnsweep run`` uses with no flags, Optuna's journal
+    file (``journal:///…/optuna.log``, opened by :func:`nnsweep.study.open_storage`);
+    ``"sqlite"`` a SQLite file any Optuna call opens. MLflow gets ``mlflow.db`` either way.
+    """
     tmp = Path(tempfile.mkdtemp(prefix=f"nnsweep-{prefix}-"))
-    return tmp, f"sqlite:///{tmp}/optuna.db", f"sqlite:///{tmp}/mlflow.db"
+    optuna_url = (
+        f"journal:///{tmp}/optuna.log" if optuna_kind == "journal" else f"sqlite:///{tmp}/optuna.db"
+    )
+    return tmp, optuna_url, f"sqlite:///{tmp}/mlflow.db"

@@ -31,12 +31,14 @@ def retrain(
     import keras
 
     from .model import build_model
+    from .pipeline import train_batches
 
     x, y = data.train_and_val()
     keras.utils.set_random_seed(seed)
     model = build_model(replace(hp, epochs=epochs), train_size=len(y), **data.model_kwargs())
     start = time.perf_counter()
-    fit = model.fit(x, y, epochs=epochs, batch_size=hp.batch_size, verbose=0)
+    batches = train_batches(x, y, batch_size=hp.batch_size, seed=seed)
+    fit = model.fit(batches, epochs=epochs, verbose=0)
     final = {k: float(v[-1]) for k, v in fit.history.items() if v}
     info = {
         "data": "train+validation",

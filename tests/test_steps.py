@@ -234,11 +234,14 @@ FITS = {
         {"epochs": 2, "batch_size": 128},
         None,
     ),
-    # 32 units with dropout on all 3,600 images, trained until validation loss levels off.
-    # (64 units ended ~0.05 above validation by the dropout-off measure: on the overfit line.)
+    # 32 units with dropout 0.5 on all 3,600 images, trained until validation loss levels off.
+    # A well-fitted MLP here ends ~0.03-0.05 above its 400 validation images by the dropout-off
+    # measure (their accuracy alone has a standard error of ~0.013), so the overfit line is
+    # close: this setting stayed "good" for sweep seeds 0-4 (gaps 0.032-0.050); dropout 0.3 or
+    # 10 epochs did not for every seed.
     "good": (
-        {"units": 32, "learning_rate": 3e-3, "dropout": 0.3},
-        {"epochs": 10, "batch_size": 128},
+        {"units": 32, "learning_rate": 3e-3, "dropout": 0.5},
+        {"epochs": 16, "batch_size": 128},
         None,
     ),
 }
