@@ -134,8 +134,8 @@ def validation_line(card: dict[str, Any]) -> str:
     pick = "max" if obj["direction"] == "maximize" else "min"
     return (
         f"validation {obj['metric']} {obj['value']:.4f}: the {pick} over {over}"
-        f"{val.get('trials', '?')} trial(s) on {val.get('n', 0):,} validation {unit_of(card)}, an "
-        "optimistic estimate (the test figure is the unbiased one)"
+        f"{val.get('trials', '?')} completed trial(s) on {val.get('n', 0):,} validation "
+        f"{unit_of(card)}, an optimistic estimate (the test figure is the unbiased one)"
     )
 
 

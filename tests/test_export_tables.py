@@ -258,8 +258,9 @@ def test_export_summary_lines_carry_the_interval_baseline_and_validation_caveat(
     assert f"on {test['n']} held-out test rows; trivial baseline (majority class)" in lines[1]
     value = card["objective"]["value"]
     assert lines[2] == (
-        f"  sweep: validation val_accuracy {value:.4f}: the max over 8 epochs and 1 trial(s) on "
-        "48 validation rows, an optimistic estimate (the test figure is the unbiased one)"
+        f"  sweep: validation val_accuracy {value:.4f}: the max over 8 epochs and 1 completed "
+        "trial(s) on 48 validation rows, an optimistic estimate (the test figure is the "
+        "unbiased one)"
     )
     assert lines[-1].endswith("ROWS.csv --csv")
 
