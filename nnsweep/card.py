@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .intervals import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, bootstrap, wilson
+from .intervals import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, auc_interval, bootstrap, wilson
 from .splits import label_value
 from .steps import FIT_REASON_TAG, FIT_TAG, WEIGHTS_PREFIX
 
@@ -50,8 +50,9 @@ def evaluate(model: keras.Model, data: Dataset) -> dict[str, Any]:
 
     Classification: ``n``, ``accuracy`` with ``accuracy_ci95`` (Wilson), ``loss``,
     ``labels``, ``per_class_accuracy``, ``confusion_matrix`` (rows true, columns predicted,
-    in ``labels`` order), binary also ``auc``. Regression: ``n``, ``mae``, ``rmse``, ``r2``
-    each with a ``*_ci95`` bootstrap interval, and ``loss`` (the mean squared error).
+    in ``labels`` order); binary also ``auc`` with ``auc_ci95`` and ``auc_ci95_method``
+    (:func:`~nnsweep.intervals.auc_interval`: DeLong). Regression: ``n``, ``mae``, ``rmse``,
+    ``r2`` each with a ``*_ci95`` bootstrap interval, and ``loss`` (the mean squared error).
     ``baseline``: the trivial predictor's scores (majority class, training mean).
     """
     x, y = data.x_test, np.asarray(data.y_test)
@@ -67,6 +68,9 @@ def evaluate(model: keras.Model, data: Dataset) -> dict[str, Any]:
         correct = int(np.trace(np.asarray(metrics["confusion_matrix"])))
         metrics["accuracy_ci95"] = list(wilson(correct, n))
         metrics["labels"] = [label_value(v) for v in metrics["labels"]]
+        if "auc" in metrics and np.isfinite(metrics["auc"]):
+            _, low, high, method = auc_interval(y, output[:, 0])
+            metrics["auc_ci95"], metrics["auc_ci95_method"] = [low, high], method
     else:
         pred = output.reshape(len(y))
         for key, bounds in bootstrap(y, pred).items():
@@ -111,7 +115,9 @@ def test_headline(test: dict[str, Any], unit: str = "rows") -> str:
     if "accuracy" in test:
         line = f"accuracy {test['accuracy']:.4f}{_ci(test, 'accuracy')} (95% Wilson)"
         if test.get("auc") is not None and np.isfinite(test["auc"]):
-            line += f", auc {test['auc']:.4f}"
+            line += f", auc {test['auc']:.4f}{_ci(test, 'auc')}"
+            if test.get("auc_ci95"):
+                line += f" (95% {test.get('auc_ci95_method', 'DeLong')})"
         line += f", loss {test['loss']:.4f} {n}"
         if "accuracy" in base:
             line += f"; trivial baseline (majority class) accuracy {base['accuracy']:.4f}"

@@ -1,10 +1,12 @@
-"""95 % intervals for the card's test figures: Wilson for accuracy, a seeded bootstrap otherwise.
+"""95 % intervals for the card's test figures: Wilson (accuracy), DeLong (AUC), bootstrap (errors).
 
 A test split of a few hundred rows moves accuracy by several points between draws; the card
 shows how far. Accuracy is a binomial proportion, so it gets the Wilson score interval (good
-at small ``n`` and near 0 or 1, where the normal approximation is not). Regression errors have
-no closed form worth trusting on skewed residuals, so ``mae``, ``rmse`` and ``r2`` get the
-percentile interval of a bootstrap over the test rows, seeded so the card is reproducible.
+at small ``n`` and near 0 or 1, where the normal approximation is not). A binary model's ROC
+AUC gets DeLong's interval (the default of R's pROC): the AUC is a two-sample U-statistic with
+a closed-form variance, so no resampling is needed. Regression errors have no closed form worth
+trusting on skewed residuals, so ``mae``, ``rmse`` and ``r2`` get the percentile interval of a
+bootstrap over the test rows, seeded so the card is reproducible.
 """
 
 from __future__ import annotations
@@ -35,6 +37,54 @@ def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
     centre = (p + z2 / (2 * n)) / (1 + z2 / n)
     half = z / (1 + z2 / n) * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
     return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def delong_auc(y: np.ndarray, score: np.ndarray, z: float = Z95) -> tuple[float, float, float]:
+    """(AUC, lower, upper): the ROC AUC of ``score`` for labels ``y`` in {0, 1}, with DeLong's
+    normal interval clipped to [0, 1]; NaNs when only one class is present.
+
+    Each positive's placement is the share of negatives scored below it, each negative's the
+    share of positives scored above it (ties count half). The AUC is the positives' mean
+    placement; its variance is ``var(positive placements) / m + var(negative placements) / n``
+    (DeLong, DeLong & Clarke-Pearson, Biometrics 1988). A perfectly separating score has
+    placements that do not vary, so its interval is the single point 1.
+    """
+    labels = np.asarray(y).astype(bool).ravel()
+    values = np.asarray(score, dtype=np.float64).ravel()
+    if len(labels) != len(values):
+        raise ValueError(f"{len(labels)} labels but {len(values)} scores")
+    pos, neg = np.sort(values[labels]), np.sort(values[~labels])
+    m, n = len(pos), len(neg)
+    if m == 0 or n == 0:
+        return math.nan, math.nan, math.nan
+    below = np.searchsorted(neg, pos, "left")
+    tied = np.searchsorted(neg, pos, "right") - below
+    v10 = (below + 0.5 * tied) / n  # per positive
+    above = m - np.searchsorted(pos, neg, "right")
+    tied = np.searchsorted(pos, neg, "right") - np.searchsorted(pos, neg, "left")
+    v01 = (above + 0.5 * tied) / m  # per negative
+    auc = float(v10.mean())
+    var = (v10.var(ddof=1) / m if m > 1 else 0.0) + (v01.var(ddof=1) / n if n > 1 else 0.0)
+    half = z * math.sqrt(max(var, 0.0))
+    return auc, max(0.0, auc - half), min(1.0, auc + half)
+
+
+def auc_interval(y: np.ndarray, score: np.ndarray) -> tuple[float, float, float, str]:
+    """(AUC, lower, upper, method) for the card: DeLong's interval, unless its variance is 0.
+
+    DeLong's variance is 0 when no placement varies: a score that ranks every positive above
+    every negative (AUC 1), or below. A zero-width interval would claim certainty that a few
+    dozen rows cannot give, so the card then takes the Wilson interval of the AUC as a
+    proportion over the smaller class's rows, a conservative stand-in (each of those rows is
+    one independent look at the ordering).
+    """
+    auc, low, high = delong_auc(y, score)
+    if not math.isfinite(auc) or high > low:
+        return auc, low, high, "DeLong"
+    labels = np.asarray(y).astype(bool).ravel()
+    smaller = int(min(labels.sum(), (~labels).sum()))
+    low, high = wilson(round(auc * smaller), smaller)
+    return auc, low, high, f"Wilson over the {smaller:,} rows of the smaller class"
 
 
 def regression_scores(y: np.ndarray, pred: np.ndarray) -> dict[str, np.ndarray]:

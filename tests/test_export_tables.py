@@ -89,6 +89,12 @@ def test_table_card_names_task_target_columns_and_labels(table_exports, kind, la
         assert mapping in page
         assert "| **" + str(labels[-1]) + "** |" in page
         assert ("auc" in test) == (kind == "binary")
+        if kind == "binary":  # an AUC interval, on the card and in its headline
+            low, high = test["auc_ci95"]
+            assert 0.0 <= low <= test["auc"] <= high <= 1.0 and high - low > 0.0
+            method = test["auc_ci95_method"]  # this table separates its classes: AUC 1
+            assert method == "DeLong" or method.startswith("Wilson over the ")
+            assert f"auc {test['auc']:.4f} [{low:.4f}, {high:.4f}] (95% {method})" in page
     else:
         assert "accuracy" not in test and "confusion_matrix" not in test
         assert test["mae"] < 0.5 * test["baseline"]["mae"]
