@@ -13,47 +13,30 @@ traces) rather than sleeping.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import re
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
-import threading
 import time
-import urllib.parse
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from nnsweep.ui import check_port
+from tests._browser import (
+    Api,
+    Page,
+    UiProcess,
+    child_pids,
+    free_port,
+    open_page,
+    require_browser,
+)
 from tests.conftest import CliResult, Stores
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",  # root in a container
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    # The test machine has no network but loopback; keep Chromium from trying.
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-)
-VIEWPORT = (1600, 800)
-WAIT = 90.0  # seconds for any one thing to show up; CI's 2 cores are shared
 SHOTS_ENV = "NNSWEEP_UPDATE_SCREENSHOTS"
 DOCS_IMG = Path(__file__).resolve().parents[1] / "docs" / "img"
 
@@ -64,257 +47,10 @@ ROW = "//div[contains(concat(' ', normalize-space(@class), ' '), ' ag-row ')]"  
 Cli = Callable[..., CliResult]
 
 
-def _require_browser() -> None:
-    """Skip on a machine without Chromium or Selenium, but fail in CI, which installs both."""
-    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        missing.append("selenium (pip install -e '.[dev]')")
-    if missing:
-        message = f"needs {', '.join(missing)} (apt-get install chromium chromium-driver)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _children(pid: int) -> list[int]:
-    """Live child processes of ``pid`` (Linux /proc)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                if int(fields[1]) == pid:
-                    found.append(int(entry.name))
-    return found
-
-
-class UiProcess:
-    """``nnsweep ui`` in a subprocess, its output collected line by line."""
-
-    def __init__(self, args: list[str], cwd: Path) -> None:
-        nnsweep = Path(sys.executable).with_name("nnsweep")
-        env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
-        self.started = time.monotonic()
-        self.proc = subprocess.Popen(
-            [str(nnsweep), "ui", *args],
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    @property
-    def output(self) -> str:
-        return "\n".join(self.lines)
-
-    def wait_for(self, pattern: str, timeout: float) -> re.Match[str]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for line in list(self.lines):
-                if match := re.search(pattern, line):
-                    return match
-            if self.proc.poll() is not None:
-                self._reader.join(5)
-                break
-            time.sleep(0.2)
-        raise AssertionError(f"nnsweep ui never printed /{pattern}/; output:\n{self.output}")
-
-    def stop(self, timeout: float = 60) -> int:
-        self.proc.send_signal(signal.SIGINT)
-        code = self.proc.wait(timeout)
-        self._reader.join(5)
-        return code
-
-
-class Api:
-    """MLflow's REST API on the server that `nnsweep ui` started."""
-
-    def __init__(self, base: str) -> None:
-        self.base = base
-
-    def get(self, path: str, **query: Any) -> dict[str, Any]:
-        url = f"{self.base}/api/2.0/mlflow/{path}?{urllib.parse.urlencode(query)}"
-        with urllib.request.urlopen(url, timeout=30) as resp:
-            return dict(json.load(resp))
-
-    def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        req = urllib.request.Request(
-            f"{self.base}/api/2.0/mlflow/{path}",
-            data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return dict(json.load(resp))
-
-
-class Page:
-    """A headless Chromium tab with the waits and clicks the MLflow UI needs."""
-
-    def __init__(self, shots: Path) -> None:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-
-        self.shots = shots
-        self.profile = tempfile.mkdtemp(prefix="nnsweep-chromium-")
-        options = webdriver.ChromeOptions()
-        options.binary_location = str(CHROMIUM)
-        for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={self.profile}"):
-            options.add_argument(flag)
-        options.add_argument("--window-size={},{}".format(*VIEWPORT))
-        self.driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
-        self.driver.set_page_load_timeout(WAIT)
-        width, height = VIEWPORT
-        self.driver.execute_cdp_cmd(
-            "Emulation.setDeviceMetricsOverride",
-            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
-        )
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.driver.quit()
-        shutil.rmtree(self.profile, ignore_errors=True)
-
-    # -- reading ------------------------------------------------------------------------------
-    def text(self) -> str:
-        from selenium.common.exceptions import WebDriverException
-
-        try:
-            return str(self.driver.find_element("tag name", "body").text)
-        except WebDriverException:  # the page is being replaced
-            return ""
-
-    def wait(self, what: str, check: Callable[[], Any], timeout: float = WAIT) -> Any:
-        """Poll ``check`` until it returns something truthy; fail with a screenshot if never."""
-        from selenium.common.exceptions import WebDriverException
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with contextlib.suppress(WebDriverException):
-                if result := check():
-                    return result
-            time.sleep(0.25)
-        self.shot(f"FAILED-{re.sub(r'[^a-z0-9]+', '-', what.lower())}")
-        raise AssertionError(
-            f"{what}: not there after {timeout:.0f} s; page shows:\n{self.text()[:3000]}"
-        )
-
-    def wait_text(self, *texts: str, timeout: float = WAIT) -> None:
-        self.wait(f"text {texts}", lambda: all(t in self.text() for t in texts), timeout)
-
-    def find(self, xpath: str) -> list[Any]:
-        return [e for e in self.driver.find_elements("xpath", xpath) if e.is_displayed()]
-
-    def element(self, what: str, xpath: str) -> Any:
-        return self.wait(what, lambda: (self.find(xpath) or [None])[0])
-
-    def click(self, what: str, xpath: str) -> None:
-        """Click the first visible match, retrying while the app re-renders or overlays it."""
-
-        def attempt() -> bool:
-            # Scrolled out of its table, an element does not count as displayed: scroll first.
-            found = self.driver.find_elements("xpath", xpath)
-            if not found:
-                return False
-            self.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", found[0])
-            if not found[0].is_displayed():
-                return False
-            found[0].click()
-            return True
-
-        self.wait(f"click {what}", attempt)
-
-    def open(self, url: str) -> None:
-        self.driver.get(url)
-
-    def shot(self, name: str) -> Path:
-        path = self.shots / f"{name}.png"
-        self.driver.execute_script("document.activeElement && document.activeElement.blur()")
-        self.driver.save_screenshot(str(path))
-        return path
-
-    # -- MLflow UI pieces ---------------------------------------------------------------------
-    def lines_drawn(self) -> int:
-        """How many plotly lines with at least two points the page draws."""
-        return int(
-            self.driver.execute_script(
-                "return [...document.querySelectorAll('.js-plotly-plot path.js-line')]"
-                ".filter(p => (p.getAttribute('d') || '').includes('L')).length"
-            )
-        )
-
-    def image_shown(self) -> bool:
-        """Whether an artifact image (the viewer loads it as a blob) is drawn."""
-        return bool(
-            self.driver.execute_script(
-                "return [...document.images].some(i => i.src.startsWith('blob:') && i.complete"
-                " && i.naturalWidth > 100)"
-            )
-        )
-
-    def close_assistant(self) -> None:
-        """The "MLflow Assistant" side panel opens by itself on a first visit; close it."""
-        if "MLflow Assistant" in self.text():
-            self.click(
-                "the assistant's close button",
-                "//*[contains(text(), 'MLflow Assistant')]"
-                "/ancestor::*[.//button[@aria-label='Close']][1]//button[@aria-label='Close']",
-            )
-            self.wait("the assistant panel to close", lambda: "Ask a question" not in self.text())
-
-    def grid_rows(self) -> list[tuple[int, str]]:
-        """(row index, run name) of the runs table, top to bottom."""
-        rows = {}
-        for row in self.driver.find_elements("css selector", ".ag-row"):
-            for link in row.find_elements("css selector", "a[href*='/runs/']"):
-                if link.text.strip():
-                    rows[int(row.get_attribute("row-index"))] = link.text.strip()
-        return sorted(rows.items())
-
-    def grid_names(self) -> list[str]:
-        return [name for _, name in self.grid_rows()]
-
-    def toggle_columns(self, names: list[str]) -> None:
-        """Tick (or untick) columns in the runs table's "Columns" menu."""
-        self.click("Columns", "//button[normalize-space(.)='Columns']")
-        for name in names:
-            self.click(
-                f"column {name}", f"//div[@role='dialog']//span[normalize-space(.)='{name}']"
-            )
-        self.driver.find_element("tag name", "body").send_keys("\ue00c")  # Escape
-        self.wait("the Columns menu to close", lambda: not self.find("//div[@role='dialog']"))
-
-
-@contextlib.contextmanager
-def _page(shots: Path) -> Iterator[Page]:
-    page = Page(shots)
-    try:
-        yield page
-    finally:
-        page.close()
-
-
 def test_mlflow_ui_shows_the_sweep_runs_curves_and_champion(
     stores: Stores, write_sweep: Callable[..., Path], cli: Cli, tmp_path: Path
 ) -> None:
-    _require_browser()
+    require_browser()
     timings: dict[str, float] = {}
 
     # -- a real sweep, and its best model registered as champion --------------------------------
@@ -331,7 +67,7 @@ def test_mlflow_ui_shows_the_sweep_runs_curves_and_champion(
     timings["export_s"] = time.monotonic() - t
 
     # -- `nnsweep ui` as a user starts it -----------------------------------------------------
-    port = _free_port()
+    port = free_port()
     ui = UiProcess(["--port", str(port), "--tracking-uri", stores.tracking_uri], cwd=tmp_path)
     server_pid = None
     try:
@@ -344,7 +80,7 @@ def test_mlflow_ui_shows_the_sweep_runs_curves_and_champion(
         assert "orderByKey=metrics.%60objective_val_accuracy%60&orderByAsc=false" in url
         exp_id = url.split("/#/experiments/")[1].split("/")[0]
         assert "sweep 'tiny': its runs, highest objective_val_accuracy first" in ui.output
-        server_pid = next(iter(_children(ui.proc.pid)), None)
+        server_pid = next(iter(child_pids(ui.proc.pid)), None)
 
         api = Api(base)
         expected = _check_rest_api(api, exp_id)
@@ -355,7 +91,7 @@ def test_mlflow_ui_shows_the_sweep_runs_curves_and_champion(
         assert f"its UI: {url}" in remote.out
 
         t = time.monotonic()
-        with _page(tmp_path) as page:
+        with open_page(tmp_path) as page:
             _walk_the_ui(page, url, base, exp_id, expected)
         timings["browser_s"] = time.monotonic() - t
     finally:
