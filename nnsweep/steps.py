@@ -118,7 +118,7 @@ def fit_steps(tracker: Tracker) -> list[Step]:
             tracker.set_tags(run_id, {FIT_TAG: fit, FIT_REASON_TAG: reason})
 
     def log_curves(trial: optuna.Trial, result: TrialResult) -> None:
-        from .plots import learning_curves
+        from .plots import PNG_SAVE, learning_curves
 
         diag, run_id = result.diagnosis, result.run_id
         if diag is None and not any(math.isfinite(v) for v in result.history.get("loss", ())):
@@ -133,7 +133,7 @@ def fit_steps(tracker: Tracker) -> list[Step]:
             tracker,
             run_id,
             CURVES_ARTIFACT,
-            lambda: tracker.client.log_figure(run_id, fig, CURVES_ARTIFACT),
+            lambda: tracker.client.log_figure(run_id, fig, CURVES_ARTIFACT, save_kwargs=PNG_SAVE),
         )
 
     def log_model_text(trial: optuna.Trial, result: TrialResult) -> None:
