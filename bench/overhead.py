@@ -63,6 +63,7 @@ def plain_fit(data, hp, seed: int, pipeline: bool = False) -> float:
             train_batches(data.x_train, data.y_train, batch_size=hp.batch_size, seed=seed),
             validation_data=eval_batches(data.x_val, data.y_val, batch_size=hp.batch_size),
             epochs=hp.epochs,
+            shuffle=False,
             verbose=0,
         )
     else:

@@ -407,6 +407,7 @@ class Objective:
             train_batches(data.x_train, data.y_train, batch_size=hp.batch_size, seed=seed),
             validation_data=eval_batches(data.x_val, data.y_val, batch_size=hp.batch_size),
             epochs=hp.epochs,
+            shuffle=False,  # the pipeline reshuffles every epoch itself
             callbacks=callbacks,
             verbose=0,
         )

@@ -38,7 +38,7 @@ def retrain(
     model = build_model(replace(hp, epochs=epochs), train_size=len(y), **data.model_kwargs())
     start = time.perf_counter()
     batches = train_batches(x, y, batch_size=hp.batch_size, seed=seed)
-    fit = model.fit(batches, epochs=epochs, verbose=0)
+    fit = model.fit(batches, epochs=epochs, shuffle=False, verbose=0)  # batches reshuffle
     final = {k: float(v[-1]) for k, v in fit.history.items() if v}
     info = {
         "data": "train+validation",

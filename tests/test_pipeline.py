@@ -113,6 +113,7 @@ def test_a_keras_fit_from_the_pipeline_learns_and_is_reproducible() -> None:
             train_batches(x, y, batch_size=32, seed=5),
             validation_data=eval_batches(x[:50], y[:50], batch_size=32),
             epochs=5,
+            shuffle=False,
             verbose=0,
         )
         weights = model.get_weights()
