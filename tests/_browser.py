@@ -1,4 +1,4 @@
-"""The harness of test_browser.py: `nnsweep ui` in a subprocess, MLflow's REST API, Chromium.
+"""The harness of test_browser.py: MLflow's REST API and Chromium (the server: tests/_uiproc.py).
 
 Chromium is Debian's /usr/bin/chromium driven by Selenium through /usr/bin/chromedriver; nothing
 is downloaded. Every wait polls for content (the MLflow UI is a React app) rather than sleeping.
@@ -11,12 +11,7 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
-import threading
 import time
 import urllib.parse
 import urllib.request
@@ -58,12 +53,6 @@ def require_browser() -> None:
         pytest.skip(message)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def child_pids(pid: int) -> list[int]:
     """Live child processes of ``pid`` (Linux /proc)."""
     found = []
@@ -74,54 +63,6 @@ def child_pids(pid: int) -> list[int]:
                 if int(fields[1]) == pid:
                     found.append(int(entry.name))
     return found
-
-
-class UiProcess:
-    """``nnsweep ui`` in a subprocess, its output collected line by line."""
-
-    def __init__(self, args: list[str], cwd: Path) -> None:
-        nnsweep = Path(sys.executable).with_name("nnsweep")
-        env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
-        self.started = time.monotonic()
-        self.proc = subprocess.Popen(
-            [str(nnsweep), "ui", *args],
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    @property
-    def output(self) -> str:
-        return "\n".join(self.lines)
-
-    def wait_for(self, pattern: str, timeout: float) -> re.Match[str]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for line in list(self.lines):
-                if match := re.search(pattern, line):
-                    return match
-            if self.proc.poll() is not None:
-                self._reader.join(5)
-                break
-            time.sleep(0.2)
-        raise AssertionError(f"nnsweep ui never printed /{pattern}/; output:\n{self.output}")
-
-    def stop(self, timeout: float = 60) -> int:
-        self.proc.send_signal(signal.SIGINT)
-        code = self.proc.wait(timeout)
-        self._reader.join(5)
-        return code
 
 
 class Api:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections import Counter
@@ -23,6 +22,7 @@ import pytest
 import yaml
 
 from nnsweep.names import ROLE_TAG, STATE_TAG, SURPLUS_ATTR, TRIAL_TAG
+from tests._uiproc import free_port
 from tests.conftest import TINY_SWEEP
 
 POSTGRES_URL = os.environ.get("NNSWEEP_TEST_POSTGRES_URL")
@@ -51,19 +51,13 @@ SWEEP = {
 STORE_VARS = ("MLFLOW_TRACKING_URI", "NNSWEEP_STORAGE", "MLFLOW_REGISTRY_URI")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def mlflow_server(tmp_path: Path, fresh_postgres: Callable[[], str]) -> Iterator[str]:
     """``mlflow server`` on a fresh PostgreSQL database, proxying artifacts to a folder; its
     URL. The backend URL (with its password) goes through the environment, not ``ps``."""
     from nnsweep.ui import wait_until_up
 
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in STORE_VARS}
     env["MLFLOW_BACKEND_STORE_URI"] = fresh_postgres()
     cmd = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port)]

@@ -10,9 +10,7 @@ import contextlib
 import os
 import signal
 import socket
-import subprocess
 import sys
-import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
@@ -20,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests._uiproc import UiProcess as BaseUiProcess
+from tests._uiproc import free_port
 from tests.conftest import CliResult, postgres_databases
 
 Cli = Callable[..., CliResult]
@@ -64,12 +64,6 @@ def _store_with_password(tmp_path: Path) -> Iterator[tuple[str, str]]:
     yield f"sqlite:///{tmp_path / 'mlflow.db'}?password={quoted}", PASSWORD
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _cmdlines() -> dict[int, list[str]]:
     """Every process's command line, as ``ps`` shows it to any local user."""
     found = {}
@@ -93,8 +87,9 @@ def _serving(port: int) -> dict[int, list[str]]:
     }
 
 
-class UiProcess:
-    """``nnsweep ui`` in a subprocess, its output collected by a thread."""
+class UiProcess(BaseUiProcess):
+    """``python -m nnsweep ui --port PORT`` on ``uri`` passed in the environment, never as an
+    argument (ps shows every argument); :meth:`close` also kills what serves its port."""
 
     def __init__(
         self,
@@ -104,33 +99,16 @@ class UiProcess:
         env: dict[str, str] | None = None,
         port: int | None = None,
     ) -> None:
-        self.port = port or _free_port()
-        # the URI in the environment, not --tracking-uri: ps shows every argument
-        env = {**os.environ, **(env or {}), "MLFLOW_TRACKING_URI": uri}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "nnsweep", "ui", "--port", str(self.port), *args],
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
+        self.port = port or free_port()
+        super().__init__(
+            ["--port", str(self.port), *args],
+            cwd,
+            env={**(env or {}), "MLFLOW_TRACKING_URI": uri},
+            command=[sys.executable, "-m", "nnsweep"],
         )
-        self.lines: list[str] = []
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line)
 
     def wait_ready(self, timeout: float = 240.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not any("MLflow UI ready" in line for line in self.lines):
-            assert self.proc.poll() is None, "".join(self.lines)[-3000:]
-            assert time.monotonic() < deadline, "".join(self.lines)[-3000:]
-            time.sleep(0.5)
+        self.wait_for("MLflow UI ready", timeout)
 
     def close(self) -> None:
         if self.proc.poll() is None:
@@ -167,7 +145,7 @@ def test_ui_server_keeps_the_password_off_command_lines_and_dies_with_nnsweep(
         if password in " ".join(args) or quoted in " ".join(args)
     }
     assert not leaks
-    assert password not in "".join(ui.lines)
+    assert password not in ui.output
 
     ui.proc.send_signal(sig)
     ui.proc.wait(timeout=30)
@@ -208,7 +186,7 @@ def test_ui_with_auth_on_a_public_address_needs_a_login_and_the_allowed_host(
     """`nnsweep ui --host 0.0.0.0 --auth --allowed-hosts …`: MLflow's basic-auth app answers
     only with the admin's password and only for the allowed Host (not for any private
     address, as MLflow's default would); the password never reaches a command line."""
-    port = _free_port()
+    port = free_port()
     env = {
         "MLFLOW_FLASK_SERVER_SECRET_KEY": "k" * 40,
         "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN_PASSWORD,
@@ -228,7 +206,7 @@ def test_ui_with_auth_on_a_public_address_needs_a_login_and_the_allowed_host(
         assert _http(search, auth=admin) == 200
         assert _http(search, auth=admin, host=f"192.168.1.5:{port}") == 403
         assert not any(ADMIN_PASSWORD in " ".join(a) for a in _cmdlines().values())
-        assert "note: --auth sends passwords as HTTP basic auth" in "".join(ui.lines)
+        assert "note: --auth sends passwords as HTTP basic auth" in ui.output
         assert (tmp_path / "basic_auth.db").is_file()  # MLflow's user store, in the cwd
     finally:
         ui.close()

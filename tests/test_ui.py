@@ -21,6 +21,7 @@ import typer
 from nnsweep import ui
 from nnsweep.errors import ExposureError
 from nnsweep.exposure import Exposure, is_loopback
+from tests._uiproc import free_port
 from tests.conftest import CliResult, Stores
 
 Cli = Callable[..., CliResult]
@@ -52,12 +53,6 @@ FAKE_SERVER = textwrap.dedent(
         pass
     """
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

@@ -1,0 +1,89 @@
+"""`nnsweep ui` in a subprocess for the tests, and a free local port to give it."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class UiProcess:
+    """``nnsweep ui ARGS`` in a subprocess, its output collected line by line by a thread.
+
+    Args:
+        args: the arguments after ``ui``.
+        cwd: the folder it runs in.
+        env: variables added to this process's environment (MLflow telemetry is always off).
+        command: how to start nnsweep; default the venv's ``nnsweep`` console script.
+    """
+
+    def __init__(
+        self,
+        args: list[str],
+        cwd: Path,
+        *,
+        env: dict[str, str] | None = None,
+        command: list[str] | None = None,
+    ) -> None:
+        command = command or [str(Path(sys.executable).with_name("nnsweep"))]
+        env = {
+            **os.environ,
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+            "DO_NOT_TRACK": "true",
+            **(env or {}),
+        }
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(
+            [*command, "ui", *args],
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def wait_for(self, pattern: str, timeout: float) -> re.Match[str]:
+        """The first output line matching ``pattern``; fails if the process ends first."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                if match := re.search(pattern, line):
+                    return match
+            if self.proc.poll() is not None:
+                self._reader.join(5)
+                break
+            time.sleep(0.2)
+        raise AssertionError(f"nnsweep ui never printed /{pattern}/; output:\n{self.output}")
+
+    def stop(self, timeout: float = 60) -> int:
+        """Ctrl-C, as a user stops it; returns the exit status."""
+        self.proc.send_signal(signal.SIGINT)
+        code = self.proc.wait(timeout)
+        self._reader.join(5)
+        return code
