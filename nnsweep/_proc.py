@@ -53,25 +53,68 @@ def local_and_dead(host: object, pid: object) -> bool:
         return False
 
 
+class _Interrupts:
+    """What the signal handler of :func:`interrupt_on_signals` sees and leaves behind."""
+
+    deferring = 0  # depth of deferred_interrupts() blocks
+    pending = False  # a signal arrived inside one; raised at the next safe point
+
+
+_INTERRUPTS = _Interrupts()
+
+
 @contextlib.contextmanager
 def interrupt_on_signals(
     signals: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM),
 ) -> Iterator[None]:
     """Turn ``signals`` into KeyboardInterrupt inside the block, whatever the inherited
     disposition (a non-interactive shell starts background jobs with SIGINT ignored), so
-    Ctrl-C and SIGTERM stop a sweep or a server cleanly. Handlers are restored on exit; off
-    the main thread, where Python cannot set them, nothing changes.
+    Ctrl-C and SIGTERM stop a sweep or a server cleanly. Inside :func:`deferred_interrupts`
+    the first signal waits for a safe point. Handlers are restored on exit; off the main
+    thread, where Python cannot set them, nothing changes.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
+        if _INTERRUPTS.deferring and not _INTERRUPTS.pending:
+            _INTERRUPTS.pending = True  # raised by check_interrupt(), between two writes
+            return
+        _INTERRUPTS.pending = False  # outside a deferred block, or the second signal:
+        raise KeyboardInterrupt  # at once, and only once
 
     saved = {sig: signal.signal(sig, interrupt) for sig in signals}
+    _INTERRUPTS.pending = False
     try:
         yield
     finally:
         for sig, handler in saved.items():
             signal.signal(sig, handler)
+        _INTERRUPTS.pending = False
+
+
+@contextlib.contextmanager
+def deferred_interrupts() -> Iterator[None]:
+    """Hold the first Ctrl-C/SIGTERM until a safe point instead of raising it anywhere.
+
+    A KeyboardInterrupt raised inside a storage write (Optuna's ``trial.report``, an MLflow
+    metric) can leave that store's session half-way, and the next write then fails with an
+    error that hides the interrupt. Inside this block the first signal only marks a pending
+    interrupt, raised by the next :func:`check_interrupt` (between training batches, between
+    trials) or when the block ends normally; a second signal raises at once.
+    """
+    _INTERRUPTS.deferring += 1
+    try:
+        yield
+    finally:
+        _INTERRUPTS.deferring -= 1
+    if not _INTERRUPTS.deferring:
+        check_interrupt()
+
+
+def check_interrupt() -> None:
+    """A safe point: raise the KeyboardInterrupt a deferred signal left pending, if any."""
+    if _INTERRUPTS.pending:
+        _INTERRUPTS.pending = False
+        raise KeyboardInterrupt

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ._proc import check_interrupt
 from .errors import first_line
 from .features import take_rows
 from .model import HyperParams, build_model, count_params
@@ -194,9 +195,24 @@ class TrialResult:
 
 
 @cache
-def _callback_classes() -> tuple[type, type, type]:
+def _callback_classes() -> tuple[type, type, type, type]:
     """Keras callback classes, defined on first use so importing this module skips Keras."""
     import keras
+
+    class Interrupter(keras.callbacks.Callback):
+        """Raises a pending Ctrl-C between batches and epochs, never inside a callback's write."""
+
+        def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+            check_interrupt()
+
+        def on_test_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+            check_interrupt()
+
+        def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            check_interrupt()
+
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            check_interrupt()  # first in the list: before this epoch is logged or reported
 
     class EpochLogger(keras.callbacks.Callback):
         """Keeps the history and logs each epoch's metrics to the trial's MLflow run."""
@@ -263,7 +279,7 @@ def _callback_classes() -> tuple[type, type, type]:
             if self.weights is not None:
                 self.model.set_weights(self.weights)
 
-    return EpochLogger, PruningCallback, WeightKeeper
+    return Interrupter, EpochLogger, PruningCallback, WeightKeeper
 
 
 class Objective:
@@ -366,7 +382,7 @@ class Objective:
     def _fit(self, trial: optuna.Trial, result: TrialResult) -> None:
         import keras
 
-        EpochLogger, PruningCallback, WeightKeeper = _callback_classes()
+        Interrupter, EpochLogger, PruningCallback, WeightKeeper = _callback_classes()
         hp = result.params
         seed = self.spec.seed + trial.number
         keras.utils.set_random_seed(seed)
@@ -385,12 +401,13 @@ class Objective:
         pruner = PruningCallback(trial, obj.metric)
         # Before early stopping, which may set its own best weights at the same epoch end.
         keeper = WeightKeeper(obj.metric, obj.direction == "maximize", obj.reduce)
-        # First: it adds the dropout-off train_eval_* scores to the logs the others receive.
+        # Interrupter first (a pending Ctrl-C stops the fit before the epoch is logged), then
+        # train_eval: it adds the dropout-off train_eval_* scores to the logs the others get.
         data = self.data
         train_eval = train_eval_callback(
             data.task, data.x_train, data.y_train, len(data.y_val), self.spec.seed
         )
-        callbacks: list[keras.callbacks.Callback] = [train_eval, logger, pruner, keeper]
+        callbacks: list[Any] = [Interrupter(), train_eval, logger, pruner, keeper]
         es = self.spec.train.early_stopping
         if es is not None:
             callbacks.append(

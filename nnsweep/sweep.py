@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ._proc import check_interrupt, deferred_interrupts
 from .comparable import describe_changes, spec_changes
 from .data import sweep_dataset
 from .errors import SpecError, SweepFailedError
@@ -297,27 +298,31 @@ def run_sweep(
     status = "FAILED"
     deadline = time.monotonic() + spec.timeout if spec.timeout else None
     try:
-        # One trial per optimize() call: between trials the loop checks the shared budget,
-        # so several workers on one study stop at exactly `trials` counted trials.
-        while not budget.stop:
-            if deadline is not None and time.monotonic() >= deadline:
-                break
-            if spec.trials is not None:
-                counted, running = target_counts(study, spec.trials_count)
-                if counted >= spec.trials:
+        # Ctrl-C/SIGTERM (under the CLI's handler) stops at a safe point, between batches or
+        # trials, never inside a storage write that would leave the store's session broken.
+        with deferred_interrupts():
+            # One trial per optimize() call: between trials the loop checks the shared budget,
+            # so several workers on one study stop at exactly `trials` counted trials.
+            while not budget.stop:
+                check_interrupt()
+                if deadline is not None and time.monotonic() >= deadline:
                     break
-                if counted + running >= spec.trials:  # the last trials run elsewhere
-                    time.sleep(POLL_SECONDS)
-                    _fail_stale(study)
-                    continue
-            study.optimize(
-                objective,
-                n_trials=1,
-                catch=(Exception,),
-                callbacks=[budget, best_so_far, *(hooks or [])],
-            )
-            if _grid_exhausted(study):
-                break
+                if spec.trials is not None:
+                    counted, running = target_counts(study, spec.trials_count)
+                    if counted >= spec.trials:
+                        break
+                    if counted + running >= spec.trials:  # the last trials run elsewhere
+                        time.sleep(POLL_SECONDS)
+                        _fail_stale(study)
+                        continue
+                study.optimize(
+                    objective,
+                    n_trials=1,
+                    catch=(Exception,),
+                    callbacks=[budget, best_so_far, *(hooks or [])],
+                )
+                if _grid_exhausted(study):
+                    break
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
