@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         hint = (
-            "; the current trial was marked FAIL. Run the same command again to resume the study."
+            "; a trial cut short is marked FAIL. Run the same command again to resume the study."
             if "run" in args
             else ""
         )
