@@ -91,9 +91,13 @@ def test_a_second_ctrl_c_inside_a_deferred_block_raises_at_once() -> None:
 
 def test_without_our_handler_a_deferred_block_changes_nothing() -> None:
     """A library caller keeps Python's own Ctrl-C behaviour."""
-    with pytest.raises(KeyboardInterrupt), deferred_interrupts():
-        _ctrl_c()
-        time.sleep(5)
+    saved = signal.signal(signal.SIGINT, signal.default_int_handler)  # whatever ran before
+    try:
+        with pytest.raises(KeyboardInterrupt), deferred_interrupts():
+            _ctrl_c()
+            time.sleep(5)
+    finally:
+        signal.signal(signal.SIGINT, saved)
 
 
 def test_a_fit_stops_between_batches_and_the_epoch_it_stopped_in_is_not_logged() -> None:
