@@ -12,13 +12,14 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.conftest import TINY_SWEEP
+from tests.conftest import TINY_SWEEP, CliResult
 
 SWEEP: dict[str, Any] = {
     **TINY_SWEEP,
@@ -49,21 +50,40 @@ def nnsweep(cwd: Path, *args: str) -> str:
     return done.stdout
 
 
-def run_fresh(root: Path, sweep_text: str) -> tuple[dict[str, Any], list[tuple[Any, ...]]]:
+def _read(cli: Callable[..., CliResult], *args: str) -> str:
+    got = cli(*args)
+    assert got.code == 0, got.err
+    return got.out
+
+
+def run_fresh(
+    root: Path, sweep_text: str, cli: Callable[..., CliResult]
+) -> tuple[dict[str, Any], list[tuple[Any, ...]]]:
+    """The sweep in a fresh process; read back in this one from the default stores it made."""
     root.mkdir()
     (root / "sweep.yaml").write_text(sweep_text, encoding="utf-8")
     nnsweep(root, "run", "sweep.yaml", "--jobs", "1", "--quiet")
-    best = json.loads(nnsweep(root, "best", "repro", "--json"))
-    table = json.loads(nnsweep(root, "compare", "repro", "--json", "--sort", "trial"))
+    stores = [
+        "--storage",
+        f"journal:///{root}/optuna.log",
+        "--tracking-uri",
+        f"sqlite:///{root}/mlflow.db",
+    ]
+    best, table = (
+        json.loads(_read(cli, command, "repro", "--json", *extra, *stores))
+        for command, *extra in (("best",), ("compare", "--sort", "trial"))
+    )
     trials = [(t["trial"], t["state"], t["value"], t["params"]) for t in table["trials"]]
     return best, trials
 
 
 @pytest.mark.slow
-def test_same_sweep_twice_with_one_job_gives_the_same_trials(tmp_path: Path) -> None:
+def test_same_sweep_twice_with_one_job_gives_the_same_trials(
+    tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
     text = yaml.safe_dump(SWEEP, sort_keys=False)
-    best_a, trials_a = run_fresh(tmp_path / "a", text)
-    best_b, trials_b = run_fresh(tmp_path / "b", text)
+    best_a, trials_a = run_fresh(tmp_path / "a", text, cli)
+    best_b, trials_b = run_fresh(tmp_path / "b", text, cli)
 
     assert [t[1] for t in trials_a].count("COMPLETE") == SWEEP["trials"]
     assert trials_a == trials_b  # every trial: state, value (exactly) and params

@@ -125,6 +125,9 @@ def test_three_workers_at_once_on_fresh_postgresql_and_an_mlflow_server(
     trials = [t for t in study.trials if not t.user_attrs.get(SURPLUS_ATTR)]
     assert sum(t.state == TrialState.COMPLETE for t in trials) == TRIALS
     assert not [t for t in trials if t.state == TrialState.RUNNING]
+    # three samplers seeded per trial number: no two workers drew the same continuous params
+    drawn = [tuple(sorted(t.params.items())) for t in study.trials if t.params]
+    assert len(set(drawn)) == len(drawn), drawn
 
     client = MlflowClient(mlflow_server)
     experiment = client.get_experiment_by_name(NAME)

@@ -153,7 +153,7 @@ def test_each_pruner_prunes_losers_and_keeps_their_partial_curves(
     sweep = write_sweep(
         # Hyperband runs successive halving per bracket, so it needs more trials to compare
         name=name,
-        trials=6 if pruner["name"] == "hyperband" else 3,
+        trials=6 if pruner["name"] == "hyperband" else 2,
         pruner=pruner,
         train={"epochs": 4, "batch_size": 128},
         space={"n_layers": 1, "units": 16, "activation": "relu", "learning_rate": [0.01, 1e-6]},

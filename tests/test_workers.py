@@ -300,41 +300,6 @@ def test_two_processes_started_at_once_on_fresh_default_stores(
     assert sum(r.data.tags.get("nnsweep.role") == "study" for r in runs) == 2
 
 
-@pytest.mark.slow
-@needs_postgres
-def test_three_workers_started_at_once_on_fresh_postgresql_databases(
-    tmp_path: Path, write_sweep: Callable[..., Path], fresh_postgres: Callable[[], str]
-) -> None:
-    """As a Kubernetes Job with parallelism 3 does it: each worker in its own empty directory,
-    only environment variables pointing at the (fresh) databases."""
-    storage, tracking = fresh_postgres(), fresh_postgres()
-    sweep = write_sweep(name="pgrace", **RACE)
-    env = {**os.environ, "NNSWEEP_STORAGE": storage, "MLFLOW_TRACKING_URI": tracking}
-    procs = []
-    for i in range(3):
-        workdir = tmp_path / f"worker{i}"
-        workdir.mkdir()
-        procs.append(
-            subprocess.Popen(
-                # one process per pod, as a Job's pods run it (--jobs auto would start more)
-                [sys.executable, "-m", "nnsweep", "run", str(sweep), "--quiet", "--jobs", "1"],
-                cwd=workdir,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-        )
-    for proc in procs:
-        _, err = proc.communicate(timeout=600)
-        assert proc.returncode == 0, err[-2000:]
-    runs = _check_study(storage, "pgrace", tracking, RACE["trials"])
-    assert sum(r.data.tags.get("nnsweep.role") == "study" for r in runs) == 3
-    study = optuna.load_study(study_name="pgrace", storage=storage)
-    drawn = [tuple(sorted(t.params.items())) for t in study.trials if t.params]
-    assert len(set(drawn)) == len(drawn), drawn
-
-
 @pytest.mark.parametrize(
     ("visible", "chosen", "expected"),
     [
