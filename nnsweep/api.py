@@ -51,7 +51,8 @@ def run_sweep(
             path of a sweep file.
         storage: Optuna storage URL [default: ``$NNSWEEP_STORAGE``, else beside the MLflow file].
         tracking_uri: MLflow tracking URI [default: ``$MLFLOW_TRACKING_URI``, else
-            ``sqlite:///mlflow.db``].
+            ``sqlite:///mlflow.db``]. Relative SQLite and journal files are taken from the
+            folder this is called in, and stay there if the process changes folder later.
         study: the study's name [default: the spec's ``name``].
         progress: print one line per finished trial on stderr.
 
@@ -66,7 +67,7 @@ def run_sweep(
     from .config import SweepSpec, load_spec
     from .errors import SpecError
     from .progress import SweepProgress
-    from .stores import resolve
+    from .stores import pinned, resolve
     from .sweep import run_sweep as run
 
     text = None
@@ -78,7 +79,7 @@ def run_sweep(
             f"spec: a SweepSpec or a sweep file's path, not {type(spec).__name__}; "
             "build one with nnsweep.spec_from_dict"
         )
-    storage_url, uri = resolve(storage, tracking_uri)
+    storage_url, uri = map(pinned, resolve(storage, tracking_uri))  # a later chdir changes nothing
     hooks: list[Any] = []
     on_start = None
     if progress:
@@ -104,9 +105,9 @@ def best_trial(study: str, *, storage: str | None = None) -> dict[str, Any]:
         StudyNotFoundError: the storage holds no such study.
         NoCompleteTrialError: the study has no COMPLETE trial yet.
     """
-    from .stores import resolve
+    from .stores import pinned, resolve
     from .study import best_trial as best
     from .study import load_study
 
-    storage_url, _ = resolve(storage, None)
+    storage_url = pinned(resolve(storage, None)[0])
     return best(load_study(study, storage_url))

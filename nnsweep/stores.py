@@ -89,6 +89,23 @@ def resolve(storage: str | None, tracking_uri: str | None) -> tuple[str, str]:
     return resolve_storage(storage, uri), uri
 
 
+def pinned(url: str) -> str:
+    """``url`` with a relative SQLite or journal file made absolute, from the working directory.
+
+    For a long-lived process (a notebook that changes directory between two sweeps): MLflow
+    keeps one store per URI for the life of the process, while Optuna's journal opens its file
+    by name on every write, so a relative default would put the second sweep's trials in the
+    new folder and its runs in the old one.
+    """
+    for prefix in ("sqlite:///", "journal:///"):
+        if url.startswith(prefix):
+            rest = url.removeprefix(prefix)
+            path, sep, query = rest.partition("?") if prefix == "sqlite:///" else (rest, "", "")
+            if path and path != ":memory:" and not Path(path).is_absolute():
+                return prefix + Path(path).absolute().as_posix() + sep + query
+    return url
+
+
 def connect_args(url: str) -> dict[str, Any]:
     """SQLAlchemy ``connect_args`` for ``url``: a connect timeout for PostgreSQL."""
     return {"connect_timeout": CONNECT_TIMEOUT} if url.startswith("postgresql") else {}

@@ -120,3 +120,49 @@ def test_run_sweep_refuses_bad_input_and_writes_nothing(project: Path) -> None:
         nnsweep.best_trial("never-ran", storage=f"sqlite:///{project / 'optuna.db'}")
     leftovers = {p.name for p in project.iterdir()} - {"sweeps"}
     assert leftovers <= {"optuna.db"}  # an empty Optuna file at most: no MLflow store, no run
+
+
+def test_run_sweep_pins_the_default_stores_to_the_folder_it_was_called_in(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A notebook that changes folder between two sweeps: MLflow keeps a store per URI for the
+    process, the journal opens its file by name, so a relative default would split a study."""
+    import nnsweep.sweep
+
+    seen: list[tuple[str, str]] = []
+    monkeypatch.setattr(
+        nnsweep.sweep,
+        "run_sweep",
+        lambda spec, **kw: seen.append((kw["storage_url"], kw["tracking_uri"])),
+    )
+    other = project / "elsewhere"
+    other.mkdir()
+    nnsweep.run_sweep("sweeps/quickstart.yaml")
+    monkeypatch.chdir(other)
+    nnsweep.run_sweep(project / "sweeps" / "quickstart.yaml")
+    assert seen == [
+        (f"journal:///{project}/optuna.log", f"sqlite:///{project}/mlflow.db"),
+        (f"journal:///{other}/optuna.log", f"sqlite:///{other}/mlflow.db"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("sqlite:///mlflow.db", "sqlite:///{cwd}/mlflow.db"),
+        ("sqlite:///runs/m.db?timeout=60", "sqlite:///{cwd}/runs/m.db?timeout=60"),
+        ("journal:///optuna.log", "journal:///{cwd}/optuna.log"),
+        ("sqlite:////abs/mlflow.db", "sqlite:////abs/mlflow.db"),
+        ("journal:////abs/optuna.log", "journal:////abs/optuna.log"),
+        ("sqlite:///:memory:", "sqlite:///:memory:"),
+        ("http://127.0.0.1:5000", "http://127.0.0.1:5000"),
+        ("postgresql+psycopg://u:pw@host/db", "postgresql+psycopg://u:pw@host/db"),
+    ],
+)
+def test_pinned_makes_only_relative_local_files_absolute(
+    url: str, expected: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nnsweep.stores import pinned
+
+    monkeypatch.chdir(tmp_path)
+    assert pinned(url) == expected.format(cwd=tmp_path.as_posix())
