@@ -39,7 +39,10 @@ if TYPE_CHECKING:
     from .progress import SweepProgress
 
 POLL_SECONDS = 1.0  # how often the parent reads the storage for finished trials
-GRACE_SECONDS = 3.0  # after Ctrl-C, how long workers get to stop before they are told to
+# After Ctrl-C, how long workers get to stop before the parent tells them: a terminal's
+# Ctrl-C reaches them too, and they stop at their next batch, then close the trial and its
+# run; SIGINT from the parent would be a second signal, which stops a worker at once.
+GRACE_SECONDS = 10.0
 TAIL_LINES = 40  # lines of a failed worker's output shown
 
 
