@@ -363,6 +363,7 @@ class Objective:
             raise
         except KeyboardInterrupt:
             result.reason = "interrupted (Ctrl-C)"
+            trial.set_user_attr(FAIL_REASON_KEY, result.reason)  # a safe point: see _proc
             raise
         except Exception as exc:
             result.reason = failure_reason(exc)

@@ -125,6 +125,7 @@ def test_ctrl_c_marks_the_trial_and_says_how_to_resume(
 
     study = optuna.load_study(study_name="interrupt", storage=stores.storage)
     assert study.trials[number].state == TrialState.FAIL
+    assert study.trials[number].user_attrs["nnsweep.fail_reason"] == "interrupted (Ctrl-C)"
     runs = _trial_runs(stores, "interrupt")
     assert not [r for r in runs if r.info.status == "RUNNING"]
     trial = next(r for r in runs if r.data.tags.get("nnsweep.trial") == str(number))
