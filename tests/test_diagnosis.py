@@ -256,6 +256,14 @@ def test_zero_validation_loss_does_not_divide_by_zero() -> None:
 def test_thresholds_come_from_the_sweep_file(
     history: dict[str, list[float]], changes: dict[str, float], before: str, after: str
 ) -> None:
+    check_thresholds_apply(history, changes, before, after)
+
+
+def check_thresholds_apply(
+    history: dict[str, list[float]], changes: dict[str, float], before: str, after: str
+) -> None:
+    """``history`` is judged ``before`` by the default rules, ``after`` with ``changes`` made
+    in a sweep file's diagnosis section (test_diagnosis_loss uses it for the loss rules)."""
     spec = parse_spec(
         "name: t\ndataset: mnist_5k\ntrials: 1\ndiagnosis:\n"
         + "".join(f"  {k}: {v}\n" for k, v in changes.items())
@@ -275,6 +283,11 @@ def test_thresholds_come_from_the_sweep_file(
     ],
 )
 def test_bad_diagnosis_section_names_the_field(section: str, message: str) -> None:
+    check_section_refused(section, message)
+
+
+def check_section_refused(section: str, message: str) -> None:
+    """A sweep file whose diagnosis section holds ``section`` is refused with ``message``."""
     with pytest.raises(SpecError, match=message):
         parse_spec(f"name: t\ndataset: mnist_5k\ntrials: 1\ndiagnosis:\n  {section}\n", "x.yaml")
 

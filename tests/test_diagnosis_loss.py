@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from nnsweep.config import DiagnosisSpec, parse_spec
+from nnsweep.config import DiagnosisSpec
 from nnsweep.diagnosis import FIT_TAGS, diagnose
-from nnsweep.errors import SpecError
+from tests.test_diagnosis import check_section_refused, check_thresholds_apply
 
 NAN = float("nan")
 RULES = DiagnosisSpec()
@@ -146,12 +146,7 @@ def test_nan_epochs_of_a_regression_history_are_skipped() -> None:
 def test_loss_thresholds_come_from_the_sweep_file(
     history: dict[str, list[float]], changes: dict[str, float], before: str, after: str
 ) -> None:
-    spec = parse_spec(
-        "name: t\ndataset: mnist_5k\ntrials: 1\ndiagnosis:\n"
-        + "".join(f"  {k}: {v}\n" for k, v in changes.items())
-    )
-    assert diagnose(history, RULES).fit == before  # type: ignore[union-attr]
-    assert diagnose(history, spec.diagnosis).fit == after  # type: ignore[union-attr]
+    check_thresholds_apply(history, changes, before, after)
 
 
 @pytest.mark.parametrize(
@@ -162,5 +157,4 @@ def test_loss_thresholds_come_from_the_sweep_file(
     ],  # fmt: skip
 )
 def test_bad_loss_thresholds_name_the_field(section: str, message: str) -> None:
-    with pytest.raises(SpecError, match=message):
-        parse_spec(f"name: t\ndataset: mnist_5k\ntrials: 1\ndiagnosis:\n  {section}\n", "x.yaml")
+    check_section_refused(section, message)
