@@ -34,7 +34,7 @@ def load() -> str:
 
 
 def machine() -> str:
-    from nnsweep.devices import available_cores
+    from nnsweep.train.devices import available_cores
 
     return (
         f"{os.cpu_count()} CPU cores ({available_cores()} usable), {platform.machine()}, "
@@ -46,7 +46,7 @@ def stores(prefix: str, optuna_kind: str = "sqlite") -> tuple[Path, str, str]:
     """A fresh temp folder and its (Optuna storage, MLflow tracking) URLs.
 
     ``optuna_kind="journal"`` gives what ``nnsweep run`` uses with no flags, Optuna's journal
-    file (``journal:///…/optuna.log``, opened by :func:`nnsweep.study.open_storage`);
+    file (``journal:///…/optuna.log``, opened by :func:`nnsweep.study.storage.open_storage`);
     ``"sqlite"`` a SQLite file any Optuna call opens. MLflow gets ``mlflow.db`` either way.
     """
     tmp = Path(tempfile.mkdtemp(prefix=f"nnsweep-{prefix}-"))

@@ -5,7 +5,7 @@ nnsweep, plain, …) after one warm-up fit, on the same data, model, epochs, bat
 
 * *plain*: the MLP built by hand and fitted with ``model.fit`` on the NumPy arrays, as a
   user would write it (the target's yardstick);
-* *plain on nnsweep's pipeline*: the same, fitted from :mod:`nnsweep.pipeline`'s tf.data
+* *plain on nnsweep's pipeline*: the same, fitted from :mod:`nnsweep.train.pipeline`'s tf.data
   batches, so *plain − this* is what the pipeline saves and *nnsweep − this* what tracking
   costs (with nnsweep's one compile difference, ``steps_per_execution=8``, folded in);
 * *nnsweep*: the Optuna trial's own duration inside ``run_sweep`` with the default stores
@@ -42,7 +42,7 @@ def plain_fit(data, hp, seed: int, pipeline: bool = False) -> float:
     """
     import keras
 
-    from nnsweep.pipeline import eval_batches, train_batches
+    from nnsweep.train.pipeline import eval_batches, train_batches
 
     keras.utils.set_random_seed(seed)
     start = time.perf_counter()
@@ -88,11 +88,12 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the temporary stores")
     args = ap.parse_args()
 
-    from nnsweep.config import load_spec
-    from nnsweep.data import load_dataset
-    from nnsweep.model import HyperParams
-    from nnsweep.study import open_storage
-    from nnsweep.sweep import run_sweep
+    from nnsweep.data.load import load_dataset
+    from nnsweep.spec.config import load_spec
+    from nnsweep.study.storage import open_storage
+    from nnsweep.sweep.prepare import preflight
+    from nnsweep.sweep.run import run_sweep
+    from nnsweep.train.model import HyperParams
 
     spec = load_spec(BENCH / "overhead.yaml").with_overrides(
         dataset={"name": args.dataset, "validation": 0.1}
@@ -126,9 +127,10 @@ def main() -> None:
         plain.append(plain_fit(data, hp, spec.seed + r))
         piped.append(plain_fit(data, hp, spec.seed + r, pipeline=True))
         start = time.perf_counter()
-        res = run_sweep(
+        prepared = preflight(
             spec.with_overrides(trials=r + 1), storage_url=storage, tracking_uri=tracking
         )
+        res = run_sweep(prepared)
         invocation.append(time.perf_counter() - start)
         study = optuna.load_study(study_name=res.study_name, storage=open_storage(storage))
         trial = study.trials[-1]

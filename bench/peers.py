@@ -33,7 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import BENCH, ROOT, load, machine, stores, versions  # noqa: E402
-from nnsweep.devices import available_cores  # noqa: E402
+from nnsweep.train.devices import available_cores  # noqa: E402
 
 RATIO_TARGET = 0.75  # nnsweep's wall time / the fastest peer's
 ACCURACY_SLACK = 0.005  # nnsweep's best val_accuracy may trail the best peer's by this much
@@ -103,7 +103,7 @@ def run_nnsweep(count: str = "all", jobs: str | None = None) -> dict:
 
 
 def _open(url: str) -> object:
-    from nnsweep.study import open_storage
+    from nnsweep.study.storage import open_storage
 
     return open_storage(url)
 

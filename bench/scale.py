@@ -103,8 +103,9 @@ def bench_status(n: int = 1000) -> None:
 def bench_memory() -> None:
     import psutil
 
-    from nnsweep.config import load_spec
-    from nnsweep.sweep import run_sweep
+    from nnsweep.spec.config import load_spec
+    from nnsweep.sweep.prepare import preflight
+    from nnsweep.sweep.run import run_sweep
 
     proc = psutil.Process()
     rss: list[float] = []
@@ -117,7 +118,7 @@ def bench_memory() -> None:
     tmp, storage, tracking = stores("memory")
     spec = load_spec(BENCH / "scale.yaml")
     start = time.perf_counter()
-    res = run_sweep(spec, storage_url=storage, tracking_uri=tracking, hooks=[record])
+    res = run_sweep(preflight(spec, storage_url=storage, tracking_uri=tracking), hooks=[record])
     wall = time.perf_counter() - start
     growth = rss[-1] - rss[0]
     print(

@@ -1,7 +1,7 @@
 """The peers' shared space, model and data: what bench/peers.yaml says, in plain Keras.
 
 Every peer trains exactly this MLP (nnsweep's architecture, compiled with Keras defaults) on
-``nnsweep.data.load_dataset('mnist_5k', validation=0.1, seed=…)``: 3,600 train / 400
+``nnsweep.data.load.load_dataset('mnist_5k', validation=0.1, seed=…)``: 3,600 train / 400
 validation digits (mnist_5k keeps 1,000 of its 5,000 digits as a test split nobody reads here).
 """
 
@@ -14,7 +14,7 @@ BATCH_SIZE = 128
 
 
 def peer_data(seed: int):
-    from nnsweep.data import load_dataset
+    from nnsweep.data.load import load_dataset
 
     return load_dataset("mnist_5k", validation=0.1, seed=seed)
 

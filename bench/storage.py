@@ -3,7 +3,7 @@
 Starts N worker processes on one fresh study (2 and 4 by default) and has them run trials that
 write what an nnsweep trial writes (user attributes, one intermediate value per epoch, the
 result), with a short sleep standing in for training so the stores see far more contention
-than real trials give them. Each storage is opened by :func:`nnsweep.study.open_storage`, as
+than real trials give them. Each storage is opened by :func:`nnsweep.study.storage.open_storage`, as
 ``nnsweep run`` opens it (SQLite with Optuna's heartbeat thread). Prints, per storage and N:
 trials COMPLETE of those wanted, errors (``database is locked`` counted apart), wall seconds.
 
@@ -38,7 +38,7 @@ EPOCHS = 5
 def _worker(url: str, trials: int, pause: float, out: mp.Queue) -> None:
     import optuna
 
-    from nnsweep.study import open_storage
+    from nnsweep.study.storage import open_storage
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     errors: list[str] = []
@@ -70,7 +70,7 @@ def _worker(url: str, trials: int, pause: float, out: mp.Queue) -> None:
 def measure(kind: str, workers: int, trials: int, pause: float) -> dict:
     import optuna
 
-    from nnsweep.study import open_storage
+    from nnsweep.study.storage import open_storage
 
     tmp = Path(tempfile.mkdtemp(prefix="nnsweep-storage-"))
     url = KINDS[kind].format(dir=tmp)

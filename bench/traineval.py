@@ -1,4 +1,4 @@
-"""Cost of the dropout-off train-eval callback (:mod:`nnsweep.traineval`) per trial.
+"""Cost of the dropout-off train-eval callback (:mod:`nnsweep.train.traineval`) per trial.
 
 One process, one warm-up fit, then *without, with* pairs (which goes first alternates) on the
 same data, model, epochs, batch size and seed: the same compiled nnsweep MLP
@@ -28,9 +28,9 @@ def fit_once(data, hp, seed: int, with_callback: bool) -> tuple[float, float]:
     """(seconds of build + compile + fit, seconds inside the callback)."""
     import keras
 
-    from nnsweep.model import build_model
-    from nnsweep.objective import STEPS_PER_EXECUTION
-    from nnsweep.traineval import train_eval_callback
+    from nnsweep.train.model import build_model
+    from nnsweep.train.objective import STEPS_PER_EXECUTION
+    from nnsweep.train.traineval import train_eval_callback
 
     keras.utils.set_random_seed(seed)
     start = time.perf_counter()
@@ -75,9 +75,9 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=10)
     args = ap.parse_args()
 
-    from nnsweep.data import load_dataset
-    from nnsweep.model import HyperParams
-    from nnsweep.traineval import subset_size
+    from nnsweep.data.load import load_dataset
+    from nnsweep.train.model import HyperParams
+    from nnsweep.train.traineval import subset_size
 
     data = load_dataset(args.dataset, validation=VAL_FRACTION, seed=SEED)
     hp = HyperParams(

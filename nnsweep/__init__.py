@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .errors import (
+from nnsweep.errors import (
     DataError,
     ExportError,
     NnsweepError,
@@ -27,20 +27,20 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
-    from .api import best_trial, run_sweep, spec_from_dict
-    from .config import SweepSpec, load_spec, parse_spec
-    from .sweep import SweepResult
+    from nnsweep.api import best_trial, run_sweep, spec_from_dict
+    from nnsweep.spec.config import SweepSpec, load_spec, parse_spec
+    from nnsweep.sweep.run import SweepResult
 
 __version__ = "0.1.0"
 # name → module that defines it, imported on first use
 _LAZY = {
-    "SweepSpec": "config",
-    "load_spec": "config",
-    "parse_spec": "config",
+    "SweepSpec": "spec.config",
+    "load_spec": "spec.config",
+    "parse_spec": "spec.config",
     "spec_from_dict": "api",
     "run_sweep": "api",
     "best_trial": "api",
-    "SweepResult": "sweep",
+    "SweepResult": "sweep.run",
 }
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .config import SweepSpec
-    from .sweep import SweepResult
+    from nnsweep.spec.config import SweepSpec
+    from nnsweep.sweep.run import SweepResult
 
 
 def spec_from_dict(data: Mapping[str, Any], source: str = "spec") -> SweepSpec:
@@ -25,8 +25,8 @@ def spec_from_dict(data: Mapping[str, Any], source: str = "spec") -> SweepSpec:
     Raises:
         SpecError: the first problem, named with its field (``source`` prefixes it).
     """
-    from .config import _validate  # the sweep file's own validation and error wording
-    from .errors import SpecError
+    from nnsweep.errors import SpecError
+    from nnsweep.spec.config import _validate  # the sweep file's own validation and error wording
 
     if not isinstance(data, Mapping):
         raise SpecError(
@@ -57,18 +57,19 @@ def run_sweep(
         progress: print one line per finished trial on stderr.
 
     Returns:
-        The run's :class:`~nnsweep.sweep.SweepResult`: ``study_name``, ``n_complete``,
+        The run's :class:`~nnsweep.sweep.run.SweepResult`: ``study_name``, ``n_complete``,
         ``ran`` (trials by state), ``best`` (``number``, ``value``, ``params``, ``run_id``).
 
     Raises:
         SpecError, DataError, StorageError: bad input, before any store is written.
         SweepFailedError: trials ran but none completed.
     """
-    from .config import SweepSpec, load_spec
-    from .errors import SpecError
-    from .progress import SweepProgress
-    from .stores import pinned, resolve
-    from .sweep import run_sweep as run
+    from nnsweep.errors import SpecError
+    from nnsweep.spec.config import SweepSpec, load_spec
+    from nnsweep.stores import pinned, resolve
+    from nnsweep.sweep.prepare import preflight
+    from nnsweep.sweep.progress import SweepProgress
+    from nnsweep.sweep.run import run_sweep as run
 
     text = None
     if isinstance(spec, str | Path):
@@ -85,11 +86,9 @@ def run_sweep(
     if progress:
         shown = SweepProgress(quiet=True, metric=spec.objective.metric, count=spec.trials_count)
         hooks, on_start = [shown], shown.on_start
+    prepared = preflight(spec, storage_url=storage_url, tracking_uri=uri, study_name=study)
     return run(
-        spec,
-        storage_url=storage_url,
-        tracking_uri=uri,
-        study_name=study,
+        prepared,
         spec_text=text,
         hooks=hooks,
         on_start=on_start,
@@ -105,9 +104,9 @@ def best_trial(study: str, *, storage: str | None = None) -> dict[str, Any]:
         StudyNotFoundError: the storage holds no such study.
         NoCompleteTrialError: the study has no COMPLETE trial yet.
     """
-    from .stores import pinned, resolve
-    from .study import best_trial as best
-    from .study import load_study
+    from nnsweep.stores import pinned, resolve
+    from nnsweep.study.storage import best_trial as best
+    from nnsweep.study.storage import load_study
 
     storage_url = pinned(resolve(storage, None)[0])
     return best(load_study(study, storage_url))

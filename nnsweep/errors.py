@@ -1,6 +1,6 @@
 """Every error nnsweep raises on purpose.
 
-The library raises these; only :mod:`nnsweep.cli` turns them into one line on stderr and an
+The library raises these; only :mod:`nnsweep.cli.main` turns them into one line on stderr and an
 exit status. ``exit_code`` says which: 2 for bad input the user can fix (a sweep file, a
 path, a URL), 1 for a failure at run time.
 """

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .errors import ExportError
+from nnsweep.errors import ExportError
 
 
 def child_dir(base: Path, name: str, *, option: str = "--out") -> Path:

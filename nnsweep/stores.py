@@ -25,9 +25,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .errors import NnsweepError, StorageError, StoreBusyError, first_line
-from .names import STORAGE_ENV
-from .urls import mask_url
+from nnsweep.errors import NnsweepError, StorageError, StoreBusyError, first_line
+from nnsweep.names import STORAGE_ENV
+from nnsweep.urls import mask_url
 
 T = TypeVar("T")
 

@@ -12,7 +12,7 @@ regression    Dense(1, linear) *      mse                              mae
 ============  ======================  ===============================  ====================
 
 \\* a regression output is rescaled inside the model by the training target's mean and
-standard deviation (see :mod:`nnsweep.model`), so the network starts at the mean predictor and
+standard deviation (see :mod:`nnsweep.train.model`), so the network starts at the mean predictor and
 the model answers in the target's own units. Its ``mse`` is weighted by 1 / variance of the
 training target (:func:`target_scale`), so the loss is unitless (the mean predictor scores
 about 1) and the gradients do not grow with the target's scale: a plain SGD learning rate that
@@ -28,16 +28,31 @@ not. Nothing here imports Keras at module level.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
-from .errors import DataError, SpecError
+from nnsweep.errors import DataError, SpecError
+from nnsweep.names import COMPARABLE_ATTR, OBJECTIVE_ATTR, SPEC_ATTR
 
 BINARY, MULTICLASS, REGRESSION = "binary", "multiclass", "regression"
 TASKS = (BINARY, MULTICLASS, REGRESSION)
 TaskKind = Literal["binary", "multiclass", "regression"]
+
+# The datasets known by name, and their tasks. Digits are 28x28 images, flattened to 784 inputs.
+DIGIT_DATASETS = ("mnist", "fashion_mnist", "mnist_5k")
+TEXT_DATASETS = ("imdb", "reuters")
+DATASETS = (*DIGIT_DATASETS, *TEXT_DATASETS, "boston_housing")
+NAMED_TASKS: dict[str, str] = dict.fromkeys(DIGIT_DATASETS, MULTICLASS) | {
+    "imdb": BINARY, "reuters": MULTICLASS, "boston_housing": REGRESSION
+}  # fmt: skip
+DIGIT_SHAPE = (28, 28)
+DIGIT_WIDTH = DIGIT_SHAPE[0] * DIGIT_SHAPE[1]  # 784 pixels
+DIGIT_CLASSES = 10
+# the key of the stored task in a study's comparable settings (study.comparable)
+TASK_KIND = "dataset.task_kind"
 
 # infer_task: an integer-valued target with more distinct values than this is a quantity.
 MAX_INFERRED_CLASSES = 20
@@ -395,3 +410,32 @@ def roc_auc(y: np.ndarray, score: np.ndarray) -> float:
     avg = first + (counts + 1) / 2.0
     ranks[order] = np.repeat(avg, counts)
     return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+_TASK_OF_METRIC = {"val_mae": REGRESSION, "val_auc": BINARY}
+
+
+def task_of(attrs: Mapping[str, Any]) -> str | None:
+    """The task of a study from its user attributes: as the sweep stored it with the comparable
+    settings; for studies made before that, ``regression`` for a ``val_mae`` objective,
+    ``binary`` for ``val_auc``, ``multiclass`` for a digit dataset; else None (unknown)."""
+    kind = (attrs.get(COMPARABLE_ATTR) or {}).get(TASK_KIND)
+    if kind in TASKS:
+        return str(kind)
+    metric = attrs.get(OBJECTIVE_ATTR)
+    if metric in _TASK_OF_METRIC:
+        return _TASK_OF_METRIC[str(metric)]
+    known = attrs.get(SPEC_ATTR) or attrs.get(COMPARABLE_ATTR)
+    return MULTICLASS if known and is_digit_study(attrs) else None
+
+
+def is_digit_study(attrs: Mapping[str, Any]) -> bool:
+    """Whether a study trained on digit images (its validation split counts images, not rows):
+    a digit dataset by name and no file path; a study that stored no dataset (one made before
+    tasks, or by hand) counts as digits unless its stored task is not multiclass."""
+    section = (attrs.get(SPEC_ATTR) or {}).get("dataset") or {}
+    comparable = attrs.get(COMPARABLE_ATTR) or {}
+    name = section.get("name") or comparable.get("dataset.name")
+    if section.get("path") or (name is not None and name not in DIGIT_DATASETS):
+        return False
+    return name is not None or comparable.get(TASK_KIND, MULTICLASS) == MULTICLASS

@@ -19,7 +19,7 @@ import urllib.parse
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from .names import STORAGE_ENV
+from nnsweep.names import STORAGE_ENV
 
 MASK = "***"
 

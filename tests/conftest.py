@@ -140,7 +140,7 @@ class CliResult:
 @pytest.fixture
 def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
     """Run ``nnsweep ARGS`` in this process; returns exit code, stdout and stderr."""
-    from nnsweep.cli import main
+    from nnsweep.cli.main import main
 
     def invoke(*args: str) -> CliResult:
         capsys.readouterr()

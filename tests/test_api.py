@@ -127,7 +127,7 @@ def test_run_sweep_pins_the_default_stores_to_the_folder_it_was_called_in(
 ) -> None:
     """A notebook that changes folder between two sweeps: MLflow keeps a store per URI for the
     process, the journal opens its file by name, so a relative default would split a study."""
-    import nnsweep.sweep
+    import nnsweep.sweep.run
 
     seen: list[tuple[str, str]] = []
     monkeypatch.setattr(

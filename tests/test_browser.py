@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from nnsweep.ui import check_port
+from nnsweep.ui.server import check_port
 from tests._browser import Api, Page, child_pids, open_page, require_browser
 from tests._uiproc import UiProcess, free_port
 from tests.conftest import CliResult, Stores

@@ -176,7 +176,7 @@ def test_typer_errors_keep_the_contract_that_main_relies_on() -> None:
     """main() maps Typer's parsing errors by public attributes only: fails if Typer changes."""
     import typer
 
-    from nnsweep.cli import show_usage_error
+    from nnsweep.cli.main import show_usage_error
 
     error = typer.BadParameter("must be positive", param_hint="'--trials'")
     assert isinstance(error, typer.TyperException) and error.exit_code == 2
@@ -192,7 +192,7 @@ def test_every_command_has_help(cli: Cli, command: str) -> None:
 
 def test_help_does_not_import_tensorflow() -> None:
     code = (
-        "import sys; from nnsweep.cli import main; rc = main(['--help']); "
+        "import sys; from nnsweep.cli.main import main; rc = main(['--help']); "
         "heavy = [m for m in ('tensorflow', 'keras', 'mlflow', 'optuna') if m in sys.modules]; "
         "print(rc, heavy)"
     )
@@ -217,7 +217,7 @@ def test_version_flag_prints_the_installed_version(cli: Cli) -> None:
 def test_every_registered_command_has_help_text() -> None:
     import typer
 
-    from nnsweep.cli import app
+    from nnsweep.cli.main import app
 
     group = typer.main.get_command(app)
     names = sorted(group.commands)  # type: ignore[attr-defined]
@@ -259,7 +259,7 @@ def test_resume_refuses_incomparable_settings_and_records_the_allowed_changes(
 ) -> None:
     import optuna
 
-    from nnsweep.ui import find_experiment
+    from nnsweep.ui.server import find_experiment
 
     first = {"name": "cmp", "trials": 1, "objective": "val_loss", "train": {"epochs": 1}}
     sweep = write_sweep(**first)

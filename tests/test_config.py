@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nnsweep.config import SweepSpec, default_batch_size, load_spec, parse_spec
 from nnsweep.errors import SpecError
-from nnsweep.limits import DEFAULT_MAX_PARAMS, check_model_size, max_param_count
-from nnsweep.space import GRID_LIMIT, Choice, Fixed, FloatRange, IntRange, short_repr
+from nnsweep.spec.config import SweepSpec, default_batch_size, load_spec, parse_spec
+from nnsweep.spec.limits import DEFAULT_MAX_PARAMS
+from nnsweep.spec.space import GRID_LIMIT, Choice, Fixed, FloatRange, IntRange, short_repr
 
 MINIMAL = "name: s\ndataset: mnist_5k\ntrials: 3\n"
 
@@ -184,18 +184,18 @@ def test_ranges_are_sized_without_listing() -> None:
 def test_largest_model_is_counted_from_the_space() -> None:
     spec = parse_spec(MINIMAL + "space: {n_layers: [1, 2], units: {low: 8, high: 64, log: true}}")
     # 784 -> 64 -> 64 -> 10, weights and biases
-    assert max_param_count(spec, 784, 10) == 785 * 64 + 65 * 64 + 65 * 10 == 55_050
-    assert max_param_count(spec, 3, 1) == 4 * 64 + 65 * 64 + 65 * 1
-    check_model_size(spec, 784, 10)
+    assert spec.max_param_count(784, 10) == 785 * 64 + 65 * 64 + 65 * 10 == 55_050
+    assert spec.max_param_count(3, 1) == 4 * 64 + 65 * 64 + 65 * 1
+    spec.check_model_size(784, 10)
     with pytest.raises(SpecError, match=r"784,000 inputs, 10 outputs\) has 50,\d{3},\d{3} param"):
-        check_model_size(spec, 784_000, 10)
+        spec.check_model_size(784_000, 10)
     assert spec.limits.max_params == DEFAULT_MAX_PARAMS
 
 
 def test_limits_max_params_can_be_raised() -> None:
     text = MINIMAL + "space: {n_layers: 8, units: 4096}\n"
     spec = parse_spec(text + "limits: {max_params: 200000000}\n")
-    assert max_param_count(spec, 784, 10) == 120_725_514
+    assert spec.max_param_count(784, 10) == 120_725_514
     assert spec.with_overrides(seed=1).limits.max_params == 200_000_000
 
 

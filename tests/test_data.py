@@ -13,8 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nnsweep.config import parse_spec
-from nnsweep.data import (
+from nnsweep.data.load import (
     DEBIAN_FASHION_DIR,
     load_dataset,
     load_raw,
@@ -23,6 +22,7 @@ from nnsweep.data import (
     sweep_dataset,
 )
 from nnsweep.errors import DataError
+from nnsweep.spec.config import parse_spec
 from nnsweep.tasks import DIGITS, Task
 
 

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from nnsweep import devices
-from nnsweep.devices import (
+from nnsweep.errors import SpecError
+from nnsweep.train import devices
+from nnsweep.train.devices import (
     CORES_PER_WORKER,
     WORKER_MEMORY,
     ThreadBudget,
@@ -29,7 +30,6 @@ from nnsweep.devices import (
     thread_budget,
     visible_gpus,
 )
-from nnsweep.errors import SpecError
 
 SMALL = 300_000  # the quickstart's largest MLP: 784-256-256-256-10
 MEDIUM = 5_000_000

@@ -10,9 +10,9 @@ import math
 
 import pytest
 
-from nnsweep.config import DiagnosisSpec, parse_spec
-from nnsweep.diagnosis import FIT_TAGS, PRUNED, diagnose, usable_epochs
 from nnsweep.errors import SpecError
+from nnsweep.spec.config import DiagnosisSpec, parse_spec
+from nnsweep.train.diagnosis import FIT_TAGS, PRUNED, diagnose, usable_epochs
 
 NAN = float("nan")
 RULES = DiagnosisSpec()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from nnsweep.config import DiagnosisSpec
-from nnsweep.diagnosis import FIT_TAGS, diagnose
+from nnsweep.spec.config import DiagnosisSpec
+from nnsweep.train.diagnosis import FIT_TAGS, diagnose
 from tests.test_diagnosis import check_section_refused, check_thresholds_apply
 
 NAN = float("nan")

@@ -10,8 +10,8 @@ import pytest
 
 from nnsweep.errors import ExportError, StudyNotFoundError, first_line
 from nnsweep.names import ARTIFACT_ERROR_TAG, FAIL_REASON_KEY, MODEL_ERROR_TAG
-from nnsweep.objective import failure_reason
-from nnsweep.tracking import Tracker, open_reader
+from nnsweep.track.tracker import Tracker, open_reader
+from nnsweep.train.objective import failure_reason
 from nnsweep.urls import forget_secrets, remember_secrets
 
 PASSWORD = "s3cr/et p@ss"  # '/', a space and '@': what naive masking misses

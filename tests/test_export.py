@@ -31,7 +31,7 @@ def _stores(root: Path) -> Stores:
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A finished 3-trial sweep and its export (registered as tiny-mlp@champion)."""
-    from nnsweep.cli import main
+    from nnsweep.cli.main import main
 
     root = tmp_path_factory.mktemp("export")
     stores = _stores(root)
@@ -55,7 +55,7 @@ def client(exported: dict[str, Any]) -> Any:
 
 @pytest.fixture
 def study(exported: dict[str, Any]) -> Any:
-    from nnsweep.study import load_study
+    from nnsweep.study.storage import load_study
 
     return load_study("tiny", exported["stores"].storage)
 
@@ -76,7 +76,7 @@ def mlflow_uri(exported: dict[str, Any]) -> Iterator[str]:
 
 
 def _test_split() -> tuple[np.ndarray, np.ndarray]:
-    from nnsweep.data import load_raw
+    from nnsweep.data.load import load_raw
 
     (_, _, x_test, y_test), _ = load_raw("mnist_5k")
     return np.asarray(x_test, dtype=np.uint8), np.asarray(y_test)
@@ -107,7 +107,7 @@ def test_sweep_logs_a_model_exactly_for_each_new_best(exported, study, client):
 def test_logged_model_has_signature_and_input_example(exported, client, tmp_path):
     from mlflow.models import Model
 
-    from nnsweep.modeluri import download_model
+    from nnsweep.track.models import download_model
 
     run_id = exported["card"]["mlflow"]["run_id"]
     uri = client.get_run(run_id).data.tags["nnsweep.model_uri"]
@@ -188,8 +188,8 @@ def test_card_describes_the_best_trial(exported, study, client):
     assert version.source == client.get_logged_model(uri.removeprefix("models:/")).artifact_location
 
     # 95 % Wilson interval around the accuracy, from the confusion matrix's counts.
-    from nnsweep.card import test_headline, validation_line
-    from nnsweep.intervals import wilson
+    from nnsweep.export.card import test_headline, validation_line
+    from nnsweep.export.intervals import wilson
 
     low, high = test["accuracy_ci95"]
     assert low < test["accuracy"] < high
@@ -435,7 +435,7 @@ def test_export_needs_a_logged_model_or_retrain(exported, cli, client, tmp_path)
 
 def test_missing_tracking_store_is_refused(stores, cli, tmp_path):
     from nnsweep.errors import StorageError
-    from nnsweep.export import export_best
+    from nnsweep.export.export import export_best
 
     with pytest.raises(StorageError, match=r"mlflow\.db does not exist; pass the --tracking-uri"):
         export_best("tiny", out=tmp_path / "o", storage_url=stores.storage,

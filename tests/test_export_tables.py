@@ -38,7 +38,7 @@ TABLE_SWEEP: dict[str, Any] = {
 def table_exports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
     """Per task, `nnsweep run` on a synthetic CSV (binary good/bad, multiclass 1/3/7,
     regression) and `nnsweep export` of its best trial."""
-    from nnsweep.cli import main
+    from nnsweep.cli.main import main
     from tests._tables import write_table
 
     root = tmp_path_factory.mktemp("tables")
@@ -59,8 +59,8 @@ def table_exports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[st
 
 def _table_test_split(entry: dict[str, Any]) -> Any:
     """The dataset as the sweep loaded it (the test reads its test split to check the card)."""
-    from nnsweep.config import DatasetSpec
-    from nnsweep.data import load_dataset
+    from nnsweep.data.load import load_dataset
+    from nnsweep.spec.config import DatasetSpec
 
     return load_dataset(DatasetSpec.model_validate(entry["spec"]["dataset"]), seed=0)
 
@@ -113,7 +113,7 @@ def test_regression_card_metrics_equal_a_fresh_computation(table_exports):
     its figure, and is the one a fresh bootstrap with the card's seed gives."""
     import keras
 
-    from nnsweep.intervals import bootstrap
+    from nnsweep.export.intervals import bootstrap
     from nnsweep.tasks import target_scale
 
     entry = table_exports["regression"]
@@ -150,7 +150,7 @@ def test_table_export_round_trips_through_predict(table_exports, cli, kind):
     import pandas as pd
     from mlflow import MlflowClient
 
-    from nnsweep.features import to_inputs
+    from nnsweep.data.features import to_inputs
     from nnsweep.tasks import Task
 
     entry = table_exports[kind]
@@ -194,7 +194,7 @@ def test_regression_retrain_exports_without_accuracy(table_exports, cli, tmp_pat
 def test_wilson_interval_on_known_cases():
     """Wilson 95 %: 0 of 10 → [0, z²/(n+z²)] = [0, 0.2775]; 81 of 263 → [0.2553, 0.3662]
     (the textbook example); each bound solves the score equation |p̂ - p| = z √(p(1-p)/n)."""
-    from nnsweep.intervals import Z95, wilson
+    from nnsweep.export.intervals import Z95, wilson
 
     low, high = wilson(0, 10)
     assert low == 0.0 and high == pytest.approx(Z95**2 / (10 + Z95**2))
@@ -212,7 +212,7 @@ def test_wilson_interval_on_known_cases():
 def test_bootstrap_is_seeded_and_bounded():
     """Same seed, same interval; another seed, a different one; a perfect predictor's
     interval is a point; large inputs are drawn in blocks."""
-    from nnsweep.intervals import bootstrap
+    from nnsweep.export.intervals import bootstrap
 
     rng = np.random.default_rng(1)
     y = rng.normal(size=500)
@@ -285,7 +285,7 @@ def test_export_reads_only_the_data_the_study_was_swept_on(table_exports, tmp_pa
     import shutil
 
     from nnsweep.errors import ExportError
-    from nnsweep.export import export_best
+    from nnsweep.export.export import export_best
 
     entry = table_exports["regression"]
     stores = entry["stores"]
@@ -315,9 +315,9 @@ def test_mlflow_pyfunc_predicts_an_all_numeric_table_model(tmp_path):
     import mlflow
     import mlflow.pyfunc
 
-    from nnsweep.cli import main
-    from nnsweep.features import to_inputs
-    from nnsweep.modelio import ModelIO
+    from nnsweep.cli.main import main
+    from nnsweep.data.features import to_inputs
+    from nnsweep.data.modelio import ModelIO
     from tests._tables import make_table
 
     rows = make_table("binary", 300, 0).drop(columns=["colour"])

@@ -12,8 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nnsweep.errors import DataError
-from nnsweep.features import (
+from nnsweep.data.features import (
     CLIP,
     MAX_CATEGORIES,
     MISSING,
@@ -31,6 +30,7 @@ from nnsweep.features import (
     to_inputs,
     to_numeric,
 )
+from nnsweep.errors import DataError
 
 NAN = float("nan")
 
@@ -198,9 +198,9 @@ print(json.dumps(out.ravel().tolist()))
 def test_a_saved_model_with_its_head_predicts_raw_rows_in_plain_keras(tmp_path: Path) -> None:
     import keras
 
-    from nnsweep.model import HyperParams, build_model
-    from nnsweep.tables import column_kinds
+    from nnsweep.data.tables import column_kinds
     from nnsweep.tasks import Task
+    from nnsweep.train.model import HyperParams, build_model
 
     rng = np.random.default_rng(0)
     n = 240

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from nnsweep.config import LimitsSpec, parse_spec
 from nnsweep.errors import SpecError
+from nnsweep.spec.config import LimitsSpec, parse_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 OK = b"name: s\ndataset: mnist_5k\ntrials: 3\n"
@@ -316,7 +316,7 @@ def test_cli_overrides_are_bounded_too(tmp_path: Path) -> None:
 
 def test_sweep_preflight_checks_the_model_size_before_any_store(tmp_path: Path) -> None:
     """The input width of a table is known only once loaded: the pre-flight checks again."""
-    from nnsweep.sweep import preflight
+    from nnsweep.sweep.prepare import preflight
 
     spec = parse_spec(OK.decode() + "space: {n_layers: 2, units: 64}\n")
     # a limit the spec's own check never saw: as if the width were unknown until loading
@@ -325,4 +325,4 @@ def test_sweep_preflight_checks_the_model_size_before_any_store(tmp_path: Path) 
     with pytest.raises(SpecError, match=r"784 inputs, 10 outputs\) has 55,050 parameters"):
         preflight(tight, storage_url=storage, tracking_uri=uri)
     assert list(tmp_path.iterdir()) == []
-    assert preflight(spec, storage_url=storage, tracking_uri=uri).x_train.shape[1] == 784
+    assert preflight(spec, storage_url=storage, tracking_uri=uri).dataset.x_train.shape[1] == 784

@@ -143,7 +143,7 @@ MAX_RSS_MB = 200  # the CLI itself takes ~50 MB; a loaded bomb would take hundre
 # high-water mark of this program's memory (ru_maxrss would include the forking parent's).
 MEASURED_CLI = (
     "import re, sys\n"
-    "from nnsweep.cli import main\n"
+    "from nnsweep.cli.main import main\n"
     "code = main(sys.argv[1:])\n"
     "status = open('/proc/self/status').read()\n"
     "print(re.search(r'VmHWM:\\s+(\\d+) kB', status).group(1))\n"
@@ -205,9 +205,9 @@ def test_export_force_accepts_a_folder_with_an_nnsweep_card_and_not_a_linked_one
 ) -> None:
     import json
 
-    from nnsweep.card import CARD_FORMAT
     from nnsweep.errors import ExportError
-    from nnsweep.export import check_out_dir
+    from nnsweep.export.card import CARD_FORMAT
+    from nnsweep.export.export import check_out_dir
 
     card = json.dumps({"format": CARD_FORMAT, "study": "tiny"})
     earlier = tmp_path / "earlier"

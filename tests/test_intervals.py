@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from nnsweep.intervals import Z95, auc_interval, delong_auc, wilson
+from nnsweep.export.intervals import Z95, auc_interval, delong_auc, wilson
 
 
 def explicit_delong(y: np.ndarray, score: np.ndarray) -> tuple[float, float]:

@@ -15,8 +15,8 @@ from optuna.trial import TrialState, create_trial
 from rich.console import Console
 
 from nnsweep.names import EXPERIMENT_ATTR, FAIL_REASON_KEY, OBJECTIVE_ATTR, PARAMS_ATTR, RUN_ID_ATTR
-from nnsweep.progress import SweepProgress
-from nnsweep.tracking import Tracker
+from nnsweep.sweep.progress import SweepProgress
+from nnsweep.track.tracker import Tracker
 from tests.conftest import CliResult, Stores
 
 HOSTILE_NAME = "[bold red]x[/]"

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nnsweep.config import ACTIVATIONS, OPTIMIZERS
-from nnsweep.model import HyperParams, build_model, count_params, learning_rate
+from nnsweep.spec.config import ACTIVATIONS, OPTIMIZERS
 from nnsweep.tasks import Task
+from nnsweep.train.model import HyperParams, build_model, count_params, learning_rate
 
 
 def test_seed_lab_model_has_19885_params() -> None:
@@ -170,8 +170,8 @@ def test_table_models_beat_the_trivial_baseline_and_reload_in_safe_mode(
     import keras
     import sklearn.datasets
 
-    from nnsweep.config import DatasetSpec
-    from nnsweep.data import load_dataset
+    from nnsweep.data.load import load_dataset
+    from nnsweep.spec.config import DatasetSpec
 
     loader, metric, sign = TABLES[kind]
     frame = getattr(sklearn.datasets, loader)(as_frame=True).frame

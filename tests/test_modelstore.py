@@ -21,23 +21,25 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Stores:
 
 def _logger_and_run(store: Stores, **changes: Any) -> tuple[Any, Any, str]:
     """A ModelLogger for the tiny sweep with ``changes``, and a fresh child run to log on."""
-    from nnsweep.config import SweepSpec
-    from nnsweep.modelstore import ModelLogger
-    from nnsweep.tracking import Tracker
+    from nnsweep.spec.config import SweepSpec
+    from nnsweep.track.tracker import Tracker
+    from nnsweep.train.modellog import ModelLogger
 
     spec = SweepSpec.model_validate({**TINY_SWEEP, **changes})
     tracker = Tracker(store.tracking_uri, spec.name)
     parent = tracker.start_parent(spec.name, tags={}, params={})
     run_id = tracker.start_trial(parent, spec.name, 0, {})
-    return ModelLogger(spec, tracker), tracker, run_id
+    from nnsweep.data.modelio import digits_io
+
+    return ModelLogger(spec, tracker, digits_io()), tracker, run_id
 
 
 def _result(run_id: str, metric: str, value: float, state: str) -> Any:
     """A trial's result as the Objective sets it: the value only for a COMPLETE trial."""
     import numpy as np
 
-    from nnsweep.model import HyperParams, build_model
-    from nnsweep.objective import TrialResult
+    from nnsweep.train.model import HyperParams, build_model
+    from nnsweep.train.result import TrialResult
 
     hp = HyperParams(n_layers=1, units=(8,), epochs=2)
     other = "val_loss" if metric == "val_accuracy" else "val_accuracy"
@@ -100,8 +102,8 @@ def test_logged_model_round_trips_through_keras(store, tmp_path):
     import numpy as np
     import optuna
 
-    from nnsweep.modelstore import MLFLOW_KERAS_FILE
-    from nnsweep.modeluri import download_model
+    from nnsweep.track.models import download_model
+    from nnsweep.train.modellog import MLFLOW_KERAS_FILE
 
     step, tracker, run_id = _logger_and_run(store)
 
@@ -143,13 +145,13 @@ def test_table_model_logs_its_io_and_signature_and_predicts_by_uri(store, tmp_pa
     import pandas as pd
     from mlflow.models import Model
 
-    from nnsweep.features import fit_schema, take_rows, to_inputs
-    from nnsweep.model import HyperParams, build_model
-    from nnsweep.modelio import ModelIO
-    from nnsweep.modelstore import IO_FILE, log_keras_model
-    from nnsweep.modeluri import download_model
-    from nnsweep.predictor import load_predictor
+    from nnsweep.data.features import fit_schema, take_rows, to_inputs
+    from nnsweep.data.modelio import ModelIO
+    from nnsweep.predict.loader import load_predictor
     from nnsweep.tasks import Task
+    from nnsweep.track.models import download_model
+    from nnsweep.train.model import HyperParams, build_model
+    from nnsweep.train.modellog import IO_FILE, log_keras_model
 
     step, tracker, run_id = _logger_and_run(store, name="table")
     rng = np.random.default_rng(0)

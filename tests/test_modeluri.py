@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from nnsweep.errors import ExportError
-from nnsweep.modeluri import MODEL_URI_TAG, download_model, model_location, model_uri_of
+from nnsweep.track.models import MODEL_URI_TAG, download_model, model_location, model_uri_of
 
 
 @pytest.mark.parametrize("uri", ["runs:/abc/model", "models:/", "models:/mnist-mlp", "m-123"])

@@ -73,7 +73,13 @@ def test_names_are_unique_well_formed_and_the_module_imports_nothing() -> None:
 
 
 def test_modules_use_the_shared_names() -> None:
-    from nnsweep import modelstore, modeluri, steps, stores, study, tracking, trials
+    from nnsweep import stores
+    from nnsweep.results import trials
+    from nnsweep.study import storage as study
+    from nnsweep.track import models as modeluri
+    from nnsweep.track import tracker as tracking
+    from nnsweep.train import modellog as modelstore
+    from nnsweep.train import steps
 
     assert steps.FIT_TAG is names.FIT_TAG
     assert trials.FIT_TAG is names.FIT_TAG

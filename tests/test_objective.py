@@ -10,15 +10,15 @@ import optuna
 import pytest
 from mlflow import MlflowClient
 
-from nnsweep.config import parse_spec
-from nnsweep.objective import (
-    TrialFailure,
+from nnsweep.spec.config import parse_spec
+from nnsweep.study.storage import create_or_resume
+from nnsweep.train.objective import (
     failure_reason,
     pruned_reason,
     reduce_history,
     sample_params,
 )
-from nnsweep.study import create_or_resume
+from nnsweep.train.result import TrialFailure
 from tests.conftest import CliResult, Stores
 
 HISTORY = {"val_accuracy": [0.5, 0.9, 0.8], "val_loss": [1.0, 0.3, 0.4]}
@@ -81,7 +81,7 @@ def test_sample_params_units_per_layer() -> None:
 
 
 def _enqueue(stores: Stores, sweep: Path, *points: dict) -> None:
-    from nnsweep.config import load_spec
+    from nnsweep.spec.config import load_spec
 
     study = create_or_resume(load_spec(sweep), stores.storage, load_spec(sweep).name)
     for params in points:
@@ -186,16 +186,16 @@ def test_a_trial_computes_its_value_and_diagnosis_once(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The result travels forward: the steps and the model logger read it, never recompute."""
-    import nnsweep.cli
-    import nnsweep.data
-    import nnsweep.diagnosis
-    import nnsweep.modelstore
-    import nnsweep.objective
-    import nnsweep.steps
-    import nnsweep.sweep  # noqa: F401
+    import nnsweep.cli.main
+    import nnsweep.data.load
+    import nnsweep.sweep.run  # noqa: F401
+    import nnsweep.train.diagnosis
+    import nnsweep.train.modellog
+    import nnsweep.train.objective
+    import nnsweep.train.steps
 
     # the data is read from its source once per process: every later ask hits the cache
-    nnsweep.data._load.cache_clear()
+    nnsweep.data.load._load.cache_clear()
     loads = _count_calls(monkeypatch, nnsweep.data, "_digits")
     values = _count_calls(monkeypatch, nnsweep.objective, "reduce_history")
     diagnoses = _count_calls(monkeypatch, nnsweep.diagnosis, "diagnose")
@@ -227,8 +227,8 @@ def _val_accuracy(model: object, sweep: Path) -> float:
     """The model's own accuracy on the sweep's validation split (dropout off)."""
     import numpy as np
 
-    from nnsweep.config import load_spec
-    from nnsweep.data import sweep_dataset
+    from nnsweep.data.load import sweep_dataset
+    from nnsweep.spec.config import load_spec
 
     data = sweep_dataset(load_spec(sweep))
     probs = model.predict(data.x_val, batch_size=256, verbose=0)  # type: ignore[attr-defined]
@@ -236,7 +236,7 @@ def _val_accuracy(model: object, sweep: Path) -> float:
 
 
 def _only_trial(stores: Stores, name: str) -> tuple[optuna.trial.FrozenTrial, object, dict]:
-    from nnsweep.tracking import fetch_history
+    from nnsweep.track.tracker import fetch_history
 
     (trial,) = optuna.load_study(study_name=name, storage=stores.storage).trials
     client = MlflowClient(stores.tracking_uri)
@@ -253,8 +253,8 @@ def test_the_logged_model_holds_the_best_epochs_weights(
 ) -> None:
     import keras
 
-    from nnsweep.modelstore import MLFLOW_KERAS_FILE
-    from nnsweep.modeluri import download_model
+    from nnsweep.track.models import download_model
+    from nnsweep.train.modellog import MLFLOW_KERAS_FILE
 
     sweep = write_sweep(name="bouncy", **BOUNCY)
     assert cli("run", sweep, *stores.args, "--quiet").code == 0

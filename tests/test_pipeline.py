@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nnsweep.pipeline import eval_batches, train_batches
+from nnsweep.train.pipeline import eval_batches, train_batches
 
 
 def epochs_of(ds, n_epochs: int) -> list[list[np.ndarray]]:

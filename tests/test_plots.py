@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import pytest
 from PIL import Image
 
-from nnsweep.plots import Curves, accuracy_overlay, learning_curves, save
+from nnsweep.train.plots import Curves, accuracy_overlay, learning_curves, save
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -89,8 +89,8 @@ def test_save_writes_a_png(tmp_path: Path) -> None:
 def test_importing_the_report_modules_loads_no_heavy_library() -> None:
     code = (
         "import sys, nnsweep.plots, nnsweep.diagnosis, nnsweep.report, nnsweep.trials\n"
-        "import nnsweep.steps\n"
-        "import nnsweep.plots as p\n"
+        "import nnsweep.train.steps\n"
+        "import nnsweep.train.plots as p\n"
         "heavy = [m for m in ('matplotlib', 'keras', 'tensorflow', 'mlflow', 'optuna', 'plotly',"
         " 'pandas') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
@@ -112,7 +112,7 @@ def test_importing_the_report_modules_loads_no_heavy_library() -> None:
     ids=["classification", "regression", "loss only"],
 )  # fmt: skip
 def test_the_metric_panel_follows_the_task(history: dict[str, list[float]], panel: str) -> None:
-    from nnsweep.plots import curve_panels
+    from nnsweep.train.plots import curve_panels
 
     assert curve_panels(history)[0] == (panel, f"val_{panel}", panel)
     fig = learning_curves(history, title="t")

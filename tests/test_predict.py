@@ -25,8 +25,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A 32-unit MLP fit for 3 epochs, saved as .keras, and real test digits (uint8)."""
     import keras
 
-    from nnsweep.data import load_dataset, load_raw
-    from nnsweep.model import HyperParams, build_model
+    from nnsweep.data.load import load_dataset, load_raw
+    from nnsweep.train.model import HyperParams, build_model
 
     root = tmp_path_factory.mktemp("predict")
     data = load_dataset("mnist_5k")
@@ -130,7 +130,7 @@ def test_larger_png_and_jpeg_keep_confident_predictions(trained, cli, tmp_path):
 def test_non_square_image_is_padded_with_its_border_colour(tmp_path):
     from PIL import Image
 
-    from nnsweep.predict import read_image
+    from nnsweep.predict.predict import read_image
 
     canvas = np.full((20, 60), 200, dtype=np.uint8)
     canvas[5:15, 25:35] = 10

@@ -31,11 +31,11 @@ def tables(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]
     folder holds it: model.keras beside the card's io section."""
     import keras
 
-    from nnsweep.card import CARD_FORMAT
-    from nnsweep.config import DatasetSpec
-    from nnsweep.data import load_dataset
-    from nnsweep.model import HyperParams, build_model
-    from nnsweep.modelio import ModelIO
+    from nnsweep.data.load import load_dataset
+    from nnsweep.data.modelio import ModelIO
+    from nnsweep.export.card import CARD_FORMAT
+    from nnsweep.spec.config import DatasetSpec
+    from nnsweep.train.model import HyperParams, build_model
     from tests._tables import write_table
 
     root = tmp_path_factory.mktemp("tables")
@@ -76,7 +76,7 @@ def test_rows_predict_with_the_original_labels(tables, cli, tmp_path, kind):
     """--csv: a header and one line per row with the original label (string or gapped int)
     and its probability, or the value; --json: the same, labels with their JSON type. The
     predictions are the plain model's on the same rows, and they are mostly right."""
-    from nnsweep.features import to_inputs
+    from nnsweep.data.features import to_inputs
     from nnsweep.tasks import Task
 
     t = tables[kind]
@@ -247,11 +247,11 @@ def numeric_model(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     as arrays, in the schema's column order."""
     import pandas as pd
 
-    from nnsweep.card import CARD_FORMAT
-    from nnsweep.features import fit_schema
-    from nnsweep.model import HyperParams, build_model
-    from nnsweep.modelio import ModelIO
+    from nnsweep.data.features import fit_schema
+    from nnsweep.data.modelio import ModelIO
+    from nnsweep.export.card import CARD_FORMAT
     from nnsweep.tasks import Task
+    from nnsweep.train.model import HyperParams, build_model
 
     rng = np.random.default_rng(0)
     frame = pd.DataFrame(rng.normal(size=(50, 3)), columns=["a", "b", "c"])
@@ -314,7 +314,7 @@ def test_compressed_rows_are_bounded_before_parsing(tables, cli, tmp_path, monke
     files stay small."""
     import gzip
 
-    import nnsweep.predictrows as predictrows
+    import nnsweep.predict.rows as predictrows
     from tests._tables import make_table
 
     monkeypatch.setattr(predictrows, "MAX_INFLATED_BYTES", 1 << 20)

@@ -105,7 +105,7 @@ def test_a_fit_stops_between_batches_and_the_epoch_it_stopped_in_is_not_logged()
     callbacks after it never see the epoch it interrupted."""
     import keras
 
-    from nnsweep.objective import _callback_classes
+    from nnsweep.train.objective import _callback_classes
 
     Interrupter = _callback_classes()[0]
     logged: list[int] = []

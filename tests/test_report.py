@@ -19,11 +19,9 @@ from mlflow import MlflowClient
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
 
-from nnsweep.config import load_spec
-from nnsweep.data import load_dataset
-from nnsweep.diagnosis import diagnose
+from nnsweep.data.load import load_dataset
 from nnsweep.errors import NoCompleteTrialError, StorageError
-from nnsweep.report import (
+from nnsweep.results.report import (
     DIAGNOSIS_COLUMNS,
     OPTUNA_PLOTS,
     OVERLAY_PNG,
@@ -39,9 +37,11 @@ from nnsweep.report import (
     trials_frame,
     write_report,
 )
-from nnsweep.steps import CURVES_ARTIFACT, FIT_REASON_TAG, FIT_TAG
-from nnsweep.tracking import Tracker, fetch_history, open_reader
-from nnsweep.ui import find_experiment
+from nnsweep.spec.config import load_spec
+from nnsweep.track.tracker import Tracker, fetch_history, open_reader
+from nnsweep.train.diagnosis import diagnose
+from nnsweep.train.steps import CURVES_ARTIFACT, FIT_REASON_TAG, FIT_TAG
+from nnsweep.ui.server import find_experiment
 from tests.conftest import CliResult, Stores
 
 DISTRIBUTIONS = {

@@ -17,10 +17,10 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from nnsweep.report import OVERLAY_PNG, TABLE_CSV, TABLE_MD
-from nnsweep.tracking import fetch_history
-from nnsweep.trials import BINARY_COLUMNS, REGRESSION_COLUMNS
-from nnsweep.ui import find_experiment
+from nnsweep.results.report import OVERLAY_PNG, TABLE_CSV, TABLE_MD
+from nnsweep.results.trials import BINARY_COLUMNS, REGRESSION_COLUMNS
+from nnsweep.track.tracker import fetch_history
+from nnsweep.ui.server import find_experiment
 
 from .conftest import CliResult, Stores
 
@@ -153,7 +153,7 @@ def mlflow_server(tmp_path: Path) -> Any:
     import socket
     import subprocess
 
-    from nnsweep.ui import guarded, server_command, server_env, stop_server, wait_until_up
+    from nnsweep.ui.server import guarded, server_command, server_env, stop_server, wait_until_up
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

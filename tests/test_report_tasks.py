@@ -4,7 +4,7 @@ trials by the value each was scored with, in the objective's direction, with the
 The hand-made studies are real Optuna storages and real MLflow stores whose runs hold curves
 chosen so that every plausible wrong key (the last epoch, accuracy instead of AUC, the wrong
 direction) gives another order than the right one; their diagnosis is the real
-:func:`nnsweep.diagnosis.diagnose` of those curves. The slow tests run real sweeps on
+:func:`nnsweep.train.diagnosis.diagnose` of those curves. The slow tests run real sweeps on
 scikit-learn's public tables written to CSV.
 """
 
@@ -23,10 +23,8 @@ from mlflow import MlflowClient
 from optuna.distributions import IntDistribution
 from optuna.trial import TrialState, create_trial
 
-from nnsweep.config import DiagnosisSpec
-from nnsweep.diagnosis import diagnose
 from nnsweep.names import COMPARABLE_ATTR, EXPERIMENT_ATTR, FIT_TAG, OBJECTIVE_ATTR, SPEC_ATTR
-from nnsweep.report import (
+from nnsweep.results.report import (
     OVERLAY_PNG,
     TABLE_CSV,
     TABLE_MD,
@@ -35,10 +33,7 @@ from nnsweep.report import (
     sort_trials,
     write_report,
 )
-from nnsweep.statusdb import is_digit_study, task_of
-from nnsweep.steps import objective_key
-from nnsweep.tracking import Tracker
-from nnsweep.trials import (
+from nnsweep.results.trials import (
     BINARY_COLUMNS,
     REGRESSION_COLUMNS,
     Scoring,
@@ -46,7 +41,12 @@ from nnsweep.trials import (
     scoring_of,
     trials_frame,
 )
-from nnsweep.ui import find_experiment, runs_url
+from nnsweep.spec.config import DiagnosisSpec
+from nnsweep.tasks import is_digit_study, task_of
+from nnsweep.track.tracker import Tracker
+from nnsweep.train.diagnosis import diagnose
+from nnsweep.train.steps import objective_key
+from nnsweep.ui.server import find_experiment, runs_url
 
 from .conftest import CliResult, Stores
 
@@ -364,12 +364,6 @@ def test_task_of_a_study(attrs: dict[str, Any], kind: str | None, digits: bool) 
     assert is_digit_study(attrs) is digits
 
 
-def test_statusdb_reads_the_key_comparable_writes() -> None:
-    from nnsweep import comparable, statusdb
-
-    assert statusdb.TASK_KIND == comparable.TASK_KIND
-
-
 def test_a_study_without_a_stored_task_is_told_by_its_runs(made: Any) -> None:
     stores, study, _ = made
     bare = optuna.create_study(direction="minimize")
@@ -386,7 +380,7 @@ def test_a_study_without_a_stored_task_is_told_by_its_runs(made: Any) -> None:
 
 
 def test_overlay_draws_the_task_metric_with_the_dropout_off_training_curve() -> None:
-    from nnsweep.plots import Curves, accuracy_overlay
+    from nnsweep.train.plots import Curves, accuracy_overlay
 
     evaluated = {"val_mae": [5.0, 3.0], "mae": [6.0, 4.0], "train_eval_mae": [4.5, 2.5]}
     keras_only = {"val_mae": [5.5, 3.5], "mae": [6.5, 4.5]}

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nnsweep import runtime
-from nnsweep.model import HyperParams, build_model
-from nnsweep.runtime import (
+from nnsweep.train import runtime
+from nnsweep.train.model import HyperParams, build_model
+from nnsweep.train.runtime import (
     drop_custom_gradients,
     drop_native_log_lines,
     native_stderr_filtered,
@@ -136,7 +136,7 @@ def _env_without_tf_settings() -> dict[str, str]:
 
 def _import_tensorflow(debug: bool) -> str:
     code = (
-        "from nnsweep.runtime import quiet_native_logs\n"
+        "from nnsweep.train.runtime import quiet_native_logs\n"
         f"quiet_native_logs(debug={debug})\n"
         "import keras\n"
         "keras.ops.convert_to_tensor([1.0]) + 1.0\n"  # initialises the devices too
@@ -170,7 +170,7 @@ def test_a_workers_thread_budget_is_set_right_after_the_tensorflow_import(
     budget: dict[str, str], expected: str
 ) -> None:
     code = (
-        "from nnsweep.runtime import quiet_native_logs; quiet_native_logs(); "
+        "from nnsweep.train.runtime import quiet_native_logs; quiet_native_logs(); "
         "import tensorflow as tf; t = tf.config.threading; "
         "print(t.get_intra_op_parallelism_threads(), t.get_inter_op_parallelism_threads())"
     )

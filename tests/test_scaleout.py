@@ -55,7 +55,7 @@ STORE_VARS = ("MLFLOW_TRACKING_URI", "NNSWEEP_STORAGE", "MLFLOW_REGISTRY_URI")
 def mlflow_server(tmp_path: Path, fresh_postgres: Callable[[], str]) -> Iterator[str]:
     """``mlflow server`` on a fresh PostgreSQL database, proxying artifacts to a folder; its
     URL. The backend URL (with its password) goes through the environment, not ``ps``."""
-    from nnsweep.ui import wait_until_up
+    from nnsweep.ui.server import wait_until_up
 
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in STORE_VARS}

@@ -17,12 +17,15 @@ import pytest
 import yaml
 from mlflow.entities import Run
 
-from nnsweep.config import SweepSpec, parse_spec
-from nnsweep.data import Dataset, load_dataset, stratified_split
-from nnsweep.diagnosis import diagnose
-from nnsweep.model import HyperParams, build_model, count_params
-from nnsweep.objective import Objective, TrialResult
-from nnsweep.steps import (
+from nnsweep.data.load import Dataset, load_dataset, stratified_split
+from nnsweep.data.modelio import digits_io
+from nnsweep.spec.config import SweepSpec, parse_spec
+from nnsweep.track.tracker import Tracker
+from nnsweep.train.diagnosis import diagnose
+from nnsweep.train.model import HyperParams, build_model, count_params
+from nnsweep.train.objective import Objective
+from nnsweep.train.result import TrialResult
+from nnsweep.train.steps import (
     ARTIFACT_ERROR_TAG,
     CONFIG_ARTIFACT,
     CURVES_ARTIFACT,
@@ -33,7 +36,6 @@ from nnsweep.steps import (
     default_steps,
     fit_steps,
 )
-from nnsweep.tracking import Tracker
 
 HP = HyperParams(n_layers=2, units=(16, 8), dropout=0.1, epochs=6)
 GOOD_HISTORY = {
@@ -182,7 +184,7 @@ def test_curve_title(tracker: Tracker, state: str, epochs: int, expected: str) -
 
 
 def test_every_sweep_runs_the_fit_steps(tracker: Tracker) -> None:
-    names = [getattr(s, "__name__", "") for s in default_steps(spec_of(), tracker)]
+    names = [getattr(s, "__name__", "") for s in default_steps(spec_of(), tracker, digits_io())]
     assert {"log_diagnosis", "log_curves", "log_model_text"} <= set(names)
 
 

@@ -135,7 +135,7 @@ def test_startup_lock_makes_processes_on_one_local_store_take_turns(tmp_path: Pa
 
 def test_reading_a_journal_that_does_not_exist_creates_nothing(tmp_path: Path) -> None:
     from nnsweep.errors import StudyNotFoundError
-    from nnsweep.study import list_studies, load_study
+    from nnsweep.study.storage import list_studies, load_study
 
     url = f"journal:///{tmp_path / 'optuna.log'}"
     assert list_studies(url) == []

@@ -13,12 +13,12 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from nnsweep.config import parse_spec
 from nnsweep.errors import NoCompleteTrialError, StorageError, StudyNotFoundError
-from nnsweep.samplers import grid_space, make_pruner, make_sampler
-from nnsweep.statusdb import read_summaries, study_summaries
+from nnsweep.spec.config import parse_spec
 from nnsweep.stores import check_storage, resolve_storage
-from nnsweep.study import (
+from nnsweep.study.samplers import grid_space, make_pruner, make_sampler
+from nnsweep.study.status import read_summaries, study_summaries
+from nnsweep.study.storage import (
     best_trial,
     count_states,
     create_or_resume,
@@ -311,7 +311,7 @@ def test_a_study_from_before_the_settings_were_stored_is_checked_by_its_spec(
 def test_other_data_under_the_same_settings_is_refused_by_its_fingerprint(tmp_path: Path) -> None:
     from dataclasses import replace
 
-    from nnsweep.data import sweep_dataset
+    from nnsweep.data.load import sweep_dataset
 
     url = f"sqlite:///{tmp_path}/optuna.db"
     spec = parse_spec(BASE)

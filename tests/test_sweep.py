@@ -19,10 +19,10 @@ import pytest
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
-import nnsweep.data
-import nnsweep.sweep
-from nnsweep.config import load_spec
-from nnsweep.study import create_or_resume
+import nnsweep.data.load
+import nnsweep.sweep.run
+from nnsweep.spec.config import load_spec
+from nnsweep.study.storage import create_or_resume
 from tests.conftest import CliResult, Stores
 
 Cli = Callable[..., CliResult]
@@ -234,9 +234,9 @@ def test_a_sweep_never_reads_the_test_split(
     trials, values = run("clean")
 
     loads = []
-    real = nnsweep.data.load_dataset
+    real = nnsweep.data.load.load_dataset
 
-    def blind_test_split(*args: Any, **kwargs: Any) -> nnsweep.data.Dataset:
+    def blind_test_split(*args: Any, **kwargs: Any) -> nnsweep.data.load.Dataset:
         data = real(*args, **kwargs)
         loads.append(args)
         return replace(
@@ -265,9 +265,9 @@ def _table(folder: Path) -> Path:
 
 
 def test_prepare_gives_an_inferred_task_its_objective(tmp_path: Path) -> None:
-    from nnsweep.config import parse_spec
     from nnsweep.errors import SpecError
-    from nnsweep.sweep import prepare
+    from nnsweep.spec.config import parse_spec
+    from nnsweep.sweep.prepare import prepare
 
     base = f"name: t\ntrials: 1\ndataset: {{path: {_table(tmp_path)}, target: y}}\n"
     spec, data = prepare(parse_spec(base))
@@ -280,9 +280,9 @@ def test_prepare_gives_an_inferred_task_its_objective(tmp_path: Path) -> None:
 
 
 def test_preflight_sizes_a_table_model_by_its_loaded_width(stores: Stores) -> None:
-    from nnsweep.config import parse_spec
     from nnsweep.errors import SpecError
-    from nnsweep.sweep import preflight
+    from nnsweep.spec.config import parse_spec
+    from nnsweep.sweep.prepare import preflight
 
     spec = parse_spec(
         f"name: t\ntrials: 1\ndataset: {{path: {_table(stores.root)}, target: y}}\n"

@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine
 
+from nnsweep.data.features import MISSING, NUMERIC_INPUT
+from nnsweep.data.tables import MAX_FILE_BYTES, TableSplits, load_table, read_rows
 from nnsweep.errors import DataError
-from nnsweep.features import MISSING, NUMERIC_INPUT
-from nnsweep.tables import MAX_FILE_BYTES, TableSplits, load_table, read_rows
 
 
 def _all_labels(t: TableSplits) -> Counter[Any]:
@@ -415,7 +415,7 @@ def test_large_integer_labels_stay_distinct(tmp_path: Path) -> None:
 
 
 def test_too_many_columns_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import nnsweep.tables
+    import nnsweep.data.tables
 
     monkeypatch.setattr(nnsweep.tables, "MAX_FEATURES", 3)
     pd.DataFrame({c: [1, 2] for c in "abcdy"}).to_csv(tmp_path / "t.csv", index=False)

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import yaml
 
-from nnsweep.tracking import DIGEST_CHARS
+from nnsweep.track.tracker import DIGEST_CHARS
 
 from .conftest import CliResult, Stores
 
@@ -128,8 +128,8 @@ def test_run_on_a_table_infers_the_task_and_logs_what_it_trained_on(
     headline: str,
     worst: float,
 ) -> None:
-    from nnsweep.config import load_spec
-    from nnsweep.data import load_dataset
+    from nnsweep.data.load import load_dataset
+    from nnsweep.spec.config import load_spec
 
     dataset = {"path": str(tables[file]), **({"target": target} if target else {})}
     default = metric in ("val_accuracy", "val_mae")  # else named in the file
@@ -286,8 +286,8 @@ def test_bad_dataset_entries_exit_2_with_one_line_and_write_nothing(
 
 
 def test_objectives_are_checked_when_the_task_is_known_from_the_file() -> None:
-    from nnsweep.config import parse_spec
     from nnsweep.errors import SpecError
+    from nnsweep.spec.config import parse_spec
 
     base = "name: s\ntrials: 1\n"
     assert parse_spec(base + "dataset: boston_housing\n").objective.metric == "val_mae"

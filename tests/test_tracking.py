@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from mlflow import MlflowClient
 
-from nnsweep.tracking import Tracker
+from nnsweep.track.tracker import Tracker
 from tests.conftest import Stores
 
 
@@ -77,9 +77,9 @@ def test_a_trial_logs_its_data_as_an_mlflow_dataset_input(
     import numpy as np
     import pandas as pd
 
-    from nnsweep.config import DatasetSpec
-    from nnsweep.data import load_dataset
-    from nnsweep.tracking import DIGEST_CHARS, dataset_input
+    from nnsweep.data.load import load_dataset
+    from nnsweep.spec.config import DatasetSpec
+    from nnsweep.track.tracker import DIGEST_CHARS, dataset_input
 
     rng = np.random.default_rng(0)
     frame = pd.DataFrame({"area": rng.uniform(30, 200, 80), "city": rng.choice(["a", "b"], 80)})
@@ -106,8 +106,8 @@ def test_a_trial_logs_its_data_as_an_mlflow_dataset_input(
 
 
 def test_digits_are_logged_by_name_with_their_source() -> None:
-    from nnsweep.data import load_dataset
-    from nnsweep.tracking import dataset_input
+    from nnsweep.data.load import load_dataset
+    from nnsweep.track.tracker import dataset_input
 
     data = load_dataset("mnist_5k")
     ds = dataset_input(data).dataset

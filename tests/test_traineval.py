@@ -8,11 +8,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from nnsweep.config import DiagnosisSpec
-from nnsweep.diagnosis import diagnose
-from nnsweep.model import HyperParams, build_model
+from nnsweep.spec.config import DiagnosisSpec
 from nnsweep.tasks import BINARY, MULTICLASS, REGRESSION, Task
-from nnsweep.traineval import (
+from nnsweep.train.diagnosis import diagnose
+from nnsweep.train.model import HyperParams, build_model
+from nnsweep.train.traineval import (
     BASELINE_KEY,
     MAX_ROWS,
     baseline_loss,
@@ -74,8 +74,8 @@ def _table(tmp_path: Path, kind: str) -> Any:
     """A scikit-learn table as CSV with a text column: the model takes a dict of columns."""
     import sklearn.datasets
 
-    from nnsweep.config import DatasetSpec
-    from nnsweep.data import load_dataset
+    from nnsweep.data.load import load_dataset
+    from nnsweep.spec.config import DatasetSpec
 
     loader = {BINARY: "load_breast_cancer", MULTICLASS: "load_iris", REGRESSION: "load_diabetes"}
     frame = getattr(sklearn.datasets, loader[kind])(as_frame=True).frame
@@ -88,7 +88,7 @@ def _table(tmp_path: Path, kind: str) -> Any:
 
 
 def _digits() -> Any:
-    from nnsweep.data import load_dataset
+    from nnsweep.data.load import load_dataset
 
     return load_dataset("mnist_5k", validation=0.1, seed=0)
 
@@ -100,8 +100,8 @@ def test_callback_logs_dropout_off_scores_of_its_fixed_subset(tmp_path: Path, so
     reach the callbacks after it and the History, and differ from Keras' dropout-on figures."""
     import keras
 
-    from nnsweep.features import take_rows
-    from nnsweep.traineval import train_eval_callback
+    from nnsweep.data.features import take_rows
+    from nnsweep.train.traineval import train_eval_callback
 
     data = _digits() if source == "digits" else _table(tmp_path, source)
     seed, n_val = 7, len(data.y_val)
@@ -158,7 +158,7 @@ def test_dropout_hides_overfitting_that_the_dropout_off_measure_shows() -> None:
     """
     import keras
 
-    from nnsweep.traineval import train_eval_callback
+    from nnsweep.train.traineval import train_eval_callback
 
     data = _digits()
     rows = np.random.default_rng(5).choice(len(data.y_train), 300, replace=False)
@@ -216,7 +216,7 @@ def test_a_sweeps_dropout_trial_is_tagged_overfit_by_the_dropout_off_measure(
     """Through ``nnsweep run``: 600 digits as a user's NPZ (264 train, 216 validation rows),
     2 x 256 units with dropout 0.5 for 8 epochs. The run carries the dropout-off curves, one
     point per epoch, and the tag ``nnsweep.fit=overfit`` read from them."""
-    from nnsweep.steps import FIT_REASON_TAG, FIT_TAG
+    from nnsweep.train.steps import FIT_REASON_TAG, FIT_TAG
 
     data = _digits()
     rows = np.random.default_rng(0).choice(len(data.y_train), 600, replace=False)
@@ -260,8 +260,8 @@ def test_a_regression_sweep_gets_a_loss_rule_verdict(
     """A regression trial (scikit-learn's diabetes table) is diagnosed by the loss rules."""
     import sklearn.datasets
 
-    from nnsweep.steps import FIT_REASON_TAG, FIT_TAG
-    from nnsweep.tracking import fetch_history
+    from nnsweep.track.tracker import fetch_history
+    from nnsweep.train.steps import FIT_REASON_TAG, FIT_TAG
 
     sklearn.datasets.load_diabetes(as_frame=True).frame.to_csv(tmp_path / "d.csv", index=False)
     sweep = write_sweep(
@@ -294,7 +294,7 @@ def test_a_regression_sweep_gets_a_loss_rule_verdict(
 
 
 def test_learning_curves_draw_the_dropout_off_train_curve() -> None:
-    from nnsweep.plots import learning_curves
+    from nnsweep.train.plots import learning_curves
 
     history = {
         "loss": [0.9, 0.6, 0.5],

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 import typer
 
-from nnsweep import ui
 from nnsweep.errors import ExposureError
-from nnsweep.exposure import Exposure, is_loopback
+from nnsweep.ui import server as ui
+from nnsweep.ui.exposure import Exposure, is_loopback
 from tests._uiproc import free_port
 from tests.conftest import CliResult, Stores
 
@@ -309,7 +309,7 @@ def test_missing_store_folder_exits_2(cli: Cli, tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def two_sweeps(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A store with sweeps 'old' and 'new' (study 'new-b', minimizing val_loss)."""
-    from nnsweep.tracking import Tracker
+    from nnsweep.track.tracker import Tracker
 
     uri = f"sqlite:///{tmp_path_factory.mktemp('store')}/mlflow.db"
     old = Tracker(uri, "old")

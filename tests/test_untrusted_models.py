@@ -77,7 +77,7 @@ def test_registered_pyfunc_model_is_refused_and_its_code_never_runs(
     # The fixture is hostile indeed: MLflow's own loader runs the model's code.
     import mlflow.pyfunc
 
-    from nnsweep.modeluri import download_model
+    from nnsweep.track.models import download_model
 
     local = download_model(uri, tmp_path / "copy", stores.tracking_uri)
     mlflow.pyfunc.load_model(str(local))
@@ -138,7 +138,7 @@ HOSTILE_MODELS: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
 @pytest.mark.parametrize("case", list(HOSTILE_MODELS))
 def test_only_the_keras_flavour_nnsweep_logs_is_accepted(tmp_path: Path, case: str) -> None:
     from nnsweep.errors import ExportError
-    from nnsweep.predictor import logged_keras_file
+    from nnsweep.predict.loader import logged_keras_file
 
     folder = _save_keras_flavour(tmp_path / "model")
     assert logged_keras_file(folder, "models:/m") == folder / "data" / "model.keras"
@@ -151,7 +151,7 @@ def test_only_the_keras_flavour_nnsweep_logs_is_accepted(tmp_path: Path, case: s
 
 def test_keras_file_escaping_the_model_folder_is_refused(tmp_path: Path) -> None:
     from nnsweep.errors import ExportError
-    from nnsweep.predictor import logged_keras_file
+    from nnsweep.predict.loader import logged_keras_file
 
     folder = _save_keras_flavour(tmp_path / "model")
     outside = tmp_path / "outside.keras"
@@ -166,7 +166,7 @@ def test_keras_lambda_code_does_not_run(tmp_path: Path) -> None:
     import keras
 
     from nnsweep.errors import ExportError
-    from nnsweep.predictor import _keras_predictor, logged_keras_file
+    from nnsweep.predict.loader import _keras_predictor, logged_keras_file
 
     marker = tmp_path / "lambda.txt"
     folder = _save_keras_flavour(tmp_path / "model", _lambda_keras(marker))

@@ -19,7 +19,7 @@ import pytest
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
-from nnsweep.devices import WorkerPlan
+from nnsweep.train.devices import WorkerPlan
 from tests.conftest import CliResult, Stores
 
 Cli = Callable[..., CliResult]
@@ -113,7 +113,7 @@ def test_a_sweep_stopped_under_the_defaults_completes_exactly_when_run_again(
     trial, one worker is killed with SIGKILL, or the terminal's Ctrl-C (SIGINT to the process
     group) stops them all; the sweep, run again, ends with exactly `trials` COMPLETE trials
     and no trial with two MLflow runs."""
-    from nnsweep.devices import available_cores
+    from nnsweep.train.devices import available_cores
 
     sweep = write_sweep(name="stopped", **{**FAST, "train": {"epochs": 4}})
     cmd = [sys.executable, "-m", "nnsweep", "run", str(sweep)]
@@ -196,9 +196,9 @@ def _plan(
     cores: int,
     storage: str = "journal:///optuna.log",
 ) -> tuple[WorkerPlan, str | None]:
-    from nnsweep import devices
-    from nnsweep.config import load_spec
-    from nnsweep.workers import plan_jobs
+    from nnsweep.spec.config import load_spec
+    from nnsweep.sweep.workers import plan_jobs
+    from nnsweep.train import devices
 
     monkeypatch.setattr(devices, "available_cores", lambda: cores)
     monkeypatch.setattr(devices, "visible_gpus", lambda: ())
@@ -314,9 +314,9 @@ def test_a_single_process_takes_its_gpus_through_the_environment(
     chosen: tuple[str, ...],
     expected: str | None,
 ) -> None:
-    from nnsweep import devices
-    from nnsweep.devices import ALLOW_GROWTH_ENV, CUDA_VISIBLE_DEVICES_ENV, plan_workers
-    from nnsweep.workers import use_gpus_here
+    from nnsweep.sweep.workers import use_gpus_here
+    from nnsweep.train import devices
+    from nnsweep.train.devices import ALLOW_GROWTH_ENV, CUDA_VISIBLE_DEVICES_ENV, plan_workers
 
     monkeypatch.setattr(devices, "visible_gpus", lambda: visible)
     monkeypatch.delitem(sys.modules, "tensorflow", raising=False)  # not imported yet

@@ -1,0 +1,301 @@
+"""``nnsweep report``, ``compare``, ``ui``, ``export`` and ``predict``: a sweep's results."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from nnsweep.cli.options import JsonFlag, Storage, TrackingUri, resolve_stores
+
+
+def report(
+    study: Annotated[str, typer.Argument(metavar="STUDY", help="Study name.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Folder to write [default: reports/STUDY].")
+    ] = None,
+    storage: Storage = None,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Write a study's trials table and comparison plots to a folder.
+
+    trials.csv and trials.md (every trial's fit diagnosis, best first by the objective),
+    Optuna's optimization-history, parallel-coordinate and param-importance plots (HTML), train
+    vs validation curves of the task's metric (accuracy, or mae for regression) for the top and
+    the worst-fitting trials (PNG), runs by fit tag. `nnsweep run` logs the same files under
+    report/ on its parent run."""
+    from nnsweep.paths import child_dir
+    from nnsweep.results.report import study_report
+
+    storage_url, uri = resolve_stores(storage, tracking_uri)
+    folder = out if out is not None else child_dir(Path("reports"), study)
+    result = study_report(study, storage_url, uri, folder)
+    typer.echo(f"study {study}: report of {result.n_trials} trials written to {folder}")
+    for name in result.files:
+        typer.echo(f"  {folder / name}")
+    for note in result.notes:
+        typer.echo(f"  not drawn: {note}")
+    typer.echo("fit: " + ", ".join(f"{n} {tag}" for tag, n in result.counts.items()))
+
+
+def compare(
+    study: Annotated[str, typer.Argument(metavar="STUDY", help="Study name.")],
+    top: Annotated[
+        int | None, typer.Option("--top", min=1, metavar="K", help="Show the first K rows only.")
+    ] = None,
+    sort: Annotated[
+        str,
+        typer.Option(
+            "--sort",
+            metavar="COL",
+            help="Sort by a trials.csv column or param name: value (the objective, best "
+            "first), trial, fit, gap_accuracy, final_val_mae, duration_s, learning_rate, …",
+        ),
+    ] = "value",
+    reverse: Annotated[bool, typer.Option("--reverse", help="Flip the sort order.")] = False,
+    storage: Storage = None,
+    tracking_uri: TrackingUri = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Print a study's trials table, best trial first.
+
+    One row per trial, ranked by the value the objective scored it with: state, the params
+    that vary, the task's validation scores (classification: best and final val accuracy and
+    the train minus validation gap; regression: the objective, val_mae, val_loss, loss ratio
+    and training R²), fit tag, duration and MLflow run id. With --json: an object with study,
+    task, metric, reduce, direction, sort, n_trials, fit_counts and trials (every trials.csv
+    column, params nested, in the printed order; missing numbers are null)."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+    from rich.text import Text
+
+    from nnsweep.results.report import (
+        TEXT_COLUMNS,
+        display_frame,
+        fit_counts,
+        sort_trials,
+        study_table,
+    )
+    from nnsweep.results.trials import json_rows, resolve_column
+
+    storage_url, uri = resolve_stores(storage, tracking_uri)
+    scoring, frame = study_table(study, storage_url, uri)
+    try:
+        ordered = sort_trials(frame, sort, direction=scoring.direction, reverse=reverse)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'--sort'") from None
+    if as_json:
+        rows = json_rows(ordered.head(top) if top else ordered)
+        summary = {"study": study, **scoring.as_dict(), "sort": sort, "reverse": reverse}
+        summary |= {"n_trials": len(frame), "fit_counts": fit_counts(frame), "trials": rows}
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    shown = display_frame(ordered, scoring)
+    shown = shown.head(top) if top else shown
+    styles = {"overfit": "red", "underfit": "yellow", "good": "green", "pruned": "dim"}
+    # user text (study name, param values, columns) as Text or escaped: never Rich markup
+    order = sort
+    if resolve_column(frame, sort) == "value":  # say what the value is, and which end is best
+        best = "lowest" if (scoring.direction == "minimize") != reverse else "highest"
+        order = f"value ({scoring.value_label}, {best} first)"
+    table = Table(title=escape(f"study {study}: {len(shown)} of {len(frame)} trials by {order}"))
+    for col in shown.columns:
+        justify = "left" if col in TEXT_COLUMNS else "right"
+        table.add_column(escape(col), justify=justify, overflow="fold", no_wrap=col != "params")
+    for row in shown.itertuples(index=False):
+        cells = dict(zip(shown.columns, row, strict=True))
+        table.add_row(
+            *(
+                Text(str(v), style=styles.get(str(v), "") if c == "fit" else "")
+                for c, v in cells.items()
+            )
+        )
+    console = Console()
+    if not console.is_terminal:  # piped or captured: print whole rows, not an 80-column squeeze
+        console = Console(width=max(console.width, 200))
+    console.print(table)
+    typer.echo("fit: " + ", ".join(f"{n} {tag}" for tag, n in fit_counts(frame).items()))
+
+
+def ui(
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to serve on.")] = 5000,
+    host: Annotated[
+        str, typer.Option(help="Address to bind; 127.0.0.1 keeps the UI private to this machine.")
+    ] = "127.0.0.1",
+    study: Annotated[
+        str | None, typer.Option(help="Sweep or study to open [default: the newest sweep].")
+    ] = None,
+    tracking_uri: TrackingUri = None,
+    auth: Annotated[
+        bool,
+        typer.Option(
+            "--auth",
+            help="Require a login: MLflow's basic-auth app (needs nnsweep[auth] and "
+            "MLFLOW_FLASK_SERVER_SECRET_KEY; see docs/ui.md).",
+        ),
+    ] = False,
+    insecure: Annotated[
+        bool,
+        typer.Option("--insecure", help="Allow a non-loopback --host without --auth."),
+    ] = False,
+    allowed_hosts: Annotated[
+        str | None,
+        typer.Option(
+            metavar="HOSTS",
+            help="Host headers the server answers, comma-separated (MLflow's --allowed-hosts).",
+        ),
+    ] = None,
+    cors_allowed_origins: Annotated[
+        str | None,
+        typer.Option(
+            metavar="ORIGINS",
+            help="Origins allowed cross-site requests (MLflow's --cors-allowed-origins).",
+        ),
+    ] = None,
+) -> None:
+    """Start the MLflow UI on the tracking store, print the URL of the sweep's runs table, and
+    serve until Ctrl-C. A --host other than loopback needs --auth or --insecure."""
+    from nnsweep.stores import resolve_tracking_uri
+    from nnsweep.ui.server import serve
+
+    code = serve(
+        resolve_tracking_uri(tracking_uri),
+        host=host,
+        port=port,
+        experiment=study,
+        echo=typer.echo,
+        warn=lambda line: typer.echo(line, err=True),
+        allowed_hosts=allowed_hosts,
+        cors_allowed_origins=cors_allowed_origins,
+        auth=auth,
+        insecure=insecure,
+    )
+    raise typer.Exit(code)
+
+
+def export(
+    study: Annotated[str, typer.Argument(metavar="STUDY", help="Study name.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder to write (created if missing).")],
+    register: Annotated[
+        str | None,
+        typer.Option(
+            "--register",
+            metavar="NAME",
+            help="Also add a version of registered model NAME with alias 'champion'.",
+        ),
+    ] = None,
+    retrain: Annotated[
+        bool,
+        typer.Option("--retrain", help="Refit the best params on train+validation first."),
+    ] = False,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Write into a non-empty --out (replaces the 4 outputs)."),
+    ] = False,
+    data_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-path",
+            help="The sweep's data file, if it is elsewhere now (or the sweep's path was "
+            "relative to another folder); it must hold the data the study was swept on.",
+        ),
+    ] = None,
+    storage: Storage = None,
+    tracking_uri: TrackingUri = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Export the best trial's model: model.keras (Keras 3, preprocessing inside, so it takes
+    raw feature rows), saved_model/ (TF Serving), model_card.json and MODEL_CARD.md (task,
+    target, feature columns, label mapping) with its test metrics, their 95% intervals and
+    the trivial baseline's on the held-out test split, which nothing else in nnsweep reads.
+    The test metrics are also logged to the trial's run."""
+    from nnsweep.export.card import test_headline, unit_of, validation_line
+    from nnsweep.export.export import export_best
+
+    storage_url, uri = resolve_stores(storage, tracking_uri)
+    result = export_best(
+        study,
+        out=out,
+        storage_url=storage_url,
+        tracking_uri=uri,
+        register=register,
+        retrain=retrain,
+        force=force,
+        data_path=data_path,
+    )
+    card = result.card
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {"out": str(out), "seconds": round(result.seconds, 2), "card": card}, indent=2
+            )
+        )
+        return
+    typer.echo(
+        f"exported study {card['study']}, trial #{card['trial']} (run "
+        f"{card['mlflow']['run_id']}) to {out} in {result.seconds:.1f}s"
+    )
+    retrained = f" (retrained {card['retrain']['epochs']} epochs)" if card["retrain"] else ""
+    typer.echo(f"  test{retrained}: {test_headline(card['test'], unit_of(card))}")
+    typer.echo(f"  sweep: {validation_line(card)}")
+    if card["registry"]:
+        reg = card["registry"]
+        typer.echo(f"  registered {reg['uri']} (version {reg['version']})")
+    example = "IMAGE.png" if unit_of(card) == "images" else "ROWS.csv --csv"
+    if unit_of(card) != "images" and not card["io"].get("features"):
+        example = "ROWS.npz --csv"
+    typer.echo(f"  predict: nnsweep predict {out} {example}")
+
+
+def predict(
+    model: Annotated[
+        str,
+        typer.Argument(metavar="MODEL", help="Export folder, .keras file, or models:/NAME@alias."),
+    ],
+    inputs: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="INPUT...",
+            help="Rows (.csv/.parquet/.npz/.npy) or, for a digit model, .npy/.npz arrays or "
+            ".png/.jpg images.",
+        ),
+    ],
+    background: Annotated[
+        str,
+        typer.Option(
+            metavar="[auto|dark|light]",
+            help="Input background: auto (decide by the border), dark (MNIST-like, kept) or "
+            "light (inverted first).",
+        ),
+    ] = "auto",
+    tracking_uri: TrackingUri = None,
+    as_json: JsonFlag = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV with a header.")] = False,
+) -> None:
+    """Predict each input: the original label and its probability (classification) or the
+    value (regression) of every row; for a digit model, the digit of every image.
+
+    Rows: a CSV/Parquet with the feature columns the model card names (extra columns, such as
+    the target, are ignored; a missing one is an error naming it), or .npz/.npy arrays of
+    rows. --csv prints a header and one line per row: input, row, prediction[, probability];
+    --json the same with every label's probability.
+
+    Digits: arrays (.npy/.npz) hold one 28x28 image or 784-vector, or a stack of them; pixel values
+    0-255 (integers, or floats above 1) or 0-1 (floats). Images (.png/.jpg) are made
+    grayscale, padded to a square and resized to 28x28. The model expects MNIST polarity, a
+    white digit on black: with --background auto an input whose border is mostly light (a
+    dark digit on white paper, or a transparent background) is inverted first."""
+    from nnsweep.errors import ExportError
+    from nnsweep.predict.predict import predict as run_predict
+    from nnsweep.predict.predict import render
+    from nnsweep.stores import resolve_tracking_uri
+
+    if as_json and as_csv:
+        raise ExportError("--json and --csv: pick one output format")
+    results = run_predict(
+        model, inputs, tracking_uri=resolve_tracking_uri(tracking_uri), background=background
+    )
+    typer.echo(render(results, "json" if as_json else "csv" if as_csv else "text"), nl=False)

@@ -1,0 +1,259 @@
+"""``nnsweep run``, ``status`` and ``best``: run or resume a sweep, and read how it stands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from nnsweep.cli.options import JsonFlag, Storage, TrackingUri, resolve_stores, uri_flag
+from nnsweep.urls import mask_url
+
+if TYPE_CHECKING:
+    from nnsweep.sweep.prepare import Prepared
+    from nnsweep.sweep.progress import SweepProgress
+    from nnsweep.sweep.workers import JobsResult
+    from nnsweep.train.devices import WorkerPlan
+
+
+def run(
+    sweep: Annotated[
+        Path, typer.Argument(metavar="SWEEP", help="Sweep file, e.g. sweeps/quickstart.yaml.")
+    ],
+    trials: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Trials wanted in total, COMPLETE ones unless the file says "
+            "trials_count: all (overrides file).",
+        ),
+    ] = None,
+    timeout: Annotated[
+        float | None, typer.Option(min=1, help="Stop starting trials after S seconds.")
+    ] = None,
+    study: Annotated[
+        str | None, typer.Option(help="Study name [default: the sweep's name].")
+    ] = None,
+    storage: Storage = None,
+    tracking_uri: TrackingUri = None,
+    data_path: Annotated[
+        Path | None, typer.Option(help="Local dataset: an .npz or a folder of the 4 IDX files.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(min=0, help="Seed (overrides file).")] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Log lines only, no live bar.")
+    ] = False,
+    jobs: Annotated[
+        str,
+        typer.Option(
+            metavar="N|auto",
+            help="Worker processes on this machine sharing the study: auto (from the cores, "
+            "GPUs, model size, trials and memory; 1 on a SQLite storage) or N. --jobs 1 is one "
+            "process, reproducible trial for trial. Workers on other machines: run the same "
+            "command there.",
+        ),
+    ] = "auto",
+    gpus: Annotated[
+        str,
+        typer.Option(
+            metavar="auto|none|IDS",
+            help="GPUs to train on, one per worker: auto (every visible one), none, or ids "
+            "such as 0,1. Without a GPU (or CUDA) this changes nothing.",
+        ),
+    ] = "auto",
+) -> None:
+    """Run a sweep, or resume it: trials run until the study has TRIALS COMPLETE trials
+    (or TRIALS finished ones, pruned included, with `trials_count: all` in the sweep file).
+
+    By default trials run side by side in worker processes (--jobs auto), each given its
+    share of the cores (TensorFlow threads) and one GPU if there are any. Any number of
+    `nnsweep run` processes with the same sweep file and --storage work on one study
+    together, on one machine or many, and stop at exactly TRIALS.
+    """
+    from nnsweep._proc import interrupt_on_signals
+    from nnsweep.spec.config import load_spec
+    from nnsweep.sweep.prepare import preflight
+    from nnsweep.sweep.progress import SweepProgress
+    from nnsweep.sweep.run import run_sweep
+    from nnsweep.sweep.workers import choose_gpus, parse_jobs, plan_jobs, use_gpus_here
+
+    n_jobs = parse_jobs(jobs)
+    spec = load_spec(sweep).with_overrides(
+        trials=trials, timeout=timeout, seed=seed, data_path=data_path
+    )
+    chosen = choose_gpus(gpus)  # after the sweep file's checks, before the data loads
+    storage_url, uri = resolve_stores(storage, tracking_uri)
+    # the one preparation of this process: data loaded, spec fitted to it, stores checked
+    prepared = preflight(
+        spec, storage_url=storage_url, tracking_uri=uri, study_name=study, jobs=n_jobs or 1
+    )
+    spec, dataset = prepared.spec, prepared.dataset
+    plan, note = plan_jobs(spec, dataset, jobs=n_jobs, gpus=chosen, storage_url=storage_url)
+    progress = SweepProgress(quiet=quiet, metric=spec.objective.metric, count=spec.trials_count)
+    progress.heading = f"data: {dataset.describe()}"  # shown once the study has started
+    if note and not quiet:
+        progress.console.print(note, markup=False)
+    if plan.jobs > 1:
+        overrides = {"trials": trials, "timeout": timeout, "data_path": data_path, "seed": seed}
+        with interrupt_on_signals():
+            done = _run_jobs(sweep, prepared, plan, overrides, progress)
+        _finish(done.study_name, spec.objective.metric, done.best, tracking_uri)
+        if done.code:
+            typer.echo(
+                "a worker stopped before the study reached its target; run the same command "
+                "again to finish it",
+                err=True,
+            )
+            raise typer.Exit(done.code)
+        return
+    use_gpus_here(plan)
+    try:
+        with interrupt_on_signals():
+            result = run_sweep(
+                prepared,
+                spec_text=sweep.read_text(encoding="utf-8"),
+                hooks=[progress],
+                on_start=progress.on_start,
+            )
+    finally:
+        progress.stop()
+    if result.parent_run_id is None:
+        _already_done(result.study_name, result.target, result.n_complete)
+    ran = ", ".join(f"{n} {s}" for s, n in sorted(result.ran.items())) or "no trials"
+    if result.parent_run_id is not None:
+        typer.echo(f"study {result.study_name}: ran {ran}; {result.n_complete} COMPLETE in total")
+    _finish(result.study_name, spec.objective.metric, result.best, tracking_uri)
+
+
+def _already_done(study_name: str, target: int | None, n_complete: int) -> None:
+    typer.echo(
+        f"study {study_name} already has its target of {target} trials "
+        f"({n_complete} COMPLETE); raise --trials to run more"
+    )
+
+
+def _finish(
+    study_name: str, metric: str, best: dict[str, Any] | None, tracking_uri: str | None
+) -> None:
+    if best is not None:
+        typer.echo(
+            f"best trial #{best['number']}: {metric}="
+            f"{best['value']:.4f}  params={json.dumps(best['params'])}"
+        )
+    typer.echo(
+        f"browse: {_browse(study_name, tracking_uri)}   export: nnsweep export "
+        f"{study_name} --out exports/{study_name}"
+    )
+
+
+def _browse(study_name: str, tracking_uri: str | None) -> str:
+    """Where to look at the runs: on an MLflow server, the runs table's URL sorted by the
+    objective (as `nnsweep ui` prints it); on a local store, the `nnsweep ui` command."""
+    from nnsweep.stores import resolve_tracking_uri
+    from nnsweep.ui.server import server_runs_url
+
+    try:
+        url = server_runs_url(resolve_tracking_uri(tracking_uri), study_name)
+    except Exception:  # a hint after a finished sweep must not fail it: fall back to the command
+        url = None
+    return mask_url(url) if url else f"nnsweep ui{uri_flag(tracking_uri)}"
+
+
+def _run_jobs(
+    sweep: Path,
+    prepared: Prepared,
+    plan: WorkerPlan,
+    overrides: dict[str, Any],
+    progress: SweepProgress,
+) -> JobsResult:
+    from nnsweep.sweep.workers import run_jobs
+
+    spec = prepared.spec
+    done = run_jobs(
+        sweep,
+        prepared,
+        plan=plan,
+        progress=progress,
+        overrides=overrides,
+        echo=lambda line: typer.echo(line, err=True),
+    )
+    if done.done_before:
+        _already_done(done.study_name, spec.trials, done.states.get("COMPLETE", 0))
+    else:
+        states = ", ".join(f"{n} {s}" for s, n in done.states.items())
+        workers = f"{done.jobs} worker{'s' * (done.jobs != 1)}"
+        typer.echo(f"study {done.study_name}: {states or 'no trials'} ({workers})")
+    return done
+
+
+def status(
+    study: Annotated[
+        str | None, typer.Argument(metavar="[STUDY]", help="Study name [default: all studies].")
+    ] = None,
+    storage: Storage = None,
+    tracking_uri: TrackingUri = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Trial counts by state and the best value, for one study or all of them, with each
+    study's task and objective (``minimize val_mae``, ``maximize val_accuracy``)."""
+    from nnsweep.study.status import study_summaries
+
+    storage_url, _ = resolve_stores(storage, tracking_uri)
+    summaries = study_summaries(storage_url, [study] if study else None)
+    if as_json:
+        typer.echo(json.dumps(summaries[0] if study else summaries, indent=2))
+        return
+    if not summaries:
+        typer.echo(f"no studies in {mask_url(storage_url)}; start one with `nnsweep run SWEEP`")
+        return
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table("study", "task", "COMPLETE", "PRUNED", "FAIL", "RUNNING", "best", "metric")
+    for s in summaries:
+        st = s["states"]
+        best = "—"
+        if s["best"]:
+            value = s["best"]["value"]
+            shown = f"{value:,.1f}" if abs(value) >= 1000 else f"{value:.4f}"
+            best = f"{shown} (#{s['best']['number']})"
+        table.add_row(
+            escape(s["study"]),  # names come from the storage: any text, never markup
+            s.get("task") or "—",
+            str(st["COMPLETE"]),
+            str(st["PRUNED"]),
+            str(st["FAIL"]),
+            str(st["RUNNING"]),
+            best,
+            escape(f"{s['direction']} {s['metric']}"),
+        )
+    Console().print(table)
+
+
+def best(
+    study: Annotated[str, typer.Argument(help="Study name.")],
+    storage: Storage = None,
+    tracking_uri: TrackingUri = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """The best COMPLETE trial: number, value (the objective it was scored with, best in the
+    objective's direction), params and MLflow run id."""
+    from nnsweep.results.trials import scoring_of
+    from nnsweep.study.storage import best_trial, load_study
+
+    storage_url, _ = resolve_stores(storage, tracking_uri)
+    found = load_study(study, storage_url)
+    info = best_trial(found)
+    if as_json:
+        typer.echo(json.dumps(info, indent=2))
+        return
+    scoring = scoring_of(found)
+    typer.echo(
+        f"trial #{info['number']}  {scoring.value_label} {info['value']:.6g} "
+        f"({scoring.direction}, {scoring.kind})  run {info['run_id']}"
+    )
+    for key, value in info["params"].items():
+        typer.echo(f"  {key:<14} {value}")

@@ -1,0 +1,182 @@
+"""Targets and splits: labels to class indices and back, seeded (stratified) split rows.
+
+Classes are the target's distinct values in sorted order (numbers numerically, text
+alphabetically): ``1,2,3,5,6,7`` become indices 0-5 and ``"bad"/"good"`` 0/1, ``good`` being
+the positive class of a binary task. Rows whose target is missing are not kept.
+
+The test split is drawn with the fixed seed :data:`TEST_SEED`, whatever the sweep's seed, so
+every sweep and every refit sees the same test rows; validation rows are drawn from the rest
+with the sweep's seed. Classification splits are stratified (each class keeps its share).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from nnsweep.data.features import MISSING, to_category, to_numeric
+from nnsweep.errors import DataError
+from nnsweep.tasks import REGRESSION, Task, check_target, infer_task
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+TEST_SEED = 0
+NUMERIC_SHARE = 0.95  # numbers in this share of the rows make a numeric column
+
+
+# -- target ---------------------------------------------------------------------------------
+def encode_target(
+    values: pd.Series, task: str | None, name: str
+) -> tuple[np.ndarray, Task, tuple[Any, ...] | None, np.ndarray, list[str]]:
+    """Target values → (encoded y, task, class names, mask of the rows kept, notes).
+
+    Rows whose target is missing are not kept. A target whose values are numbers in at least
+    95 % of the rows, and a quantity (regression, given or inferred from the numbers), also
+    drops the rows holding text; otherwise such a column is read as class labels.
+    Classification ``y`` holds int32 class indices into the class names; regression ``y``
+    float32 values.
+
+    Raises:
+        DataError: no target value, one distinct value, or a task the target cannot have.
+    """
+    import pandas as pd
+
+    field = f"dataset.target {name!r}"
+    numbers, junk, example = to_numeric(values, precise=True)
+    is_bool = pd.api.types.is_bool_dtype(values.dtype)
+    present = int(np.isfinite(numbers).sum())
+    numeric = not is_bool and present > 0 and junk <= (1 - NUMERIC_SHARE) * (present + junk)
+    if numeric and junk and task != REGRESSION:
+        try:  # a few text cells in a column of classes are classes too
+            numeric = infer_task(numbers[np.isfinite(numbers)], field) == REGRESSION
+        except DataError:
+            numeric = False
+    if task == REGRESSION and not numeric:
+        raise DataError(
+            f"{field}: regression needs numbers, but {junk or len(values)} row(s) hold text "
+            f"such as {example or str(values.iloc[0])!r}; fix the file or use task: binary or "
+            "multiclass"
+        )
+    notes = []
+    if numeric:
+        keep = np.isfinite(numbers)
+        kept: np.ndarray = numbers[keep]
+        if junk:
+            notes.append(
+                f"dropped {junk} row(s) whose target {name!r} is text, not a number "
+                f"(e.g. {example!r})"
+            )
+    else:
+        labels = to_category(values)
+        keep = labels != MISSING
+        kept = labels[keep].astype(str)
+    if not keep.any():
+        raise DataError(f"{field}: every row's target is missing; pick another column")
+    n_missing = int((~keep).sum()) - (junk if numeric else 0)
+    if n_missing:
+        notes.append(f"dropped {n_missing} row(s) whose target {name!r} is missing")
+    if task is None:
+        kind = infer_task(kept, field)
+    else:
+        check_target(task, kept)
+        kind = task
+    if kind == REGRESSION:
+        return kept.astype(np.float32), Task(REGRESSION), None, keep, notes
+    check_target(kind, kept)
+    classes, y = np.unique(kept, return_inverse=True)
+    names = tuple(label_value(v) for v in classes)
+    return y.astype(np.int32), Task(kind, len(classes)), names, keep, notes  # type: ignore[arg-type]
+
+
+def label_value(value: Any) -> Any:
+    """A class name as JSON carries it: whole numbers as int, other numbers as float, text."""
+    if isinstance(value, np.floating):
+        return int(value) if float(value).is_integer() else float(value)
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+# -- splits ---------------------------------------------------------------------------------
+def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split indices into (kept, held_out), holding out ``fraction`` of every class.
+
+    Deterministic for a given ``seed``; both index arrays are sorted and disjoint. A class with
+    two or more rows gives at least one to the held-out part.
+    """
+    rng = np.random.default_rng(seed)
+    kept: list[np.ndarray] = []
+    held: list[np.ndarray] = []
+    for label in np.unique(y):
+        idx = np.flatnonzero(y == label)
+        rng.shuffle(idx)
+        n_held = int(round(fraction * len(idx)))
+        if fraction > 0 and n_held == 0 and len(idx) > 1:
+            n_held = 1  # every class is represented in the held-out part
+        held.append(idx[:n_held])
+        kept.append(idx[n_held:])
+    return np.sort(np.concatenate(kept)), np.sort(np.concatenate(held))
+
+
+def random_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split ``range(n)`` into sorted (kept, held_out) with ``fraction`` held out (at least 1)."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_held = max(1, int(round(fraction * n))) if fraction > 0 else 0
+    return np.sort(order[n_held:]), np.sort(order[:n_held])
+
+
+def split_rows(
+    y: np.ndarray,
+    task: Task,
+    *,
+    validation: float,
+    test: float | None,
+    seed: int,
+    class_names: tuple[Any, ...] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(train, validation, test) row indices; ``test=None`` when the file brings its test split.
+
+    Raises:
+        DataError: a class with a single row (cannot be stratified), or too few rows.
+    """
+    index = np.arange(len(y))
+    if task.is_classification:
+        counts = np.bincount(y, minlength=task.n_classes or 0)
+        if test is not None and counts.min() < 2:
+            small = int(counts.argmin())
+            label = class_names[small] if class_names else small
+            raise DataError(
+                f"dataset.target: class {label!r} has only {counts[small]} row; a stratified "
+                "split needs at least 2 rows per class (one for training, one for test); drop "
+                "or merge that class"
+            )
+        rest, test_idx = (
+            stratified_split(y, test, TEST_SEED) if test is not None else (index, index[:0])
+        )
+        keep, val = stratified_split(y[rest], validation, seed)
+    else:
+        rest, test_idx = random_split(len(y), test, TEST_SEED) if test else (index, index[:0])
+        keep, val = random_split(len(rest), validation, seed)
+    train_idx, val_idx = rest[keep], rest[val]
+    if len(train_idx) < 2 or not len(val_idx) or (test is not None and not len(test_idx)):
+        raise DataError(
+            f"dataset: {len(y)} rows are too few for a training, a validation and a test split "
+            f"(got {len(train_idx)}, {len(val_idx)}, {len(test_idx)}); give more rows"
+        )
+    return train_idx, val_idx, test_idx
+
+
+def encode_labels(y: np.ndarray, task: Task, class_names: tuple[Any, ...] | None) -> np.ndarray:
+    if not task.is_classification:
+        return y.astype(np.float32)
+    index = {str(label_value(v)): i for i, v in enumerate(class_names or ())}
+    keys = [str(label_value(v)) for v in y.tolist()]
+    unknown = sorted({k for k in keys if k not in index})
+    if unknown:
+        raise DataError(
+            f"dataset.path: y_test holds label {unknown[0]!r}, which y_train does not; the test "
+            "split may only hold training classes"
+        )
+    return np.array([index[k] for k in keys], dtype=np.int32)

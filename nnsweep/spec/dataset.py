@@ -1,0 +1,141 @@
+"""The sweep file's ``dataset`` section: a named dataset, or a table with its target and splits.
+
+Only the fields and their rules live here; :class:`nnsweep.spec.config.DatasetSpec` adds the strict
+section behaviour every part of the sweep file shares. Errors are one line naming the field,
+e.g. ``dataset.target: name the column of 'houses.csv' to predict``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
+
+from nnsweep.spec.space import short_repr
+from nnsweep.tasks import DATASETS, DIGIT_DATASETS, NAMED_TASKS, TASKS, TEXT_DATASETS
+
+_TABLE_SUFFIXES = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".parquet": "parquet",
+                   ".pq": "parquet", ".npz": "npz"}  # fmt: skip
+
+
+def table_format(path: Path) -> str | None:
+    """``csv``, ``parquet`` or ``npz`` from a table's file name (``.gz`` after a CSV suffix)."""
+    suffixes = [s.lower() for s in path.suffixes]
+    if len(suffixes) > 1 and suffixes[-1] == ".gz" and _TABLE_SUFFIXES.get(suffixes[-2]) == "csv":
+        return "csv"
+    return _TABLE_SUFFIXES.get(suffixes[-1]) if suffixes else None
+
+
+def known_task(fields: DatasetFields) -> str | None:
+    """The task of a ``dataset`` section before loading: a named dataset's own, or
+    ``task`` as given; ``None`` when it is inferred from the table."""
+    return fields.task or NAMED_TASKS.get(fields.name or "")
+
+
+class DatasetFields(BaseModel):
+    """The fields of the ``dataset`` section and the rules between them."""
+
+    name: str | None = None
+    path: Path | None = None
+    target: str | None = Field(None, min_length=1, max_length=1000, validate_default=True)
+    task: str | None = None
+    validation: float = Field(0.1, gt=0.0, lt=0.5)
+    test: float | None = Field(None, gt=0.0, lt=0.5)
+    features: tuple[Annotated[str, Field(min_length=1, max_length=1000)], ...] | None = Field(
+        None, min_length=1, max_length=100_000
+    )
+    num_words: int | None = Field(None, ge=10, le=20_000)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_validation(cls, data: Any) -> Any:
+        # a table's (and a Keras dataset's) validation split defaults to 0.2: small tables need
+        # more than a tenth to score a trial; the digit datasets keep their 0.1
+        if isinstance(data, dict) and "validation" not in data:
+            if data.get("name") not in DIGIT_DATASETS:
+                return {**data, "validation": 0.2}
+        return data
+
+    @field_validator("name")
+    @classmethod
+    def _known_name(cls, v: str | None) -> str | None:
+        if v is not None and v not in DATASETS:
+            raise ValueError(
+                f"{short_repr(v)} is not one of {', '.join(DATASETS)}; or leave name out and "
+                "give path and target for your own table"
+            )
+        return v
+
+    @field_validator("path")
+    @classmethod
+    def _readable_table(cls, v: Path | None, info: ValidationInfo) -> Path | None:
+        if v is not None and info.data.get("name") is None and table_format(v) is None:
+            raise ValueError(
+                f"{short_repr(v.name)} is not a table nnsweep reads; use .csv, .tsv, .parquet "
+                "or .npz, or give dataset.name for a digits folder or a Keras .npz"
+            )
+        return v
+
+    @field_validator("target")
+    @classmethod
+    def _target_for_tables(cls, v: str | None, info: ValidationInfo) -> str | None:
+        name, path = info.data.get("name"), info.data.get("path")
+        if name is not None and v is not None:
+            raise ValueError(f"{name} has fixed columns; drop target, or drop name to read a table")
+        if name is None and path is not None:
+            if table_format(path) == "npz" and v is not None:
+                raise ValueError("an .npz table has arrays x and y, not columns; drop target")
+            if table_format(path) in ("csv", "parquet") and v is None:
+                raise ValueError(f"name the column of {short_repr(path.name)} to predict")
+        return v
+
+    @field_validator("task")
+    @classmethod
+    def _known_task(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is not None and v not in TASKS:
+            raise ValueError(f"{short_repr(v)} is not one of {', '.join(TASKS)}")
+        natural = NAMED_TASKS.get(info.data.get("name") or "")
+        if v is not None and natural is not None and v != natural:
+            raise ValueError(f"{info.data['name']} is a {natural} task, not {v}; drop task")
+        return v
+
+    @field_validator("test")
+    @classmethod
+    def _test_for_tables(cls, v: float | None, info: ValidationInfo) -> float | None:
+        if v is not None and info.data.get("name") is not None:
+            raise ValueError(f"{info.data['name']} has a fixed test split; drop test")
+        return v
+
+    @field_validator("features")
+    @classmethod
+    def _features_for_columns(
+        cls, v: tuple[str, ...] | None, info: ValidationInfo
+    ) -> tuple[str, ...] | None:
+        if v is None:
+            return v
+        name, path = info.data.get("name"), info.data.get("path")
+        if name is not None or (path is not None and table_format(path) == "npz"):
+            raise ValueError(
+                f"{name or 'an .npz table'} has no named columns to choose; drop features"
+            )
+        if len(set(v)) < len(v):
+            twice = next(f for f in v if v.count(f) > 1)
+            raise ValueError(f"{short_repr(twice)} is listed twice; list each column once")
+        return v
+
+    @field_validator("num_words")
+    @classmethod
+    def _words_for_text(cls, v: int | None, info: ValidationInfo) -> int | None:
+        if v is not None and info.data.get("name") not in TEXT_DATASETS:
+            raise ValueError("only imdb and reuters have words; drop num_words")
+        return v
+
+    @model_validator(mode="after")
+    def _name_or_path(self) -> DatasetFields:
+        if self.name is None and self.path is None:
+            raise ValueError(
+                "give name (one of " + ", ".join(DATASETS) + ") or path and target of your "
+                "own table"
+            )
+        return self

@@ -1,0 +1,111 @@
+"""What a running sweep shows: a line per finished trial, and (unless --quiet) a live bar.
+
+The bar has the trials done/total, the best value so far and the ETA."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import optuna
+
+
+class SweepProgress:
+    """Optuna callback + start hook that reports progress on stderr."""
+
+    def __init__(
+        self, *, quiet: bool = False, metric: str = "value", count: str = "complete"
+    ) -> None:
+        from rich.console import Console
+
+        self.quiet = quiet
+        self.count = count
+        self.metric = metric
+        self.console = Console(stderr=True, highlight=False, soft_wrap=True)
+        self.progress: Any = None
+        self.task: Any = None
+        self.best: float | None = None
+        self.best_number: int | None = None
+        self.started = time.monotonic()
+        # a line shown once the sweep starts (what data it trains on), after every check passed
+        self.heading: str | None = None
+
+    # -- hooks --------------------------------------------------------------------------------
+    def on_start(self, study: optuna.Study, done: int, target: int | None) -> None:
+        from rich.markup import escape
+
+        self.started = time.monotonic()
+        self.direction = study.direction.name.lower()
+        if self.heading:
+            self.console.print(self.heading, markup=False)
+        if done:
+            self.console.print(
+                f"resuming study [bold]{escape(study.study_name)}[/]: {done} "
+                + ("COMPLETE trial(s)" if self.count == "complete" else "trial(s)")
+                + " so far"
+                + (f", target {target}" if target else "")
+            )
+        if self.quiet or not self.console.is_terminal:
+            self.quiet = True
+            return
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("best {task.fields[best]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=False,
+        )
+        self.progress.start()
+        self.task = self.progress.add_task(
+            escape(study.study_name), total=target, completed=done, best="—"
+        )
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        from optuna.trial import TrialState
+        from rich.markup import escape
+
+        from nnsweep.names import FAIL_REASON_KEY
+        from nnsweep.train.objective import SURPLUS_ATTR, counts_toward_target
+
+        if trial.user_attrs.get(SURPLUS_ATTR):
+            return
+        seconds = trial.duration.total_seconds() if trial.duration else 0.0
+        value = f"{self.metric}={trial.value:.4f}" if trial.value is not None else ""
+        if trial.state == TrialState.COMPLETE and trial.value is not None:
+            better = (
+                self.best is None
+                or (self.direction == "maximize" and trial.value > self.best)
+                or (self.direction == "minimize" and trial.value < self.best)
+            )
+            if better:
+                self.best, self.best_number = trial.value, trial.number
+        if trial.state == TrialState.FAIL:
+            value = trial.user_attrs.get(FAIL_REASON_KEY, "failed")
+        best = f"{self.best:.4f} (#{self.best_number})" if self.best is not None else "—"
+        line = f"trial {trial.number:>3} {trial.state.name:<8} {value}  {seconds:.1f}s  best {best}"
+        if self.progress is not None:
+            self.progress.console.print(escape(line))  # a reason may hold "[...]"
+            advance = int(counts_toward_target(trial, self.count))
+            self.progress.update(self.task, advance=advance, best=best)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+    def stop(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None

@@ -1,0 +1,386 @@
+"""The Optuna objective: sample hyperparameters, fit the MLP, log every epoch, return the metric.
+
+One call = one trial = one MLflow child run, opened before training and closed after it with
+``nnsweep.state`` COMPLETE, PRUNED or FAIL. The objective value is the configured validation
+metric reduced over epochs (default: the best ``val_accuracy`` of any epoch).
+
+What a trial produced (value, diagnosis, input example, state, …) is set once, here, on a
+:class:`~nnsweep.train.result.TrialResult` that the steps of :mod:`nnsweep.train.steps` receive and
+only read.
+
+The model a trial hands on holds the weights of the epoch that gave the objective value: with
+``objective.reduce: best`` the best epoch's (kept in memory during the fit, as Keras'
+``EarlyStopping(restore_best_weights=True)`` does, and put back after it, whatever early
+stopping restored), with ``reduce: last`` the last epoch's. So the logged and exported model
+scores exactly the objective value on the validation split.
+
+A trial whose loss turns NaN/inf stops at the end of that epoch and fails with the reason;
+any exception inside a trial fails that trial alone (the sweep catches it and goes on).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import socket
+import time
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from nnsweep._proc import check_interrupt
+from nnsweep.data.features import take_rows
+from nnsweep.errors import first_line
+from nnsweep.names import FAIL_REASON_KEY, HOST_KEY, PARAMS_ATTR, PID_KEY, RUN_ID_ATTR, SURPLUS_ATTR
+from nnsweep.track.tracker import dataset_input
+from nnsweep.train.model import HyperParams, build_model, count_params
+from nnsweep.train.pipeline import eval_batches, train_batches
+from nnsweep.train.result import Step, TrialFailure, TrialResult
+from nnsweep.train.traineval import train_eval_callback
+from nnsweep.urls import mask_url
+
+# Batches run per call into the compiled train/test function. Fewer Python round trips per
+# epoch; epoch-end callbacks (logging, pruning, early stopping) and the metrics are unchanged.
+STEPS_PER_EXECUTION = 8
+
+if TYPE_CHECKING:
+    import optuna
+
+    from nnsweep.data.load import Dataset
+    from nnsweep.spec.config import SweepSpec
+    from nnsweep.tasks import Task
+    from nnsweep.track.tracker import Tracker
+    from nnsweep.train.diagnosis import Diagnosis
+
+
+def sample_params(trial: optuna.Trial, spec: SweepSpec) -> HyperParams:
+    """Draw one point of ``spec.space`` (fixed entries are taken as they are)."""
+    sp = spec.space
+    n_layers = int(sp.n_layers.suggest(trial, "n_layers"))
+    return HyperParams(
+        n_layers=n_layers,
+        units=tuple(int(sp.units.suggest(trial, f"units_{i}")) for i in range(n_layers)),
+        activation=str(sp.activation.suggest(trial, "activation")),
+        optimizer=str(sp.optimizer.suggest(trial, "optimizer")),
+        learning_rate=float(sp.learning_rate.suggest(trial, "learning_rate")),
+        lr_schedule=str(sp.lr_schedule.suggest(trial, "lr_schedule")),
+        batch_size=int(spec.batch_size_dim.suggest(trial, "batch_size")),
+        dropout=float(sp.dropout.suggest(trial, "dropout")),
+        epochs=int(spec.epochs_dim.suggest(trial, "epochs")),
+    )
+
+
+def failure_reason(exc: BaseException) -> str:
+    """One readable line for why a trial failed (TensorFlow messages are long and nested)."""
+    text = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", str(exc))
+    if "OOM when allocating" in text or isinstance(exc, MemoryError):
+        shape = re.search(r"shape\[([^\]]*)\]", text)
+        what = f" a tensor of shape [{shape.group(1)}]" if shape else ""
+        return f"out of memory allocating{what}; narrow space.units or the batch size"
+    if isinstance(exc, TrialFailure):
+        return mask_url(str(exc))[:500]
+    # masked before it is cut: the reason is stored (trial attribute, run tag) and printed
+    first = first_line(text)
+    return mask_url(f"{type(exc).__name__}: {first}" if first else type(exc).__name__)[:500]
+
+
+def pruned_reason(epoch: int, pruner: optuna.pruners.BasePruner) -> str:
+    """``"pruned at epoch 3 by the median pruner"``, from Optuna's class name of ``pruner``."""
+    words = re.sub(r"(?<!^)(?=[A-Z])", "_", type(pruner).__name__.removesuffix("Pruner"))
+    return f"pruned at epoch {epoch} by the {words.lower()} pruner"
+
+
+def reduce_history(history: dict[str, list[float]], metric: str, direction: str, how: str) -> float:
+    """The objective value: best (or last) epoch value of ``metric``."""
+    values = [v for v in history.get(metric, []) if math.isfinite(v)]
+    if not values:
+        raise TrialFailure(f"no finite {metric} was recorded")
+    if how == "last":
+        return history[metric][-1]
+    return max(values) if direction == "maximize" else min(values)
+
+
+def _diagnose(history: dict[str, list[float]], spec: SweepSpec, task: Task) -> Diagnosis | None:
+    """The fit diagnosis of a trial's history (:mod:`nnsweep.train.diagnosis`).
+
+    Accuracy rules where the task logs ``val_accuracy``, loss rules otherwise (regression); both
+    read the dropout-off ``train_eval_*`` curves the fit logged (:mod:`nnsweep.train.traineval`).
+    """
+    from nnsweep.train.diagnosis import diagnose
+
+    return diagnose(history, spec.diagnosis)
+
+
+def counts_toward_target(trial: optuna.trial.FrozenTrial, count: str) -> bool:
+    """Whether a finished ``trial`` counts towards the sweep's ``trials`` target.
+
+    ``count="complete"`` (the default of sweep files): only COMPLETE trials. ``"all"``: every
+    trial that ran to an end, pruned and failed ones included, like Optuna's ``n_trials``;
+    trials that stepped back as surplus never count.
+    """
+    from optuna.trial import TrialState
+
+    if count == "complete":
+        return trial.state == TrialState.COMPLETE
+    return trial.state.is_finished() and not trial.user_attrs.get(SURPLUS_ATTR)
+
+
+def target_counts(study: optuna.Study, count: str, before: int | None = None) -> tuple[int, int]:
+    """(trials counting towards the target, RUNNING trials) of the study, all workers together.
+
+    With ``before``, only RUNNING trials numbered below it are counted.
+    """
+    from optuna.trial import TrialState
+
+    done = running = 0
+    for t in study.get_trials(deepcopy=False):
+        if t.state == TrialState.RUNNING:
+            running += before is None or t.number < before
+        else:
+            done += counts_toward_target(t, count)
+    return done, running
+
+
+@cache
+def _callback_classes() -> tuple[type, type, type, type]:
+    """Keras callback classes, defined on first use so importing this module skips Keras."""
+    import keras
+
+    class Interrupter(keras.callbacks.Callback):
+        """Raises a pending Ctrl-C between batches and epochs, never inside a callback's write."""
+
+        def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+            check_interrupt()
+
+        def on_test_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+            check_interrupt()
+
+        def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            check_interrupt()
+
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            check_interrupt()  # first in the list: before this epoch is logged or reported
+
+    class EpochLogger(keras.callbacks.Callback):
+        """Keeps the history and logs each epoch's metrics to the trial's MLflow run."""
+
+        def __init__(self, tracker: Tracker, run_id: str, history: dict[str, list[float]]):
+            super().__init__()
+            self.tracker, self.run_id, self.history = tracker, run_id, history
+            self.nan_epoch: int | None = None
+
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            logs = {k: float(v) for k, v in (logs or {}).items()}
+            for k, v in logs.items():
+                self.history.setdefault(k, []).append(v)
+            self.tracker.log_epoch(self.run_id, logs, epoch + 1)
+            if not all(math.isfinite(v) for v in logs.values()):
+                self.nan_epoch = epoch + 1
+                self.model.stop_training = True
+
+    class PruningCallback(keras.callbacks.Callback):
+        """Reports the validation metric to Optuna every epoch; stops the fit when pruned."""
+
+        def __init__(self, trial: optuna.Trial, metric: str):
+            super().__init__()
+            self.trial, self.metric = trial, metric
+            self.pruned_at: int | None = None
+
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            value = float((logs or {}).get(self.metric, float("nan")))
+            if not math.isfinite(value):
+                return
+            self.trial.report(value, step=epoch + 1)
+            if self.trial.should_prune():
+                self.pruned_at = epoch + 1
+                self.model.stop_training = True
+
+    class WeightKeeper(keras.callbacks.Callback):
+        """Keeps a copy of the weights of the epoch the objective reduces to.
+
+        ``how="best"``: the first epoch with the best finite ``metric`` (the epoch whose value
+        :func:`reduce_history` returns); ``"last"``: the last epoch with a finite one. Call
+        :meth:`restore` after the fit: callbacks after this one (early stopping) may have set
+        other weights.
+        """
+
+        def __init__(self, metric: str, maximize: bool, how: str):
+            super().__init__()
+            self.metric, self.maximize, self.how = metric, maximize, how
+            self.epoch: int | None = None
+            self.score: float | None = None
+            self.weights: list[Any] | None = None
+
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            value = float((logs or {}).get(self.metric, float("nan")))
+            if not math.isfinite(value):
+                return
+            better = self.score is None or (
+                value > self.score if self.maximize else value < self.score
+            )
+            if self.how == "last" or better:
+                self.epoch, self.score = epoch + 1, value
+                self.weights = self.model.get_weights()  # copies, a few MB at most
+
+        def restore(self) -> None:
+            if self.weights is not None:
+                self.model.set_weights(self.weights)
+
+    return Interrupter, EpochLogger, PruningCallback, WeightKeeper
+
+
+class Objective:
+    """Callable handed to ``study.optimize``.
+
+    Args:
+        spec: the validated sweep; ``spec.trials`` is the target other workers may fill.
+        dataset: preprocessed splits (the test split is not touched here).
+        tracker: MLflow writer; ``parent_run_id`` is this invocation's parent run.
+        steps: run after each fit as ``step(trial, result)``, pruned and failed trials
+            included; the sweep builds them (:func:`nnsweep.train.steps.default_steps`) with
+            what it already holds and hands them over.
+    """
+
+    def __init__(
+        self,
+        spec: SweepSpec,
+        dataset: Dataset,
+        tracker: Tracker,
+        parent_run_id: str,
+        steps: list[Step],
+    ) -> None:
+        self.spec = spec
+        self.data = dataset
+        self.tracker = tracker
+        self.parent_run_id = parent_run_id
+        self.steps = steps
+        self.target = spec.trials
+        self.input_example = take_rows(dataset.x_train, np.arange(min(2, len(dataset.y_train))))
+        self.data_input = dataset_input(dataset)  # logged on every trial's run
+
+    def _is_surplus(self, trial: optuna.Trial) -> bool:
+        """True when other workers' earlier trials already fill the target.
+
+        Two workers can start a trial at the same moment for the last slot; the one with the
+        higher number steps back before training, so the study ends at exactly ``target``.
+        """
+        if self.target is None:
+            return False
+        done, running_before = target_counts(
+            trial.study, self.spec.trials_count, before=trial.number
+        )
+        return done + running_before >= self.target
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        import optuna
+
+        from nnsweep.train.runtime import release_trial_memory
+
+        if self._is_surplus(trial):
+            trial.set_user_attr(SURPLUS_ATTR, True)
+            raise optuna.TrialPruned("not started: the study's target was reached by others")
+        hp = sample_params(trial, self.spec)
+        params = hp.as_params()
+        trial.set_user_attr(PARAMS_ATTR, params)
+        trial.set_user_attr(HOST_KEY, socket.gethostname())
+        trial.set_user_attr(PID_KEY, os.getpid())
+        run_id = self.tracker.start_trial(
+            self.parent_run_id, trial.study.study_name, trial.number, params
+        )
+        trial.set_user_attr(RUN_ID_ATTR, run_id)
+        self.tracker.log_dataset(run_id, self.data_input)
+
+        result = TrialResult(trial.number, run_id, hp, self.input_example)
+        try:
+            self._fit(trial, result)
+            if result.pruned_at is not None:
+                result.state = "PRUNED"
+                result.reason = pruned_reason(result.pruned_at, trial.study.pruner)
+                raise optuna.TrialPruned(result.reason)
+            obj = self.spec.objective
+            result.value = reduce_history(
+                result.history, obj.metric, str(obj.direction), obj.reduce
+            )
+            result.state = "COMPLETE"
+            return result.value
+        except optuna.TrialPruned:
+            raise
+        except KeyboardInterrupt:
+            result.reason = "interrupted (Ctrl-C)"
+            trial.set_user_attr(FAIL_REASON_KEY, result.reason)  # a safe point: see _proc
+            raise
+        except Exception as exc:
+            result.reason = failure_reason(exc)
+            trial.set_user_attr(FAIL_REASON_KEY, result.reason)
+            raise
+        finally:
+            try:
+                result.diagnosis = _diagnose(result.history, self.spec, self.data.task)
+                for step in self.steps:
+                    step(trial, result)
+            finally:
+                failed = result.state == "FAIL"
+                self.tracker.end_trial(run_id, result.state, result.reason if failed else None)
+                result.model = None
+                release_trial_memory()
+
+    def _fit(self, trial: optuna.Trial, result: TrialResult) -> None:
+        import keras
+
+        Interrupter, EpochLogger, PruningCallback, WeightKeeper = _callback_classes()
+        hp = result.params
+        seed = self.spec.seed + trial.number
+        keras.utils.set_random_seed(seed)
+        model = build_model(
+            hp,
+            **self.data.model_kwargs(),
+            train_size=len(self.data.y_train),
+            steps_per_execution=STEPS_PER_EXECUTION,
+        )
+        result.model = model
+        size = count_params(hp, input_dim=self.data.input_width, output_units=self.data.n_outputs)
+        self.tracker.log_metrics(result.run_id, {"trainable_params": size})
+
+        obj = self.spec.objective
+        logger = EpochLogger(self.tracker, result.run_id, result.history)
+        pruner = PruningCallback(trial, obj.metric)
+        # Before early stopping, which may set its own best weights at the same epoch end.
+        keeper = WeightKeeper(obj.metric, obj.direction == "maximize", obj.reduce)
+        # Interrupter first (a pending Ctrl-C stops the fit before the epoch is logged), then
+        # train_eval: it adds the dropout-off train_eval_* scores to the logs the others get.
+        data = self.data
+        train_eval = train_eval_callback(
+            data.task, data.x_train, data.y_train, len(data.y_val), self.spec.seed
+        )
+        callbacks: list[Any] = [Interrupter(), train_eval, logger, pruner, keeper]
+        es = self.spec.train.early_stopping
+        if es is not None:
+            callbacks.append(
+                keras.callbacks.EarlyStopping(
+                    monitor=obj.metric,
+                    mode="max" if obj.direction == "maximize" else "min",
+                    patience=es.patience,
+                    min_delta=es.min_delta,
+                    restore_best_weights=es.restore_best_weights,
+                )
+            )
+        start = time.perf_counter()
+        model.fit(  # from tf.data pipelines: ~25 % faster than arrays on small data
+            train_batches(data.x_train, data.y_train, batch_size=hp.batch_size, seed=seed),
+            validation_data=eval_batches(data.x_val, data.y_val, batch_size=hp.batch_size),
+            epochs=hp.epochs,
+            shuffle=False,  # the pipeline reshuffles every epoch itself
+            callbacks=callbacks,
+            verbose=0,
+        )
+        result.seconds = time.perf_counter() - start
+        keeper.restore()
+        result.weights_epoch, result.weights_score = keeper.epoch, keeper.score
+        if logger.nan_epoch is not None:
+            raise TrialFailure(
+                f"loss became NaN/inf at epoch {logger.nan_epoch}; lower the learning rate "
+                "or pick another optimizer"
+            )
+        result.pruned_at = pruner.pruned_at
