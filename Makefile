@@ -22,7 +22,7 @@ help:
 	@echo "make export  export the quickstart study's best model to exports/quickstart/"
 	@echo "make report  write the quickstart study's report to reports/quickstart/"
 	@echo "make bench   run the benchmark scripts in bench/ (slow)"
-	@echo "make lint    ruff check + ruff format --check"
+	@echo "make lint    ruff check + format, the layer contract (import-linter), mypy"
 	@echo "make lock    re-resolve the newest versions pyproject.toml allows into constraints.txt"
 	@echo "make clean   remove .venv and caches;  make reset  also removes mlflow.db, optuna.db, mlruns/"
 
@@ -54,6 +54,8 @@ test-fast: $(DEV)
 lint: $(DEV)
 	$(BIN)/ruff check nnsweep tests bench
 	$(BIN)/ruff format --check nnsweep tests bench
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/mypy nnsweep
 
 ui: $(RUN)
 	$(BIN)/nnsweep ui

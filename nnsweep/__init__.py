@@ -31,7 +31,8 @@ if TYPE_CHECKING:
     from nnsweep.spec.config import SweepSpec, load_spec, parse_spec
     from nnsweep.sweep.run import SweepResult
 
-__version__ = "0.1.0"
+from nnsweep.version import __version__
+
 # name → module that defines it, imported on first use
 _LAZY = {
     "SweepSpec": "spec.config",

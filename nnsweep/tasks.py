@@ -175,27 +175,6 @@ class Task:
             return pred, np.where(pred == 1, p1, 1.0 - p1)
         return out.argmax(axis=1), out.max(axis=1)
 
-    def test_metrics(
-        self,
-        y_true: np.ndarray,
-        output: np.ndarray,
-        class_names: tuple[Any, ...] | None = None,
-        y_train: np.ndarray | None = None,
-    ) -> dict[str, Any]:
-        """The card's test metrics of a model's ``output`` on ``y_true``.
-
-        Classification: ``n``, ``accuracy``, ``loss`` (cross-entropy on probabilities clipped at
-        1e-7), ``per_class_accuracy``, ``confusion_matrix`` (rows true, columns predicted) with
-        ``labels`` (the original label names), binary also ``auc``. Regression: ``n``, ``mae``,
-        ``rmse``, ``r2`` (1 - SSE/SST around the test mean; 0 when the test target is constant).
-        With ``y_train``, a ``baseline`` entry holds the trivial predictor's scores: the majority
-        class of the training labels, or the training mean.
-        """
-        y = np.asarray(y_true)
-        if self.kind == REGRESSION:
-            return _regression_metrics(y, np.asarray(output, np.float64).reshape(len(y)), y_train)
-        return _classification_metrics(self, y.astype(np.int64), output, class_names, y_train)
-
     def labelled(
         self, output: np.ndarray, class_names: tuple[Any, ...] | None = None
     ) -> tuple[list[Any], list[float] | None]:
@@ -216,8 +195,9 @@ class Task:
         return cls(data["task"], int(n) if n is not None else None)
 
 
-DIGITS = Task(MULTICLASS, 10, output_name="digits")
+DIGITS = Task(MULTICLASS, DIGIT_CLASSES, output_name="digits")
 
+# -- metric keys: the names runs log, written once here ----------------------------------
 # every per-epoch key a fit of any task logs (MLflow curves are read back by these names)
 ALL_CURVE_KEYS: tuple[str, ...] = tuple(
     dict.fromkeys(
@@ -226,6 +206,29 @@ ALL_CURVE_KEYS: tuple[str, ...] = tuple(
         for key in (*("loss", *_METRICS[kind]), *(f"val_{m}" for m in ("loss", *_METRICS[kind])))
     )
 )
+# the dropout-off training-side curves (nnsweep.train.traineval) and their baseline loss
+TRAIN_EVAL_PREFIX = "train_eval_"
+BASELINE_KEY = TRAIN_EVAL_PREFIX + "baseline_loss"
+ALL_TRAIN_EVAL_KEYS: tuple[str, ...] = (
+    *dict.fromkeys(TRAIN_EVAL_PREFIX + k for k in ALL_CURVE_KEYS if not k.startswith("val_")),
+    BASELINE_KEY,
+)
+# a COMPLETE trial's objective value (objective_val_accuracy) and its kept weights' epoch
+# and score (weights_epoch, weights_val_accuracy)
+OBJECTIVE_PREFIX = "objective_"
+WEIGHTS_PREFIX = "weights_"
+WEIGHTS_EPOCH_METRIC = WEIGHTS_PREFIX + "epoch"  # the epoch (from 1) whose weights were kept
+
+
+def objective_key(metric: str) -> str:
+    """The run metric holding a COMPLETE trial's objective value: ``objective_val_accuracy``
+    (the objective ``metric`` reduced over epochs as the sweep file says, best or last)."""
+    return OBJECTIVE_PREFIX + metric
+
+
+def weights_metric(metric: str) -> str:
+    """The run metric holding the kept weights' score on ``metric``: ``weights_val_accuracy``."""
+    return WEIGHTS_PREFIX + metric
 
 
 def target_scale(y_train: np.ndarray) -> tuple[float, float]:
@@ -336,80 +339,6 @@ def check_target(kind: str, y: np.ndarray, field: str = "dataset.task") -> None:
 def _show(values: np.ndarray, limit: int = 5) -> str:
     shown = ", ".join(repr(v.item() if hasattr(v, "item") else v) for v in values[:limit])
     return shown + (", …" if len(values) > limit else "") if len(values) else "none"
-
-
-def _classification_metrics(
-    task: Task,
-    y: np.ndarray,
-    output: np.ndarray,
-    class_names: tuple[Any, ...] | None,
-    y_train: np.ndarray | None,
-) -> dict[str, Any]:
-    out = np.asarray(output, dtype=np.float64).reshape(len(y), -1)
-    n_classes = int(task.n_classes or out.shape[1])
-    pred, _ = task.decode(out)
-    probs = np.concatenate([1.0 - out, out], axis=1) if task.kind == BINARY else out
-    p_true = np.clip(probs[np.arange(len(y)), y], 1e-7, 1.0 - 1e-7)
-    confusion = np.zeros((n_classes, n_classes), dtype=np.int64)
-    np.add.at(confusion, (y, pred), 1)
-    per_class = confusion.diagonal() / np.maximum(confusion.sum(axis=1), 1)
-    names = list(class_names) if class_names is not None else list(range(n_classes))
-    metrics: dict[str, Any] = {
-        "n": int(len(y)),
-        "accuracy": float((pred == y).mean()) if len(y) else float("nan"),
-        "loss": float(-np.log(p_true).mean()) if len(y) else float("nan"),
-        "labels": names,
-        "per_class_accuracy": [round(float(a), 4) for a in per_class],
-        "confusion_matrix": confusion.tolist(),
-    }
-    if task.kind == BINARY:
-        metrics["auc"] = roc_auc(y, out[:, 0])
-    if y_train is not None and len(y_train):
-        majority = int(np.bincount(np.asarray(y_train, np.int64), minlength=n_classes).argmax())
-        metrics["baseline"] = {
-            "predictor": f"majority class of the training split ({names[majority]!r})",
-            "accuracy": float((y == majority).mean()) if len(y) else float("nan"),
-        }
-    return metrics
-
-
-def _regression_metrics(
-    y: np.ndarray, pred: np.ndarray, y_train: np.ndarray | None
-) -> dict[str, Any]:
-    y = y.astype(np.float64)
-    err = pred - y
-    sst = float(((y - y.mean()) ** 2).sum()) if len(y) else 0.0
-    metrics: dict[str, Any] = {
-        "n": int(len(y)),
-        "mae": float(np.abs(err).mean()) if len(y) else float("nan"),
-        "rmse": float(np.sqrt((err**2).mean())) if len(y) else float("nan"),
-        "r2": 1.0 - float((err**2).sum()) / sst if sst > 0 else 0.0,
-    }
-    if y_train is not None and len(y_train):
-        mean = float(np.mean(np.asarray(y_train, np.float64)))
-        metrics["baseline"] = {
-            "predictor": f"mean of the training split ({mean:.6g})",
-            "mae": float(np.abs(y - mean).mean()) if len(y) else float("nan"),
-            "rmse": float(np.sqrt(((y - mean) ** 2).mean())) if len(y) else float("nan"),
-        }
-    return metrics
-
-
-def roc_auc(y: np.ndarray, score: np.ndarray) -> float:
-    """Area under the ROC curve of ``score`` for labels ``y`` in {0, 1} (ties count half);
-    NaN when only one class is present."""
-    y = np.asarray(y).astype(bool)
-    n_pos, n_neg = int(y.sum()), int((~y).sum())
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    order = np.argsort(score, kind="mergesort")
-    ranks = np.empty(len(score), dtype=np.float64)
-    sorted_scores = np.asarray(score)[order]
-    # average ranks over ties (Mann-Whitney U)
-    _, first, counts = np.unique(sorted_scores, return_index=True, return_counts=True)
-    avg = first + (counts + 1) / 2.0
-    ranks[order] = np.repeat(avg, counts)
-    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
 _TASK_OF_METRIC = {"val_mae": REGRESSION, "val_auc": BINARY}

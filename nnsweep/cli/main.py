@@ -53,7 +53,7 @@ def version() -> str:
     try:
         return installed("nnsweep")
     except PackageNotFoundError:
-        from nnsweep import __version__
+        from nnsweep.version import __version__
 
         return __version__
 

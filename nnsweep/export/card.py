@@ -1,7 +1,7 @@
 """The model card: what an exported model is, where it comes from, and how well it does.
 
 :func:`evaluate` measures a model on the held-out test split with the task's own metrics
-(:meth:`nnsweep.tasks.Task.test_metrics`), their 95 % intervals (:mod:`nnsweep.export.intervals`)
+(:func:`nnsweep.export.scores.test_metrics`), their 95 % intervals (:mod:`nnsweep.export.intervals`)
 and the trivial baseline's scores, and takes the loss from Keras' ``model.evaluate`` so that it
 is exactly the figure Keras reports for the same file. :func:`validation_summary` and
 :func:`diagnosis_of` summarise the trial's MLflow run; :func:`test_headline` and
@@ -25,7 +25,9 @@ from nnsweep.export.intervals import (
     bootstrap,
     wilson,
 )
-from nnsweep.train.steps import FIT_REASON_TAG, FIT_TAG, WEIGHTS_PREFIX
+from nnsweep.export.scores import test_metrics
+from nnsweep.names import FIT_REASON_TAG, FIT_TAG
+from nnsweep.tasks import WEIGHTS_PREFIX
 
 if TYPE_CHECKING:
     import keras
@@ -64,7 +66,7 @@ def evaluate(model: keras.Model, data: Dataset) -> dict[str, Any]:
     x, y = data.x_test, np.asarray(data.y_test)
     output = np.asarray(model.predict(x, batch_size=256, verbose=0), dtype=np.float64)
     task = data.task
-    metrics = task.test_metrics(y, output, data.class_names, data.y_train)
+    metrics = test_metrics(task, y, output, data.class_names, data.y_train)
     # Keras computes cross-entropy from the logits behind a softmax/sigmoid output, not from
     # clipped probabilities: the card reports the loss exactly as model.evaluate does.
     keras_scores = model.evaluate(x, y, batch_size=256, verbose=0, return_dict=True)
@@ -205,7 +207,7 @@ def weights_summary(
 
 def versions() -> dict[str, str]:
     """Versions of Python and of the libraries that made and can load the model."""
-    from nnsweep import __version__
+    from nnsweep.version import __version__
 
     found = {"python": sys.version.split()[0], "nnsweep": __version__}
     for dist in ("keras", "tensorflow-cpu", "tensorflow", "mlflow", "optuna", "numpy"):

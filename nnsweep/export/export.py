@@ -49,11 +49,11 @@ from nnsweep.export.card import (
 from nnsweep.export.card_md import render_markdown
 from nnsweep.export.registry import log_test_metrics, register_model
 from nnsweep.names import COMPARABLE_ATTR, SPEC_ATTR
+from nnsweep.tasks import WEIGHTS_EPOCH_METRIC, weights_metric
 from nnsweep.track.models import MODEL_URI_TAG, download_model, model_uri_of
 from nnsweep.track.tracker import fetch_history, open_reader
 from nnsweep.train.model import HyperParams
 from nnsweep.train.modellog import MLFLOW_KERAS_FILE, MODEL_ERROR_TAG
-from nnsweep.train.steps import WEIGHTS_EPOCH_METRIC, weights_metric
 from nnsweep.urls import mask_url
 
 if TYPE_CHECKING:

@@ -32,8 +32,7 @@ from nnsweep.names import (
     TRIAL_TAG,
 )
 from nnsweep.stores import artifact_location, check_tracking_uri, retry_race, sqlite_path
-from nnsweep.tasks import ALL_CURVE_KEYS
-from nnsweep.train.traineval import ALL_TRAIN_EVAL_KEYS
+from nnsweep.tasks import ALL_CURVE_KEYS, ALL_TRAIN_EVAL_KEYS
 from nnsweep.urls import mask_url
 
 if TYPE_CHECKING:

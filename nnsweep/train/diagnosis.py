@@ -85,6 +85,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from nnsweep.tasks import BASELINE_KEY, TRAIN_EVAL_PREFIX
+
 if TYPE_CHECKING:
     from nnsweep.spec.config import DiagnosisSpec
 
@@ -93,10 +95,6 @@ FIT_TAGS: tuple[FitTag, ...] = ("underfit", "good", "overfit")
 # The ``nnsweep.fit`` group of a trial the pruner stopped: its history was cut short on
 # purpose, so no rule above is a verdict on it, and reports keep it out of the FIT_TAGS counts.
 PRUNED = "pruned"
-# The dropout-off training-side series written by nnsweep.traineval (same names, kept here so
-# this module imports nothing heavy).
-TRAIN_EVAL_PREFIX = "train_eval_"
-BASELINE_KEY = TRAIN_EVAL_PREFIX + "baseline_loss"
 TREND_WINDOW = 3
 _TINY = 1e-12  # guards divisions by a loss of exactly 0
 Mode = Literal["accuracy", "loss"]

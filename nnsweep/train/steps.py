@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from nnsweep.errors import first_line
 from nnsweep.names import ARTIFACT_ERROR_TAG, FIT_REASON_TAG, FIT_TAG
+from nnsweep.tasks import WEIGHTS_EPOCH_METRIC, objective_key, weights_metric
 from nnsweep.train.diagnosis import PRUNED
 from nnsweep.train.modellog import ModelLogger
 from nnsweep.train.result import Step, TrialResult
@@ -66,24 +67,6 @@ def default_steps(spec: SweepSpec, tracker: Tracker, io: ModelIO) -> list[Step]:
         *fit_steps(tracker),
         ModelLogger(spec, tracker, io),  # keeps the best-so-far model (spec.log_models)
     ]
-
-
-WEIGHTS_PREFIX = "weights_"
-WEIGHTS_EPOCH_METRIC = WEIGHTS_PREFIX + "epoch"  # the epoch (from 1) whose weights were kept
-
-
-OBJECTIVE_PREFIX = "objective_"
-
-
-def objective_key(metric: str) -> str:
-    """The run metric holding a COMPLETE trial's objective value: ``objective_val_accuracy``
-    (the objective ``metric`` reduced over epochs as the sweep file says, best or last)."""
-    return OBJECTIVE_PREFIX + metric
-
-
-def weights_metric(metric: str) -> str:
-    """The run metric holding the kept weights' score on ``metric``: ``weights_val_accuracy``."""
-    return WEIGHTS_PREFIX + metric
 
 
 CURVES_ARTIFACT = "learning_curves.png"

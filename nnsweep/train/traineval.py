@@ -29,16 +29,18 @@ from typing import Any
 import numpy as np
 
 from nnsweep.data.features import n_rows, take_rows
-from nnsweep.tasks import ALL_CURVE_KEYS, REGRESSION, Task, target_scale
-from nnsweep.train.diagnosis import BASELINE_KEY, TRAIN_EVAL_PREFIX
+from nnsweep.tasks import (
+    ALL_TRAIN_EVAL_KEYS,
+    BASELINE_KEY,
+    REGRESSION,
+    TRAIN_EVAL_PREFIX,
+    Task,
+    target_scale,
+)
 
 PREFIX = TRAIN_EVAL_PREFIX
 LOSS_KEY = PREFIX + "loss"
-# every key TrainEval logs for some task (MLflow curves are read back by these names)
-ALL_TRAIN_EVAL_KEYS: tuple[str, ...] = (
-    *dict.fromkeys(PREFIX + k for k in ALL_CURVE_KEYS if not k.startswith("val_")),
-    BASELINE_KEY,
-)
+__all__ = ["ALL_TRAIN_EVAL_KEYS", "LOSS_KEY", "PREFIX"]
 MAX_ROWS = 5000
 # Rows per evaluation batch; the scores do not depend on it (Keras averages over rows).
 EVAL_BATCH = 1024

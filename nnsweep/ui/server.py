@@ -35,7 +35,7 @@ from nnsweep._proc import interrupt_on_signals
 from nnsweep.errors import PortBusyError, ServerError, StorageError
 from nnsweep.names import ROLE_TAG, STUDY_TAG
 from nnsweep.stores import artifact_root, check_tracking_uri, sqlite_path, startup_lock
-from nnsweep.tasks import MAXIMIZE, MINIMIZE, OBJECTIVE_DIRECTIONS
+from nnsweep.tasks import MAXIMIZE, MINIMIZE, OBJECTIVE_DIRECTIONS, objective_key
 from nnsweep.track.tracker import (
     DIRECTION_PARAM,
     EXPERIMENT_KIND,
@@ -43,7 +43,6 @@ from nnsweep.track.tracker import (
     OBJECTIVE_METRIC_PARAM,
     open_store,
 )
-from nnsweep.train.steps import objective_key
 from nnsweep.ui.exposure import LOOPBACK, Exposure
 from nnsweep.urls import mask_url
 

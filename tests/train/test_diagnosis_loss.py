@@ -6,7 +6,7 @@ import pytest
 
 from nnsweep.spec.config import DiagnosisSpec
 from nnsweep.train.diagnosis import FIT_TAGS, diagnose
-from tests.test_diagnosis import check_section_refused, check_thresholds_apply
+from tests.train.test_diagnosis import check_section_refused, check_thresholds_apply
 
 NAN = float("nan")
 RULES = DiagnosisSpec()

@@ -42,10 +42,9 @@ from nnsweep.results.trials import (
     trials_frame,
 )
 from nnsweep.spec.config import DiagnosisSpec
-from nnsweep.tasks import is_digit_study, task_of
+from nnsweep.tasks import is_digit_study, objective_key, task_of
 from nnsweep.track.tracker import Tracker
 from nnsweep.train.diagnosis import diagnose
-from nnsweep.train.steps import objective_key
 from nnsweep.ui.server import find_experiment, runs_url
 
 from .conftest import CliResult, Stores

@@ -21,6 +21,7 @@ from optuna.trial import TrialState, create_trial
 
 from nnsweep.data.load import load_dataset
 from nnsweep.errors import NoCompleteTrialError, StorageError
+from nnsweep.names import FIT_REASON_TAG, FIT_TAG
 from nnsweep.results.report import (
     DIAGNOSIS_COLUMNS,
     OPTUNA_PLOTS,
@@ -40,7 +41,7 @@ from nnsweep.results.report import (
 from nnsweep.spec.config import load_spec
 from nnsweep.track.tracker import Tracker, fetch_history, open_reader
 from nnsweep.train.diagnosis import diagnose
-from nnsweep.train.steps import CURVES_ARTIFACT, FIT_REASON_TAG, FIT_TAG
+from nnsweep.train.steps import CURVES_ARTIFACT
 from nnsweep.ui.server import find_experiment
 from tests.conftest import CliResult, Stores
 

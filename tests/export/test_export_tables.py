@@ -233,7 +233,7 @@ def test_exported_model_keras_in_a_fresh_process_agrees_with_predict(table_expor
     import subprocess
     import sys
 
-    from tests.test_predict_rows import FRESH_ROWS
+    from tests.predict.test_predict_rows import FRESH_ROWS
 
     entry = table_exports["binary"]
     numeric = [c["name"] for c in entry["card"]["io"]["features"] if c["kind"] == "numeric"]

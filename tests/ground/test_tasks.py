@@ -7,6 +7,7 @@ import pytest
 from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score, roc_auc_score
 
 from nnsweep.errors import DataError, SpecError
+from nnsweep.export.scores import roc_auc, test_metrics
 from nnsweep.tasks import (
     BINARY,
     DIGITS,
@@ -15,7 +16,6 @@ from nnsweep.tasks import (
     Task,
     check_target,
     infer_task,
-    roc_auc,
 )
 
 INFERENCE = [
@@ -158,7 +158,7 @@ def test_regression_card_metrics_equal_a_fresh_computation() -> None:
     y = rng.normal(50, 10, 200)
     pred = y + rng.normal(0, 3, 200)
     y_train = rng.normal(48, 10, 500)
-    got = Task(REGRESSION).test_metrics(y, pred[:, None], y_train=y_train)
+    got = test_metrics(Task(REGRESSION), y, pred[:, None], y_train=y_train)
     assert got["n"] == 200
     assert got["mae"] == pytest.approx(mean_absolute_error(y, pred))
     assert got["rmse"] == pytest.approx(np.sqrt(mean_squared_error(y, pred)))
@@ -174,7 +174,7 @@ def test_classification_card_metrics_use_the_original_label_names() -> None:
         [[0.8, 0.1, 0.1], [0.2, 0.7, 0.1], [0.1, 0.8, 0.1], [0.1, 0.6, 0.3], [0.3, 0.3, 0.4],
          [0.1, 0.1, 0.8]]
     )  # fmt: skip
-    got = Task(MULTICLASS, 3).test_metrics(y, probs, (1, 5, 7), y_train=np.array([1, 1, 0]))
+    got = test_metrics(Task(MULTICLASS, 3), y, probs, (1, 5, 7), y_train=np.array([1, 1, 0]))
     assert got["labels"] == [1, 5, 7]
     assert got["confusion_matrix"] == [[1, 1, 0], [0, 2, 1], [0, 0, 1]]
     assert got["accuracy"] == pytest.approx(4 / 6)
@@ -189,7 +189,7 @@ def test_binary_card_metrics_add_auc() -> None:
     rng = np.random.default_rng(1)
     y = rng.integers(0, 2, 300)
     p = np.clip(y * 0.3 + rng.uniform(0, 0.7, 300), 0, 1)
-    got = Task(BINARY, 2).test_metrics(y, p[:, None], ("bad", "good"))
+    got = test_metrics(Task(BINARY, 2), y, p[:, None], ("bad", "good"))
     assert got["auc"] == pytest.approx(roc_auc_score(y, p))
     assert got["labels"] == ["bad", "good"]
     assert got["accuracy"] == pytest.approx(((p >= 0.5) == y).mean())

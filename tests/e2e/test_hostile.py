@@ -23,7 +23,7 @@ import pytest
 from nnsweep.errors import SpecError
 from nnsweep.spec.config import LimitsSpec, parse_spec
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 OK = b"name: s\ndataset: mnist_5k\ntrials: 3\n"
 SECONDS = 10.0
 PEAK_MB = 500

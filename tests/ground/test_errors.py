@@ -84,7 +84,7 @@ def test_no_hand_written_first_line_outside_errors() -> None:
     package = Path(nnsweep.__file__).parent
     found = [
         f"{path.name}:{n}"
-        for path in sorted(package.glob("*.py"))
+        for path in sorted(package.rglob("*.py"))
         if path.name != "errors.py"
         for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
         if pattern.search(line)

@@ -100,6 +100,7 @@ def test_without_our_handler_a_deferred_block_changes_nothing() -> None:
         signal.signal(signal.SIGINT, saved)
 
 
+@pytest.mark.slow
 def test_a_fit_stops_between_batches_and_the_epoch_it_stopped_in_is_not_logged() -> None:
     """Objective's first callback raises a pending Ctrl-C at the next batch or epoch edge; the
     callbacks after it never see the epoch it interrupted."""

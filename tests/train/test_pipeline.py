@@ -91,6 +91,7 @@ def test_a_worker_thread_budget_bounds_tf_data_threads(monkeypatch: pytest.Monke
         assert ds.options().threading.max_intra_op_parallelism == 1
 
 
+@pytest.mark.slow
 def test_a_keras_fit_from_the_pipeline_learns_and_is_reproducible() -> None:
     import keras
 

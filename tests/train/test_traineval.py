@@ -216,7 +216,7 @@ def test_a_sweeps_dropout_trial_is_tagged_overfit_by_the_dropout_off_measure(
     """Through ``nnsweep run``: 600 digits as a user's NPZ (264 train, 216 validation rows),
     2 x 256 units with dropout 0.5 for 8 epochs. The run carries the dropout-off curves, one
     point per epoch, and the tag ``nnsweep.fit=overfit`` read from them."""
-    from nnsweep.train.steps import FIT_REASON_TAG, FIT_TAG
+    from nnsweep.names import FIT_REASON_TAG, FIT_TAG
 
     data = _digits()
     rows = np.random.default_rng(0).choice(len(data.y_train), 600, replace=False)
@@ -260,8 +260,8 @@ def test_a_regression_sweep_gets_a_loss_rule_verdict(
     """A regression trial (scikit-learn's diabetes table) is diagnosed by the loss rules."""
     import sklearn.datasets
 
+    from nnsweep.names import FIT_REASON_TAG, FIT_TAG
     from nnsweep.track.tracker import fetch_history
-    from nnsweep.train.steps import FIT_REASON_TAG, FIT_TAG
 
     sklearn.datasets.load_diabetes(as_frame=True).frame.to_csv(tmp_path / "d.csv", index=False)
     sweep = write_sweep(

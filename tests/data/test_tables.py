@@ -417,7 +417,7 @@ def test_large_integer_labels_stay_distinct(tmp_path: Path) -> None:
 def test_too_many_columns_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import nnsweep.data.tables
 
-    monkeypatch.setattr(nnsweep.tables, "MAX_FEATURES", 3)
+    monkeypatch.setattr(nnsweep.data.tables, "MAX_FEATURES", 3)
     pd.DataFrame({c: [1, 2] for c in "abcdy"}).to_csv(tmp_path / "t.csv", index=False)
     with pytest.raises(DataError, match="has 4 feature columns; nnsweep reads at most 3"):
         load_table(tmp_path / "t.csv", target="y")

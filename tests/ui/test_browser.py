@@ -31,7 +31,7 @@ from tests.conftest import CliResult, Stores
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 SHOTS_ENV = "NNSWEEP_UPDATE_SCREENSHOTS"
-DOCS_IMG = Path(__file__).resolve().parents[1] / "docs" / "img"
+DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 
 TRIALS, EPOCHS = 3, 3
 MODEL_NAME = "tiny-mlp"

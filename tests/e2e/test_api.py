@@ -19,7 +19,7 @@ import nnsweep
 from nnsweep import SpecError, spec_from_dict
 from tests.conftest import CliResult
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def readme_example() -> str:
@@ -127,14 +127,16 @@ def test_run_sweep_pins_the_default_stores_to_the_folder_it_was_called_in(
 ) -> None:
     """A notebook that changes folder between two sweeps: MLflow keeps a store per URI for the
     process, the journal opens its file by name, so a relative default would split a study."""
+    import nnsweep.sweep.prepare
     import nnsweep.sweep.run
 
     seen: list[tuple[str, str]] = []
     monkeypatch.setattr(
-        nnsweep.sweep,
-        "run_sweep",
+        nnsweep.sweep.prepare,
+        "preflight",
         lambda spec, **kw: seen.append((kw["storage_url"], kw["tracking_uri"])),
     )
+    monkeypatch.setattr(nnsweep.sweep.run, "run_sweep", lambda prepared, **kw: None)
     other = project / "elsewhere"
     other.mkdir()
     nnsweep.run_sweep("sweeps/quickstart.yaml")
