@@ -20,12 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
+from nnsweep.data.arrays import read_npz
 from nnsweep.data.splits import stratified_split
 from nnsweep.errors import DataError, first_line
 
 DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 MNIST_5K_TEST_FRACTION = 0.2
 MNIST_5K_TEST_SEED = 0
+MAX_DIGIT_VALUES = 200_000 * 784  # 200,000 28x28 images in one array: 3.5x MNIST's 60,000
 _IDX_NAMES = {
     "x_train": "train-images",
     "y_train": "train-labels",
@@ -74,17 +76,19 @@ def _load_path(path: Path) -> RawArrays:
     if path.is_dir():
         arrays = {key: _read_idx(_find_idx(path, stem)) for key, stem in _IDX_NAMES.items()}
     else:
-        try:
-            with np.load(path) as npz:
-                missing = [key for key in _IDX_NAMES if key not in npz.files]
-                if missing:
-                    raise DataError(
-                        f"{path}: missing array {missing[0]!r}; an .npz needs x_train, y_train, "
-                        "x_test, y_test (as keras.datasets.mnist.load_data writes them)"
-                    )
-                arrays = {key: npz[key] for key in _IDX_NAMES}
-        except (OSError, ValueError) as exc:
-            raise DataError(f"{path}: not a readable .npz file ({exc})") from None
+
+        def choose(keys: list[str]) -> list[str]:
+            missing = [key for key in _IDX_NAMES if key not in keys]
+            if missing:
+                raise DataError(
+                    f"{path}: missing array {missing[0]!r}; an .npz needs x_train, y_train, "
+                    "x_test, y_test (as keras.datasets.mnist.load_data writes them)"
+                )
+            return list(_IDX_NAMES)
+
+        arrays = read_npz(
+            path, choose, max_count=MAX_DIGIT_VALUES, kinds="biuf", error=DataError, label=str(path)
+        )
     x_train, y_train, x_test, y_test = (arrays[k] for k in _IDX_NAMES)
     for x, y, split in ((x_train, y_train, "train"), (x_test, y_test, "test")):
         if len(x) != len(y) or x.reshape(len(x), -1).shape[1] != 784:

@@ -25,6 +25,7 @@ NPY_MAGIC = b"\x93NUMPY"
 ZIP_MAGIC = b"PK"
 MAX_FILE_BYTES = 1 << 30  # 1 GiB: no input nnsweep reads is near it
 MAX_NPZ_MEMBERS = 1_000
+MAX_TABLE_VALUES = 1 << 27  # one array of a data file: 1 GiB of 8-byte values at most
 MAX_RATIO = 200  # deflate reaches ~1000:1 on constant data; real pixel arrays stay far below
 RATIO_FLOOR = 1 << 20  # members under 1 MiB may compress as well as they like
 HEADER_SLACK = 1 << 16  # an .npy header is at most ~64 KiB
@@ -147,6 +148,10 @@ def load_array(
     def fail(reason: str) -> NnsweepError:
         return error(f"INPUT {where}: {reason}")
 
+    def where_of(key: str) -> None:
+        nonlocal where
+        where = f"{path}[{key}]"
+
     try:
         size = path.stat().st_size
         with path.open("rb") as fh:
@@ -155,7 +160,6 @@ def load_array(
         raise fail(f"cannot be read ({exc.strerror or exc})") from None
     if size > MAX_FILE_BYTES:
         raise fail(f"{size:,} bytes, over the limit of {MAX_FILE_BYTES:,} for an input file")
-    max_bytes = max_count * 8  # the widest numeric dtype nnsweep takes: 8-byte values
     try:
         if magic == NPY_MAGIC:
             with path.open("rb") as fh:
@@ -170,17 +174,42 @@ def load_array(
             return np.load(path, mmap_mode="r", allow_pickle=False), None
         if not magic.startswith(ZIP_MAGIC):
             raise fail("not a NumPy .npy or .npz file")
-        with zipfile.ZipFile(path) as archive:
-            infos = archive.infolist()
-            if len(infos) > MAX_NPZ_MEMBERS:
-                raise fail(f".npz holds {len(infos):,} members, over {MAX_NPZ_MEMBERS:,}")
-            members = npz_members(archive)
-            chosen = choose(list(members))
+        arrays = _read_members(
+            path, lambda keys: [choose(keys)], max_count, kinds, what, fail, where_of
+        )
+        (chosen, array), *_ = arrays.items()
+        return array, chosen
+    except NnsweepError:
+        raise
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, SyntaxError) as exc:
+        reason = first_line(exc)[:200]
+        raise fail(f"not a readable NumPy file ({reason})") from None
+
+
+def _read_members(
+    path: Path,
+    choose: Callable[[list[str]], list[str]],
+    max_count: int,
+    kinds: str,
+    what: str,
+    fail: Callable[[str], NnsweepError],
+    where_of: Callable[[str], None] = lambda key: None,
+) -> dict[str, np.ndarray]:
+    """The members ``choose`` picks from the ``.npz`` at ``path``, each checked before it is
+    inflated (declared size, compression ratio, header) and read exactly as announced."""
+    max_bytes = max_count * 8  # the widest numeric dtype nnsweep takes: 8-byte values
+    out: dict[str, np.ndarray] = {}
+    with zipfile.ZipFile(path) as archive:
+        infos = archive.infolist()
+        if len(infos) > MAX_NPZ_MEMBERS:
+            raise fail(f".npz holds {len(infos):,} members, over {MAX_NPZ_MEMBERS:,}")
+        members = npz_members(archive)
+        for chosen in choose(list(members)):
             info = members[chosen]
+            where_of(chosen)
             reason = check_member(info, max_bytes=max_bytes)
             if reason:
                 raise fail(reason)
-            where = f"{path}[{chosen}]"
             with archive.open(info) as fh:
                 header = read_header(fh)
                 reason = check_header(header, max_count=max_count, kinds=kinds, what=what)
@@ -192,9 +221,46 @@ def load_array(
                         f"{info.file_size:,}"
                     )
             with archive.open(info) as fh:
-                return np.lib.format.read_array(fh, allow_pickle=False), chosen
+                out[chosen] = np.lib.format.read_array(fh, allow_pickle=False)
+    return out
+
+
+def read_npz(
+    path: Path,
+    choose: Callable[[list[str]], list[str]],
+    *,
+    max_count: int,
+    kinds: str = "biuf",
+    what: str = "numbers",
+    error: type[NnsweepError],
+    label: str,
+) -> dict[str, np.ndarray]:
+    """The arrays ``choose`` picks (by key) from the ``.npz`` at ``path``, with the bounds of
+    :func:`load_array`: the file's size, each member's declared size and compression ratio,
+    each header's shape and dtype (no object or structured arrays) checked before reading.
+
+    Every ``.npz`` nnsweep reads goes through here or :func:`load_array` (Keras' own text
+    datasets, whose sequences are object arrays, are read by :mod:`nnsweep.data._keras`).
+
+    Args:
+        choose: given the file's keys, the keys to read (raises the caller's error if none fit).
+        max_count: the most values any one array may hold.
+        error: the nnsweep error raised; its message starts with ``label``.
+
+    Raises:
+        ``error``: unreadable, too big, a zip bomb, an object array, not an ``.npz``.
+    """
+
+    def fail(reason: str) -> NnsweepError:
+        return error(f"{label}: {reason}")
+
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise fail(f"{size:,} bytes, over the limit of {MAX_FILE_BYTES:,} for an input file")
+        return _read_members(path, choose, max_count, kinds, what, fail)
     except NnsweepError:
         raise
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, SyntaxError) as exc:
         reason = first_line(exc)[:200]
-        raise fail(f"not a readable NumPy file ({reason})") from None
+        raise fail(f"not a readable .npz file ({reason})") from None

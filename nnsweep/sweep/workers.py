@@ -180,7 +180,8 @@ def run_jobs(
     """
     import optuna
 
-    from nnsweep.study.storage import best_trial, create_or_resume, load_study, summarize
+    from nnsweep.study.storage import best_trial, create_or_resume, summarize
+    from nnsweep.study.warm import apply_warm_start
     from nnsweep.sweep.run import run_sweep
     from nnsweep.train.devices import available_cores, plan_workers
     from nnsweep.train.objective import target_counts
@@ -192,6 +193,8 @@ def run_jobs(
     # experiment is left to them (they take turns on it), off the path to the first trial
     with startup_lock(storage_url):
         study = create_or_resume(spec, storage_url, name, dataset=dataset)
+        if prepared.warm is not None:  # before the workers start: they find it done
+            apply_warm_start(study, prepared.warm)
     done = target_counts(study, spec.trials_count)[0]
     result = JobsResult(name, plan.jobs, 0)
     result.done_before = spec.trials is not None and done >= spec.trials
@@ -218,7 +221,6 @@ def run_jobs(
         finally:
             follower.poll()
             progress.stop()
-    study = load_study(name, storage_url)
     summary = summarize(study)
     result.states = {s: n for s, n in summary["states"].items() if n}
     counted = target_counts(study, spec.trials_count)[0]

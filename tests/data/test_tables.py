@@ -306,7 +306,7 @@ BAD: list[tuple[str, Callable[[Path], Path], dict[str, Any], str]] = [
         "npz object arrays",
         _npz(x=np.array([[1], [1, 2]], dtype=object), y=np.arange(2)),
         {"target": None},
-        "not a readable .npz",
+        "array of dtype object",
     ),
     (
         "npz one-hot y",
