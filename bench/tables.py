@@ -1,0 +1,255 @@
+"""Target 5: nnsweep with defaults only against the simple baselines, on scikit-learn's tables.
+
+    .venv/bin/python bench/tables.py                          # 5 tables x 5 partitions
+    .venv/bin/python bench/tables.py --tables wine,diabetes --seeds 2
+    .venv/bin/python bench/tables.py --contenders gbm,sk_mlp  # the baselines alone
+
+For each table (breast_cancer, wine, iris, diabetes, digits: the real tables scikit-learn
+bundles) and each seed, one seeded 80/20 partition (stratified for classes) is written as
+``train.csv`` and ``test.csv``. Every contender sees the same two files, fits on ``train.csv``
+only, makes every choice on it (validation or cross-validation inside ``train.csv``), and
+scores ``test.csv`` once, at the end:
+
+* ``nnsweep``: a sweep file holding only ``name`` and ``dataset: {path, target, test_path}``
+  (no space, no budget, nothing tuned per table), then ``nnsweep export`` with its defaults;
+  the figure is the exported model's test metric from ``model_card.json``;
+* ``gbm``: ``HistGradientBoosting{Classifier,Regressor}()`` with default settings;
+* ``sk_mlp``: ``MLPClassifier()`` / ``MLPRegressor()`` with defaults on standardised inputs
+  (``StandardScaler`` fitted on the training rows; the regressor's target standardised too);
+* ``keras_mlp``: one plain untuned Keras MLP (2 x 64 relu, Adam 1e-3, batch 32, up to 200
+  epochs with early stopping on a 20 % validation split of the training rows, patience 20).
+
+Every contender runs as its own process and is timed the same way: the whole process, from
+its start to its exit (for nnsweep: ``nnsweep run`` and ``nnsweep export`` together). The test
+metric is accuracy for classes and MAE for diabetes. It prints one line per (table, contender)
+with the mean ± standard deviation over the partitions and the mean wall time, then the
+targets of the issue: nnsweep >= gbm - 0.01 accuracy, MAE <= 1.05 x gbm's, never below either
+plain MLP.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.path.insert(0, str(ROOT))
+
+TABLES = ("breast_cancer", "wine", "iris", "diabetes", "digits")
+CONTENDERS = ("nnsweep", "gbm", "sk_mlp", "keras_mlp")
+REGRESSION = {"diabetes"}
+TARGET = "target"
+
+
+def write_partition(table: str, seed: int, folder: Path) -> tuple[Path, Path]:
+    """The seeded 80/20 partition of ``table`` as train.csv and test.csv in ``folder``."""
+    import sklearn.datasets
+    from sklearn.model_selection import train_test_split
+
+    frame = getattr(sklearn.datasets, f"load_{table}")(as_frame=True).frame
+    frame = frame.rename(columns={"target": TARGET})
+    if table == "wine":  # wine's labels as names, so label mapping is exercised too
+        frame[TARGET] = frame[TARGET].map({0: "barolo", 1: "grignolino", 2: "barbera"})
+    strat = None if table in REGRESSION else frame[TARGET]
+    train, test = train_test_split(frame, test_size=0.2, random_state=seed, stratify=strat)
+    folder.mkdir(parents=True, exist_ok=True)
+    train.to_csv(folder / "train.csv", index=False)
+    test.to_csv(folder / "test.csv", index=False)
+    return folder / "train.csv", folder / "test.csv"
+
+
+def _xy(path: Path) -> tuple[object, object]:
+    import pandas as pd
+
+    frame = pd.read_csv(path)
+    return frame.drop(columns=[TARGET]).to_numpy(float), frame[TARGET].to_numpy()
+
+
+def _score(regression: bool, y_true: object, y_pred: object) -> float:
+    from sklearn.metrics import accuracy_score, mean_absolute_error
+
+    if regression:
+        return float(mean_absolute_error(y_true, y_pred))
+    return float(accuracy_score(y_true, y_pred))
+
+
+def child_sklearn(kind: str, train: Path, test: Path, regression: bool, seed: int) -> float:
+    """gbm or sk_mlp: fit on train.csv, score test.csv once."""
+    from sklearn.compose import TransformedTargetRegressor
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x, y = _xy(train)
+    model: object
+    if kind == "gbm":
+        model = (HistGradientBoostingRegressor if regression else HistGradientBoostingClassifier)(
+            random_state=seed
+        )
+    elif regression:
+        model = make_pipeline(
+            StandardScaler(),
+            TransformedTargetRegressor(
+                MLPRegressor(random_state=seed), transformer=StandardScaler()
+            ),
+        )
+    else:
+        model = make_pipeline(StandardScaler(), MLPClassifier(random_state=seed))
+    model.fit(x, y)  # type: ignore[attr-defined]
+    xt, yt = _xy(test)
+    return _score(regression, yt, model.predict(xt))  # type: ignore[attr-defined]
+
+
+def child_keras(train: Path, test: Path, regression: bool, seed: int) -> float:
+    """One plain, untuned Keras MLP on standardised inputs."""
+    import keras
+    import numpy as np
+
+    x, y = _xy(train)
+    xt, yt = _xy(test)
+    mean, std = x.mean(axis=0), x.std(axis=0) + 1e-9  # type: ignore[union-attr]
+    x, xt = (x - mean) / std, (xt - mean) / std  # type: ignore[operator]
+    keras.utils.set_random_seed(seed)
+    if regression:
+        y_mean, y_std = float(np.mean(y)), float(np.std(y))  # type: ignore[arg-type]
+        target, out, loss = (np.asarray(y, float) - y_mean) / y_std, keras.layers.Dense(1), "mse"
+    else:
+        labels = np.unique(y)  # type: ignore[call-overload]
+        target = np.searchsorted(labels, y)
+        out = keras.layers.Dense(len(labels), activation="softmax")
+        loss = "sparse_categorical_crossentropy"
+    model = keras.Sequential(
+        [
+            keras.Input((x.shape[1],)),  # type: ignore[union-attr]
+            keras.layers.Dense(64, activation="relu"),
+            keras.layers.Dense(64, activation="relu"),
+            out,
+        ]
+    )
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=loss)
+    stop = keras.callbacks.EarlyStopping(patience=20, restore_best_weights=True)
+    model.fit(
+        x, target, validation_split=0.2, epochs=200, batch_size=32, callbacks=[stop], verbose=0
+    )
+    raw = model.predict(xt, verbose=0)
+    if regression:
+        return _score(True, yt, raw[:, 0] * y_std + y_mean)
+    return _score(False, yt, labels[raw.argmax(axis=1)])
+
+
+def run_nnsweep(table: str, seed: int, train: Path, test: Path, folder: Path) -> dict[str, object]:
+    """nnsweep with defaults only: a sweep file naming the data, then export; whole processes."""
+    import yaml
+
+    name = f"{table}_{seed}"
+    sweep = folder / "sweep.yaml"
+    dataset = {"path": str(train), "target": TARGET, "test_path": str(test)}
+    sweep.write_text(yaml.safe_dump({"name": name, "dataset": dataset}), encoding="utf-8")
+    exe = str(Path(sys.executable).with_name("nnsweep"))
+    env = {
+        **os.environ,
+        "NNSWEEP_STORAGE": f"journal:///{folder}/optuna.log",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{folder}/mlflow.db",
+    }
+    for cmd in (
+        [exe, "run", str(sweep), "--quiet"],
+        [exe, "export", name, "--out", str(folder / "export")],
+    ):
+        done = subprocess.run(cmd, cwd=folder, env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
+    card = json.loads((folder / "export" / "model_card.json").read_text(encoding="utf-8"))
+    test_figures = card["test"]
+    metric = "mae" if "mae" in test_figures else "accuracy"
+    return {"score": float(test_figures[metric]), "card": card}
+
+
+def contender(name: str, table: str, seed: int, folder: Path) -> tuple[float, float]:
+    """(test score, whole-process seconds) of one contender on one partition."""
+    train, test = folder / "train.csv", folder / "test.csv"
+    start = time.perf_counter()
+    if name == "nnsweep":
+        score = float(run_nnsweep(table, seed, train, test, folder / "nnsweep")["score"])  # type: ignore[arg-type]
+        return score, time.perf_counter() - start
+    out = folder / f"{name}.json"
+    cmd = [sys.executable, __file__, "--child", name, "--train", str(train), "--test", str(test)]
+    cmd += ["--seed", str(seed), "--out", str(out)] + (
+        ["--regression"] if table in REGRESSION else []
+    )
+    subprocess.run(cmd, check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    seconds = time.perf_counter() - start
+    return float(json.loads(out.read_text(encoding="utf-8"))["score"]), seconds
+
+
+def summary(scores: list[float]) -> str:
+    spread = statistics.stdev(scores) if len(scores) > 1 else 0.0
+    return f"{statistics.mean(scores):.4f} ± {spread:.4f}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tables", default=",".join(TABLES))
+    ap.add_argument("--contenders", default=",".join(CONTENDERS))
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--child", choices=("gbm", "sk_mlp", "keras_mlp"), help=argparse.SUPPRESS)
+    ap.add_argument("--train", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--test", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--regression", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        if args.child == "keras_mlp":
+            score = child_keras(args.train, args.test, args.regression, args.seed)
+        else:
+            score = child_sklearn(args.child, args.train, args.test, args.regression, args.seed)
+        args.out.write_text(json.dumps({"score": score}), encoding="utf-8")
+        return
+
+    from bench._common import machine, versions
+
+    print(f"# {machine()}; {versions('nnsweep', 'tensorflow', 'keras', 'scikit-learn')}")
+    print("# test metric: accuracy (higher is better), diabetes: MAE (lower is better)")
+    names = args.contenders.split(",")
+    results: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    root = Path(tempfile.mkdtemp(prefix="nnsweep-tables-"))
+    for table in args.tables.split(","):
+        for seed in range(args.seeds):
+            folder = root / table / str(seed)
+            write_partition(table, seed, folder)
+            for name in names:
+                results.setdefault((table, name), []).append(contender(name, table, seed, folder))
+        for name in names:
+            rows = results[(table, name)]
+            print(
+                f"{table:14s} {name:10s} test {summary([s for s, _ in rows])}  "
+                f"wall {statistics.mean(t for _, t in rows):6.1f} s  ({len(rows)} partitions)",
+                flush=True,
+            )
+    if "nnsweep" in names and "gbm" in names:
+        print("# targets")
+        for table in args.tables.split(","):
+            ours = statistics.mean(s for s, _ in results[(table, "nnsweep")])
+            gbm = statistics.mean(s for s, _ in results[(table, "gbm")])
+            if table in REGRESSION:
+                verdict = (
+                    f"MAE {ours:.2f} vs gbm {gbm:.2f}: ratio {ours / gbm:.3f} (target <= 1.05)"
+                )
+            else:
+                verdict = (
+                    f"accuracy {ours:.4f} vs gbm {gbm:.4f}: {ours - gbm:+.4f} (target >= -0.01)"
+                )
+            print(f"{table:14s} {verdict}")
+
+
+if __name__ == "__main__":
+    main()
