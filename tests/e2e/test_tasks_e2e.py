@@ -18,7 +18,7 @@ import yaml
 
 from nnsweep.track.tracker import DIGEST_CHARS
 
-from .conftest import CliResult, Stores
+from tests.conftest import CliResult, Stores
 
 SPACE = {
     "n_layers": 1,

@@ -22,7 +22,7 @@ from nnsweep.results.trials import BINARY_COLUMNS, REGRESSION_COLUMNS
 from nnsweep.track.tracker import fetch_history
 from nnsweep.ui.server import find_experiment
 
-from .conftest import CliResult, Stores
+from tests.conftest import CliResult, Stores
 
 SPACE = {
     "n_layers": 1,

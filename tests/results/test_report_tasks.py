@@ -47,7 +47,7 @@ from nnsweep.track.tracker import Tracker
 from nnsweep.train.diagnosis import diagnose
 from nnsweep.ui.server import find_experiment, runs_url
 
-from .conftest import CliResult, Stores
+from tests.conftest import CliResult, Stores
 
 VAL_SIZE = 60
 HEAD = ["trial", "state", "value", "params.units_0"]
