@@ -64,7 +64,7 @@ def resolve_storage(storage: str | None, tracking_uri: str) -> str:
     """``--storage``, else ``$NNSWEEP_STORAGE``, else the default file beside the MLflow file.
 
     The default is Optuna's journal file ``optuna.log`` (``journal:///optuna.log``), which
-    several worker processes append to safely (see README, "Storage"). A folder that already
+    several worker processes append to safely (docs/scale-out.md). A folder that already
     has the SQLite ``optuna.db`` of an earlier nnsweep, and no ``optuna.log``, keeps using it,
     so its studies resume; a SQLite file takes one writer, so ``--jobs auto`` runs one worker.
     """

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
+from nnsweep.cli import dashboard as cli_dashboard
 from nnsweep.cli import results as cli_results
 from nnsweep.cli import run as cli_run
 from nnsweep.errors import NnsweepError, first_line
@@ -37,6 +38,7 @@ for _command in (
     cli_results.report,
     cli_results.compare,
     cli_results.ui,
+    cli_dashboard.dashboard,
     cli_results.export,
     cli_results.predict,
 ):

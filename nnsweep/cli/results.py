@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from nnsweep.cli.learned import SaveSweep, save_next
 from nnsweep.cli.options import JsonFlag, Storage, TrackingUri, resolve_stores
 
 
@@ -18,6 +19,7 @@ def report(
     ] = None,
     storage: Storage = None,
     tracking_uri: TrackingUri = None,
+    save_sweep: SaveSweep = None,
 ) -> None:
     """Write a study's trials table and comparison plots to a folder.
 
@@ -38,6 +40,13 @@ def report(
     for note in result.notes:
         typer.echo(f"  not drawn: {note}")
     typer.echo("fit: " + ", ".join(f"{n} {tag}" for tag, n in result.counts.items()))
+    if result.learned is not None:  # importances, the best ranges and bound warnings
+        for line in result.learned.lines():
+            typer.echo(line)
+        if save_sweep is not None:
+            from nnsweep.study.storage import load_study
+
+            save_next(load_study(study, storage_url), result.learned, save_sweep)
 
 
 def compare(
@@ -95,7 +104,8 @@ def compare(
         return
     shown = display_frame(ordered, scoring)
     shown = shown.head(top) if top else shown
-    styles = {"overfit": "red", "underfit": "yellow", "good": "green", "pruned": "dim"}
+    styles = {"overfit": "red", "underfit": "yellow", "good": "green", "pruned": "dim",
+              "generalisation_gap": "magenta"}  # fmt: skip
     # user text (study name, param values, columns) as Text or escaped: never Rich markup
     order = sort
     if resolve_column(frame, sort) == "value":  # say what the value is, and which end is best
@@ -114,8 +124,11 @@ def compare(
             )
         )
     console = Console()
-    if not console.is_terminal:  # piped or captured: print whole rows, not an 80-column squeeze
-        console = Console(width=max(console.width, 200))
+    if not console.is_terminal:  # piped or captured: print whole rows, never a squeeze
+        from rich.measure import Measurement
+
+        whole = Measurement.get(console, console.options.update_width(10_000), table).maximum
+        console = Console(width=max(console.width, 200, whole))
     console.print(table)
     typer.echo("fit: " + ", ".join(f"{n} {tag}" for tag, n in fit_counts(frame).items()))
 
@@ -203,6 +216,30 @@ def export(
             "relative to another folder); it must hold the data the study was swept on.",
         ),
     ] = None,
+    reread_test: Annotated[
+        bool,
+        typer.Option(
+            "--reread-test",
+            help="Export a study whose test split was read before; the card says how many "
+            "times it has been read (a figure chosen among several reads is optimistic).",
+        ),
+    ] = False,
+    ensemble: Annotated[
+        int,
+        typer.Option(
+            "--ensemble",
+            metavar="K",
+            help="Export the mean of the K best trials' models as one model.keras (refit "
+            "where a trial has no logged model); the card also gives the best trial alone.",
+        ),
+    ] = 1,
+    no_baseline: Annotated[
+        bool,
+        typer.Option(
+            "--no-baseline",
+            help="Skip gradient boosting beside the MLP (for very large tables).",
+        ),
+    ] = False,
     storage: Storage = None,
     tracking_uri: TrackingUri = None,
     as_json: JsonFlag = False,
@@ -211,9 +248,16 @@ def export(
     raw feature rows), saved_model/ (TF Serving), model_card.json and MODEL_CARD.md (task,
     target, feature columns, label mapping) with its test metrics, their 95% intervals and
     the trivial baseline's on the held-out test split, which nothing else in nnsweep reads.
-    The test metrics are also logged to the trial's run."""
+    The test metrics are also logged to the trial's run. On a table, gradient boosting with
+    scikit-learn's defaults is fit on the same rows and scored beside it (--no-baseline
+    skips it); --ensemble K exports the mean of the K best trials' models. Each read of the
+    test split is recorded on the study; a second export is refused without --reread-test."""
+    from nnsweep.export.baseline import comparison_line
     from nnsweep.export.card import test_headline, unit_of, validation_line
+    from nnsweep.export.ensemble import summary_line as ensemble_line
     from nnsweep.export.export import export_best
+    from nnsweep.export.latency import deployment_line
+    from nnsweep.export.provenance import test_lines
 
     storage_url, uri = resolve_stores(storage, tracking_uri)
     result = export_best(
@@ -225,6 +269,9 @@ def export(
         retrain=retrain,
         force=force,
         data_path=data_path,
+        reread_test=reread_test,
+        ensemble=ensemble,
+        baseline=not no_baseline,
     )
     card = result.card
     if as_json:
@@ -240,7 +287,14 @@ def export(
     )
     retrained = f" (retrained {card['retrain']['epochs']} epochs)" if card["retrain"] else ""
     typer.echo(f"  test{retrained}: {test_headline(card['test'], unit_of(card))}")
+    for line in (ensemble_line(card), comparison_line(card)):
+        if line:
+            typer.echo(f"  {line}")
+    for line in test_lines(card, brief=True):
+        typer.echo(f"  {line}")
     typer.echo(f"  sweep: {validation_line(card)}")
+    if deployment := deployment_line(card.get("deployment")):
+        typer.echo(f"  {deployment}")
     if card["registry"]:
         reg = card["registry"]
         typer.echo(f"  registered {reg['uri']} (version {reg['version']})")
@@ -289,13 +343,16 @@ def predict(
     white digit on black: with --background auto an input whose border is mostly light (a
     dark digit on white paper, or a transparent background) is inverted first."""
     from nnsweep.errors import ExportError
-    from nnsweep.predict.predict import predict as run_predict
-    from nnsweep.predict.predict import render
+    from nnsweep.predict.predict import write_predictions
     from nnsweep.stores import resolve_tracking_uri
 
     if as_json and as_csv:
         raise ExportError("--json and --csv: pick one output format")
-    results = run_predict(
-        model, inputs, tracking_uri=resolve_tracking_uri(tracking_uri), background=background
+    write_predictions(
+        model,
+        inputs,
+        tracking_uri=resolve_tracking_uri(tracking_uri),
+        background=background,
+        fmt="json" if as_json else "csv" if as_csv else "text",
+        write=lambda text: typer.echo(text, nl=False),
     )
-    typer.echo(render(results, "json" if as_json else "csv" if as_csv else "text"), nl=False)

@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from nnsweep.cli.learned import SaveSweep, WarmStartStorage, print_learned, warm_start_override
 from nnsweep.cli.options import JsonFlag, Storage, TrackingUri, resolve_stores, uri_flag
+from nnsweep.cli.zeroconfig import SaveResolved, Target, load_sweep, show_choices, sweep_text
 from nnsweep.urls import mask_url
 
 if TYPE_CHECKING:
@@ -20,7 +22,12 @@ if TYPE_CHECKING:
 
 def run(
     sweep: Annotated[
-        Path, typer.Argument(metavar="SWEEP", help="Sweep file, e.g. sweeps/quickstart.yaml.")
+        Path,
+        typer.Argument(
+            metavar="SWEEP|DATA",
+            help="Sweep file, e.g. sweeps/quickstart.yaml, or a data file (.csv, .tsv, "
+            ".parquet, .npz) to sweep with the defaults for it (see --target).",
+        ),
     ],
     trials: Annotated[
         int | None,
@@ -63,6 +70,18 @@ def run(
             "such as 0,1. Without a GPU (or CUDA) this changes nothing.",
         ),
     ] = "auto",
+    warm_start: Annotated[
+        str | None,
+        typer.Option(
+            metavar="NAME[:K]",
+            help="Begin a new study with the K (default 5) best trials of study NAME, mapped "
+            "into this space (overrides the file's warm_start).",
+        ),
+    ] = None,
+    warm_start_storage: WarmStartStorage = None,
+    save_sweep: SaveSweep = None,
+    target: Target = None,
+    save_resolved: SaveResolved = None,
 ) -> None:
     """Run a sweep, or resume it: trials run until the study has TRIALS COMPLETE trials
     (or TRIALS finished ones, pruned included, with `trials_count: all` in the sweep file).
@@ -73,23 +92,25 @@ def run(
     together, on one machine or many, and stop at exactly TRIALS.
     """
     from nnsweep._proc import interrupt_on_signals
-    from nnsweep.spec.config import load_spec
     from nnsweep.sweep.prepare import preflight
     from nnsweep.sweep.progress import SweepProgress
     from nnsweep.sweep.run import run_sweep
     from nnsweep.sweep.workers import choose_gpus, parse_jobs, plan_jobs, use_gpus_here
 
     n_jobs = parse_jobs(jobs)
-    spec = load_spec(sweep).with_overrides(
-        trials=trials, timeout=timeout, seed=seed, data_path=data_path
-    )
+    spec = load_sweep(sweep, target).with_overrides(
+        trials=trials, timeout=timeout, seed=seed, data_path=data_path,
+        warm_start=warm_start_override(warm_start),
+    )  # fmt: skip
     chosen = choose_gpus(gpus)  # after the sweep file's checks, before the data loads
     storage_url, uri = resolve_stores(storage, tracking_uri)
     # the one preparation of this process: data loaded, spec fitted to it, stores checked
     prepared = preflight(
-        spec, storage_url=storage_url, tracking_uri=uri, study_name=study, jobs=n_jobs or 1
-    )
+        spec, storage_url=storage_url, tracking_uri=uri, study_name=study, jobs=n_jobs or 1,
+        warm_storage=warm_start_storage,
+    )  # fmt: skip
     spec, dataset = prepared.spec, prepared.dataset
+    show_choices(sweep, prepared, save_resolved)  # zero-config: what it chose, once
     plan, note = plan_jobs(spec, dataset, jobs=n_jobs, gpus=chosen, storage_url=storage_url)
     progress = SweepProgress(quiet=quiet, metric=spec.objective.metric, count=spec.trials_count)
     progress.heading = f"data: {dataset.describe()}"  # shown once the study has started
@@ -97,9 +118,12 @@ def run(
         progress.console.print(note, markup=False)
     if plan.jobs > 1:
         overrides = {"trials": trials, "timeout": timeout, "data_path": data_path, "seed": seed}
+        overrides["warm_start"] = warm_start  # applied by this process before they start
+        overrides["target"] = target
         with interrupt_on_signals():
             done = _run_jobs(sweep, prepared, plan, overrides, progress)
         _finish(done.study_name, spec.objective.metric, done.best, tracking_uri)
+        print_learned(storage_url, done.study_name, save_sweep, study=done.study)
         if done.code:
             typer.echo(
                 "a worker stopped before the study reached its target; run the same command "
@@ -113,7 +137,7 @@ def run(
         with interrupt_on_signals():
             result = run_sweep(
                 prepared,
-                spec_text=sweep.read_text(encoding="utf-8"),
+                spec_text=sweep_text(sweep, prepared),
                 hooks=[progress],
                 on_start=progress.on_start,
             )
@@ -125,6 +149,7 @@ def run(
     if result.parent_run_id is not None:
         typer.echo(f"study {result.study_name}: ran {ran}; {result.n_complete} COMPLETE in total")
     _finish(result.study_name, spec.objective.metric, result.best, tracking_uri)
+    print_learned(storage_url, result.study_name, save_sweep, study=result.study)
 
 
 def _already_done(study_name: str, target: int | None, n_complete: int) -> None:

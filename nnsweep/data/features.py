@@ -1,8 +1,8 @@
 """Feature preprocessing that lives inside the Keras model, so ``model.keras`` takes raw rows.
 
 A :class:`FeatureSchema` is fitted on the *training split only* and becomes the model's input
-block (:func:`build_head`), made of stock Keras layers and ``keras.ops`` only, so a saved model
-loads in plain Keras with ``safe_mode=True`` and no custom classes:
+block (:func:`nnsweep.data.head.build_head`), made of stock Keras layers and ``keras.ops``
+only, so a saved model loads in plain Keras with ``safe_mode=True`` and no custom classes:
 
 * **numeric** columns share one ``float32`` input named ``numeric`` (columns in schema order).
   Missing or non-finite values are replaced by the column's training median
@@ -33,7 +33,6 @@ import numpy as np
 from nnsweep.errors import DataError
 
 if TYPE_CHECKING:
-    import keras
     import pandas as pd
 
 NUMERIC_INPUT = "numeric"
@@ -41,6 +40,7 @@ MISSING = "(missing)"
 MAX_CATEGORIES = 100
 MIN_CATEGORY_COUNT = 2
 CLIP = 1e6
+QUANTILE_LEVELS = np.linspace(0.0, 1.0, 33)  # 32 bins between the training quantiles
 # Text read as missing in numeric columns (compared lower-cased, after stripping blanks).
 MISSING_TOKENS = frozenset({"", "?", "na", "n/a", "nan", "null", "none", "-", "--", "missing"})
 _THOUSANDS = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d*)?$")
@@ -60,6 +60,9 @@ class Column:
     mean: float = 0.0
     std: float = 1.0
     vocabulary: tuple[str, ...] = ()
+    # training quantiles (distinct, ascending) of a numeric column: the knots of the quantile
+    # transform and the piecewise-linear embedding; not part of as_dict (the card stays small)
+    quantiles: tuple[float, ...] = field(default=(), compare=False, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "kind": self.kind, "input": self.input}
@@ -277,7 +280,11 @@ def _numeric_column(name: str, values: np.ndarray) -> Column | None:
     mean, std = float(filled.mean()), float(filled.std())
     if not np.isfinite(std) or std < 1e-12 or std > 1e37:
         std = 1.0  # constant column (or beyond float32): it becomes 0, never NaN
-    return Column(name, "numeric", NUMERIC_INPUT, median=median, mean=mean, std=std)
+    knots = np.unique(np.quantile(values[finite].astype(np.float64), QUANTILE_LEVELS))
+    quantiles = tuple(float(q) for q in knots.astype(np.float32))
+    return Column(
+        name, "numeric", NUMERIC_INPUT, median=median, mean=mean, std=std, quantiles=quantiles
+    )
 
 
 def _categorical_column(
@@ -361,37 +368,6 @@ def _array_inputs(rows: np.ndarray, schema: FeatureSchema) -> dict[str, Any]:
         )
     with np.errstate(over="ignore"):
         return {NUMERIC_INPUT: np.ascontiguousarray(matrix, dtype=np.float32)}
-
-
-def build_head(schema: FeatureSchema) -> tuple[dict[str, keras.KerasTensor], keras.KerasTensor]:
-    """The model's inputs (by name) and the preprocessed float32 features they feed."""
-    import keras
-    from keras import ops
-
-    inputs: dict[str, keras.KerasTensor] = {}
-    parts = []
-    if schema.numeric:
-        cols = schema.numeric
-        raw = keras.Input(shape=(len(cols),), dtype="float32", name=NUMERIC_INPUT)
-        inputs[NUMERIC_INPUT] = raw
-        median = np.array([c.median for c in cols], dtype=np.float32)
-        mean = np.array([c.mean for c in cols], dtype=np.float32)
-        std = np.array([c.std for c in cols], dtype=np.float32)
-        x = ops.where(ops.isfinite(raw), raw, median)
-        x = ops.divide(ops.subtract(x, mean), std)
-        parts.append(ops.clip(x, -CLIP, CLIP))
-    for column in schema.categorical:
-        raw = keras.Input(shape=(1,), dtype="string", name=column.input)
-        inputs[column.input] = raw
-        lookup = keras.layers.StringLookup(
-            vocabulary=list(column.vocabulary),
-            num_oov_indices=1,
-            output_mode="one_hot",
-            name=f"onehot_{column.input}",
-        )
-        parts.append(lookup(raw))
-    features = parts[0] if len(parts) == 1 else keras.layers.Concatenate(name="features")(parts)
-    return inputs, features
 
 
 # -- splitting and joining input dicts -----------------------------------------------------------

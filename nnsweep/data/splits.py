@@ -7,6 +7,10 @@ the positive class of a binary task. Rows whose target is missing are not kept.
 The test split is drawn with the fixed seed :data:`TEST_SEED`, whatever the sweep's seed, so
 every sweep and every refit sees the same test rows; validation rows are drawn from the rest
 with the sweep's seed. Classification splits are stratified (each class keeps its share).
+
+With cross-validation (``dataset.validation: {folds: K}``, or ``auto`` on a small table) no
+validation split is drawn: every row but the test split trains and is scored, fold by fold
+(:func:`holdout_or_folds`, :mod:`nnsweep.data.folds`).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import numpy as np
 
 from nnsweep.data.features import MISSING, to_category, to_numeric
 from nnsweep.errors import DataError
+from nnsweep.spec.dataset import AUTO, AUTO_CV_BELOW, AUTO_FOLDS, AUTO_HOLDOUT, Folds, Validation
 from nnsweep.tasks import REGRESSION, Task, check_target, infer_task
 
 if TYPE_CHECKING:
@@ -131,12 +136,13 @@ def split_rows(
     y: np.ndarray,
     task: Task,
     *,
-    validation: float,
+    validation: float | None,
     test: float | None,
     seed: int,
     class_names: tuple[Any, ...] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(train, validation, test) row indices; ``test=None`` when the file brings its test split.
+    """(train, validation, test) row indices; ``test=None`` when the file brings its test split;
+    ``validation=None`` draws no validation split (train is every row but the test split).
 
     Raises:
         DataError: a class with a single row (cannot be stratified), or too few rows.
@@ -155,12 +161,13 @@ def split_rows(
         rest, test_idx = (
             stratified_split(y, test, TEST_SEED) if test is not None else (index, index[:0])
         )
-        keep, val = stratified_split(y[rest], validation, seed)
+        keep, val = stratified_split(y[rest], validation or 0.0, seed)
     else:
         rest, test_idx = random_split(len(y), test, TEST_SEED) if test else (index, index[:0])
-        keep, val = random_split(len(rest), validation, seed)
+        keep, val = random_split(len(rest), validation or 0.0, seed)
     train_idx, val_idx = rest[keep], rest[val]
-    if len(train_idx) < 2 or not len(val_idx) or (test is not None and not len(test_idx)):
+    no_val = validation is not None and not len(val_idx)
+    if len(train_idx) < 2 or no_val or (test is not None and not len(test_idx)):
         raise DataError(
             f"dataset: {len(y)} rows are too few for a training, a validation and a test split "
             f"(got {len(train_idx)}, {len(val_idx)}, {len(test_idx)}); give more rows"
@@ -168,15 +175,78 @@ def split_rows(
     return train_idx, val_idx, test_idx
 
 
-def encode_labels(y: np.ndarray, task: Task, class_names: tuple[Any, ...] | None) -> np.ndarray:
-    if not task.is_classification:
-        return y.astype(np.float32)
-    index = {str(label_value(v)): i for i, v in enumerate(class_names or ())}
-    keys = [str(label_value(v)) for v in y.tolist()]
-    unknown = sorted({k for k in keys if k not in index})
-    if unknown:
+def holdout_or_folds(
+    y: np.ndarray,
+    task: Task,
+    validation: Validation,
+    seed: int,
+    class_names: tuple[Any, ...] | None = None,
+) -> tuple[np.ndarray, np.ndarray, int | None]:
+    """The training part ``y`` (every row but the test split) → (train, validation, folds).
+
+    A holdout fraction: seeded (stratified) train and validation indices, folds ``None``.
+    K folds (given, or ``auto`` below :data:`AUTO_CV_BELOW` rows): train is every row, the
+    validation split is empty and folds is K (:mod:`nnsweep.data.folds` draws them).
+
+    Raises:
+        DataError: too few rows for the validation split, or a class with fewer rows than folds.
+    """
+    folds = resolve_folds(validation, y, task, class_names)
+    if folds is not None:
+        return np.arange(len(y)), np.arange(0), folds
+    fraction = AUTO_HOLDOUT if validation == AUTO else float(validation)  # type: ignore[arg-type]
+    if task.is_classification:
+        keep, val = stratified_split(y, fraction, seed)
+    else:
+        keep, val = random_split(len(y), fraction, seed)
+    if len(keep) < 2 or not len(val):
         raise DataError(
-            f"dataset.path: y_test holds label {unknown[0]!r}, which y_train does not; the test "
-            "split may only hold training classes"
+            f"dataset: {len(y)} training rows are too few for a training and a validation "
+            f"split (got {len(keep)} and {len(val)}); give more rows"
         )
-    return np.array([index[k] for k in keys], dtype=np.int32)
+    return keep, val, None
+
+
+def resolve_folds(
+    validation: Validation,
+    y: np.ndarray,
+    task: Task,
+    class_names: tuple[Any, ...] | None = None,
+) -> int | None:
+    """K when ``validation`` cross-validates the training part ``y``, ``None`` for a holdout.
+
+    ``auto``: :data:`AUTO_FOLDS` folds below :data:`AUTO_CV_BELOW` rows when every class has
+    that many rows, else the holdout.
+
+    Raises:
+        DataError: ``{folds: K}`` with fewer than K rows, or a class with fewer than K rows
+            (every fold must hold each class once), named with the fix.
+    """
+    if validation == AUTO:
+        small = 2 * AUTO_FOLDS <= len(y) < AUTO_CV_BELOW
+        return AUTO_FOLDS if small and _smallest_class(y, task)[1] >= AUTO_FOLDS else None
+    if not isinstance(validation, Folds):
+        return None
+    k = validation.folds
+    fix = f"use fewer folds ({{folds: {max(2, min(k - 1, len(y)))}}}) or a holdout (0.2)"
+    label, count = _smallest_class(y, task)
+    if task.is_classification and count < k:
+        name = class_names[label] if class_names and label < len(class_names) else label
+        raise DataError(
+            f"dataset.validation: {k} folds need at least {k} training rows of every class, but "
+            f"class {name!r} has {count}; {fix}"
+        )
+    if len(y) < 2 * k:
+        raise DataError(
+            f"dataset.validation: {k} folds need at least {2 * k} training rows, but there are "
+            f"{len(y)}; {fix}"
+        )
+    return k
+
+
+def _smallest_class(y: np.ndarray, task: Task) -> tuple[int, int]:
+    """(class index, rows) of the smallest class of ``y``; rows of ``y`` for regression."""
+    if not task.is_classification or not len(y):
+        return 0, len(y)
+    counts = np.bincount(np.asarray(y, dtype=np.int64), minlength=task.n_classes or 0)
+    return int(counts.argmin()), int(counts.min())

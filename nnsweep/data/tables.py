@@ -22,12 +22,13 @@ import hashlib
 import io
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nnsweep.data.arrays import MAX_TABLE_VALUES, read_npz
 from nnsweep.data.features import (
     FeatureSchema,
     Kind,
@@ -37,9 +38,16 @@ from nnsweep.data.features import (
     to_inputs,
     to_numeric,
 )
-from nnsweep.data.splits import NUMERIC_SHARE, encode_labels, encode_target, split_rows
+from nnsweep.data.npzfile import read_npz_table
+from nnsweep.data.splits import (
+    NUMERIC_SHARE,
+    encode_target,
+    holdout_or_folds,
+    split_rows,
+)
+from nnsweep.data.targets import encode_test_target, from_training_rows, table_test_origin
 from nnsweep.errors import DataError, first_line
-from nnsweep.spec.dataset import table_format
+from nnsweep.spec.dataset import Validation, table_format
 from nnsweep.tasks import Task
 
 if TYPE_CHECKING:
@@ -68,6 +76,9 @@ class TableSplits:
     source: str
     fingerprint: str
     notes: tuple[str, ...]
+    folds: int | None = None
+    unseen_test: dict[str, int] = field(default_factory=dict)
+    test_origin: str = ""
 
 
 def table_kind(path: Path) -> str:
@@ -213,18 +224,22 @@ def load_table(
     target: str | None,
     task: str | None = None,
     features: tuple[str, ...] | None = None,
-    validation: float = 0.2,
+    validation: Validation = 0.2,
     test: float | None = None,
     seed: int = 0,
+    draw_test: bool = True,
 ) -> TableSplits:
     """Read a user's table and return its encoded, split model inputs (see the module rules).
+
+    ``draw_test=False`` draws no test split (the test rows come from ``dataset.test_path``,
+    :mod:`nnsweep.data.testfile`): every row trains or validates.
 
     Raises:
         DataError: one line naming the ``dataset`` field, the problem and the fix.
     """
     p = Path(path).expanduser()
     if table_kind(p) == "npz":
-        return _load_npz(p, target, task, features, validation, test, seed)
+        return _load_npz(p, target, task, features, validation, test, seed, draw_test)
     if target is None:
         raise DataError(f"dataset.target: name the column of {p.name} to predict")
     notes: list[str] = []
@@ -247,11 +262,19 @@ def load_table(
     with _about(p):
         y, kind, class_names, keep, target_notes = encode_target(frame[target], task, target)
     notes += target_notes
+    values = frame.loc[keep, target].reset_index(drop=True)
     frame = frame.loc[keep, feats].reset_index(drop=True)
-    train, val, test_idx = split_rows(
-        y, kind, validation=validation, test=test or DEFAULT_TEST, seed=seed,
+    rest, _, test_idx = split_rows(
+        y, kind, validation=None, test=(test or DEFAULT_TEST) if draw_test else None, seed=seed,
         class_names=class_names,
     )  # fmt: skip
+    with _about(p):  # the task, classes and numeric rule: from the training rows alone
+        t = from_training_rows(values, rest, test_idx, task, target)
+    y, kind, class_names = t.full_y(len(y)), t.task, t.class_names
+    rest, test_idx = t.rest, t.test
+    notes += t.notes
+    keep, held, folds = holdout_or_folds(y[rest], kind, validation, seed, class_names)
+    train, val = rest[keep], rest[held]
     train_rows = frame.iloc[train]
     with _about(p):
         schema = fit_schema(train_rows, column_kinds(train_rows))
@@ -271,6 +294,9 @@ def load_table(
         source=str(p),
         fingerprint=file_digest(p),
         notes=(*notes, *schema.notes),
+        folds=folds,
+        unseen_test=t.unseen,
+        test_origin=table_test_origin(p.name, test or DEFAULT_TEST, kind),
     )
 
 
@@ -312,29 +338,48 @@ def _load_npz(
     target: str | None,
     task: str | None,
     features: tuple[str, ...] | None,
-    validation: float,
+    validation: Validation,
     test: float | None,
     seed: int,
+    draw_test: bool = True,
 ) -> TableSplits:
     import pandas as pd
 
     if target is not None or features is not None:
         field = "dataset.target" if target is not None else "dataset.features"
         raise DataError(f"{field}: an .npz table has arrays x and y, not columns; drop {field}")
+    _check_file(path)
     x, y_raw, x_test, y_test_raw = read_npz_table(path)
     if x_test is not None and test is not None:
         raise DataError(
             f"dataset.test: {path.name} brings its own test split (x_test, y_test); drop "
             "dataset.test"
         )
-    y, kind, class_names, keep, notes = encode_target(pd.Series(y_raw, name="y"), task, "y")
+    if x_test is not None and not draw_test:
+        raise DataError(
+            f"dataset.test_path: {path.name} brings its own test split (x_test, y_test); drop "
+            "dataset.test_path, or drop x_test and y_test from the file"
+        )
+    y_series = pd.Series(y_raw, name="y")
+    y, kind, class_names, keep, notes = encode_target(y_series, task, "y")
     x = x[keep]
-    train, val, test_idx = split_rows(
-        y, kind, validation=validation, test=None if x_test is not None else test or DEFAULT_TEST,
+    rest, _, test_idx = split_rows(
+        y, kind, validation=None,
+        test=None if x_test is not None or not draw_test else test or DEFAULT_TEST,
         seed=seed, class_names=class_names,
     )  # fmt: skip
+    unseen: dict[str, int] = {}
+    if x_test is None:  # the task, classes and numeric rule: from the training rows alone
+        t = from_training_rows(y_series[keep].reset_index(drop=True), rest, test_idx, task, "y")
+        y, kind, class_names = t.full_y(len(y)), t.task, t.class_names
+        rest, test_idx = t.rest, t.test
+        notes += t.notes
+        unseen = t.unseen
+    keep, held, folds = holdout_or_folds(y[rest], kind, validation, seed, class_names)
+    train, val = rest[keep], rest[held]
     if x_test is not None:
-        y_test = encode_labels(np.asarray(y_test_raw), kind, class_names)
+        y_test, known, unseen = encode_test_target(pd.Series(y_test_raw), kind, class_names)
+        x_test = x_test[known]
     else:
         x_test, y_test = x[test_idx], y[test_idx]
     schema = fit_array_schema(x[train])
@@ -352,59 +397,14 @@ def _load_npz(
         source=str(path),
         fingerprint=file_digest(path),
         notes=tuple(notes),
+        folds=folds,
+        unseen_test=unseen,
+        test_origin=(
+            f"the x_test/y_test arrays of {path.name}"
+            if y_test_raw is not None
+            else table_test_origin(path.name, test or DEFAULT_TEST, kind)
+        ),
     )
-
-
-def read_npz_table(
-    path: Path,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """(x, y, x_test, y_test) of an ``.npz`` table; x as 2-D rows; no pickled objects.
-
-    Raises:
-        DataError: unreadable file, missing or mismatched arrays, non-numeric ``x``.
-    """
-    _check_file(path)
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            keys = set(npz.files)
-            if {"x_train", "y_train"} <= keys:
-                names = ["x_train", "y_train"]
-                if {"x_test", "y_test"} <= keys:
-                    names += ["x_test", "y_test"]
-            elif {"x", "y"} <= keys:
-                names = ["x", "y"]
-            else:
-                raise DataError(
-                    f"dataset.path: {path.name} holds {', '.join(sorted(keys)) or 'no arrays'}; "
-                    "an .npz table needs x and y, or x_train and y_train (+ x_test, y_test)"
-                )
-            arrays = [npz[k] for k in names]
-    except DataError:
-        raise
-    except Exception as exc:  # zipfile/pickle/format errors
-        reason = first_line(exc)[:160]
-        raise DataError(f"dataset.path: {path} is not a readable .npz file ({reason})") from None
-    pairs = [(arrays[i], arrays[i + 1], names[i], names[i + 1]) for i in range(0, len(arrays), 2)]
-    out: list[np.ndarray | None] = []
-    for x, y, xn, yn in pairs:
-        if x.dtype.kind not in "iufb":
-            raise DataError(f"dataset.path: {xn} holds {x.dtype} values; x must be numbers")
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = y[:, 0]
-        if y.ndim != 1:
-            raise DataError(
-                f"dataset.path: {yn} has shape {y.shape}; it needs one label or value per row "
-                "(for one-hot labels save y.argmax(axis=1))"
-            )
-        if x.ndim == 0 or len(x) != len(y) or len(y) == 0:
-            raise DataError(
-                f"dataset.path: {xn} has {len(x) if x.ndim else 0} rows and {yn} {len(y)}; they "
-                "need the same, non-zero number of rows"
-            )
-        out += [x.reshape(len(x), -1), y]
-    if len(out) == 4 and out[0].shape[1] != out[2].shape[1]:  # type: ignore[union-attr]
-        raise DataError("dataset.path: x_train and x_test have different numbers of columns")
-    return out[0], out[1], *(out[2:] if len(out) == 4 else (None, None))  # type: ignore[return-value]
 
 
 def read_rows(path: Path, schema: FeatureSchema) -> pd.DataFrame | np.ndarray:
@@ -419,17 +419,14 @@ def read_rows(path: Path, schema: FeatureSchema) -> pd.DataFrame | np.ndarray:
         require_columns(frame.columns, schema)
         return frame
     _check_file(path)
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            keys = list(npz.files)
-            key = next(
-                (k for k in ("x", "x_test") if k in keys), keys[0] if len(keys) == 1 else None
-            )
-            if key is None:
-                raise DataError(f"{path}: holds {', '.join(keys)}; name the rows' array x")
-            return np.asarray(npz[key])
-    except DataError:
-        raise
-    except Exception as exc:
-        reason = first_line(exc)[:160]
-        raise DataError(f"{path}: not a readable .npz file ({reason})") from None
+
+    def choose(keys: list[str]) -> list[str]:
+        key = next((k for k in ("x", "x_test") if k in keys), keys[0] if len(keys) == 1 else None)
+        if key is None:
+            raise DataError(f"{path}: holds {', '.join(keys)}; name the rows' array x")
+        return [key]
+
+    (rows,) = read_npz(
+        path, choose, max_count=MAX_TABLE_VALUES, error=DataError, label=str(path)
+    ).values()
+    return np.asarray(rows)

@@ -11,6 +11,7 @@ is exactly the figure Keras reports for the same file. :func:`validation_summary
 
 from __future__ import annotations
 
+import re
 import sys
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
@@ -36,11 +37,11 @@ if TYPE_CHECKING:
     from nnsweep.data.load import Dataset
     from nnsweep.data.modelio import ModelIO
     from nnsweep.spec.config import SweepSpec
+    from nnsweep.tasks import Task
     from nnsweep.train.model import HyperParams
 
 CARD_FORMAT = "nnsweep.model_card/2"
 TEST_SPLIT = "test (held out from the sweep; read only by export)"
-_LOSS_LIKE = ("loss", "mae", "mse", "rmse")
 # Run metrics that are curves or bookkeeping, not the fit diagnosis.
 _CURVES = ("loss", "accuracy", "auc", "mae")
 _NOT_DIAGNOSIS = {
@@ -60,17 +61,38 @@ def evaluate(model: keras.Model, data: Dataset) -> dict[str, Any]:
     ``labels``, ``per_class_accuracy``, ``confusion_matrix`` (rows true, columns predicted,
     in ``labels`` order); binary also ``auc`` with ``auc_ci95`` and ``auc_ci95_method``
     (:func:`~nnsweep.export.intervals.auc_interval`: DeLong). Regression: ``n``, ``mae``, ``rmse``,
-    ``r2`` each with a ``*_ci95`` bootstrap interval, and ``loss`` (the mean squared error).
-    ``baseline``: the trivial predictor's scores (majority class, training mean).
+    ``r2`` each with a ``*_ci95`` bootstrap interval, and ``loss``: Keras' loss, the mean
+    squared error divided by the training target's variance (the mean predictor scores about
+    1; see :mod:`nnsweep.tasks`), named in ``loss_definition``.
+    ``baseline``: the trivial predictor's scores (majority class, training mean). ``origin``:
+    where the test rows come from; ``unseen_labels``: test labels no training row holds, left
+    out of the figures (see :mod:`nnsweep.data.splits`).
     """
     x, y = data.x_test, np.asarray(data.y_test)
     output = np.asarray(model.predict(x, batch_size=256, verbose=0), dtype=np.float64)
     task = data.task
-    metrics = test_metrics(task, y, output, data.class_names, data.y_train)
+    metrics = score_output(task, y, output, data.class_names, data.y_train)
     # Keras computes cross-entropy from the logits behind a softmax/sigmoid output, not from
     # clipped probabilities: the card reports the loss exactly as model.evaluate does.
     keras_scores = model.evaluate(x, y, batch_size=256, verbose=0, return_dict=True)
     metrics["loss"] = float(keras_scores["loss"])
+    metrics["loss_definition"] = loss_definition(task)
+    origin = {"origin": data.test_origin} if data.test_origin else {}
+    unseen = {"unseen_labels": dict(data.unseen_test)} if data.unseen_test else {}
+    return {"split": TEST_SPLIT, **origin, **unseen, **metrics}
+
+
+def score_output(
+    task: Task,
+    y: np.ndarray,
+    output: np.ndarray,
+    class_names: tuple[Any, ...] | None,
+    y_train: np.ndarray | None,
+) -> dict[str, Any]:
+    """Any model's ``output`` on the test labels ``y`` scored as the card scores the MLP:
+    :func:`~nnsweep.export.scores.test_metrics` with their 95 % intervals (``loss`` is the
+    cross-entropy of clipped probabilities; :func:`evaluate` puts Keras' own in its place)."""
+    metrics = test_metrics(task, y, output, class_names, y_train)
     n = int(metrics["n"])
     if task.is_classification:
         correct = int(np.trace(np.asarray(metrics["confusion_matrix"])))
@@ -91,7 +113,17 @@ def evaluate(model: keras.Model, data: Dataset) -> dict[str, Any]:
         metrics["auc"] = None  # one class in the test split: no AUC (and JSON has no NaN)
     if "baseline" in metrics:
         metrics["baseline"]["predictor"] = str(metrics["baseline"]["predictor"])
-    return {"split": TEST_SPLIT, **metrics}
+    return metrics
+
+
+def loss_definition(task: Any) -> str:
+    """What the card's ``loss`` is, in words (the regression loss is not a plain MSE)."""
+    if task.is_classification:
+        return f"{task.loss} as Keras' model.evaluate computes it"
+    return (
+        "variance-weighted MSE: the mean squared error divided by the training target's "
+        "variance (the training-mean predictor scores about 1)"
+    )
 
 
 def primary_metric(test: dict[str, Any]) -> str:
@@ -142,6 +174,10 @@ def test_headline(test: dict[str, Any], unit: str = "rows") -> str:
 
 def validation_line(card: dict[str, Any]) -> str:
     """The sweep's validation figure, labelled for what it is: the best of many looks."""
+    if card.get("cross_validation"):  # mean ± std over folds (nnsweep.export.crossval)
+        from nnsweep.export.crossval import cv_line
+
+        return cv_line(card, unit_of(card))
     obj, val = card["objective"], card["validation"]
     best_of_epochs = obj["reduce"] == "best"
     over = f"{val.get('epochs_trained', '?')} epochs and " if best_of_epochs else ""
@@ -154,25 +190,35 @@ def validation_line(card: dict[str, Any]) -> str:
 
 
 def validation_summary(
-    history: dict[str, list[float]], spec: SweepSpec, *, n_val: int, n_trials: int
+    history: dict[str, list[float]],
+    spec: SweepSpec,
+    *,
+    n_val: int,
+    n_trials: int,
+    weights_epoch: int | None = None,
 ) -> dict[str, Any]:
-    """The trial's best validation metrics, the epoch the objective peaked, and how many
-    validation rows and trials the objective value was chosen over."""
-    out: dict[str, Any] = {
-        "epochs_trained": len(history.get("loss", [])),
-        "n": int(n_val),
-        "trials": int(n_trials),
-    }
-    for key, curve in history.items():
-        if key.startswith("val_") and curve:
-            lower = key.removeprefix("val_") in _LOSS_LIKE
-            out[f"best_{key}"] = float(min(curve) if lower else max(curve))
+    """The trial's validation scores at one epoch, that of the exported weights
+    (``at_weights_epoch``: ``epoch`` and every ``val_*`` value there; the last epoch when
+    ``weights_epoch`` is unknown), the epoch the objective peaked (``best_epoch``), and how
+    many validation rows and trials the objective value was chosen over.
+
+    Each ``val_*`` curve's own best would come from a different epoch, describing no model
+    that exists; the figures here all describe the exported weights (for a refit: the
+    trial's weights at the epoch the refit ran to)."""
+    epochs = len(history.get("loss", []))
+    out: dict[str, Any] = {"epochs_trained": epochs, "n": int(n_val), "trials": int(n_trials)}
     curve = history.get(spec.objective.metric)
     if curve:
         pick = max if spec.objective.direction == "maximize" else min
-        epoch = curve.index(pick(curve)) + 1
-        out["best_epoch"] = epoch
-        out["at_best_epoch"] = {k: v[epoch - 1] for k, v in history.items() if len(v) >= epoch}
+        out["best_epoch"] = curve.index(pick(curve)) + 1
+    epoch = weights_epoch or epochs
+    if epoch:
+        at = {
+            k: float(v[epoch - 1])
+            for k, v in history.items()
+            if k.startswith("val_") and len(v) >= epoch
+        }
+        out["at_weights_epoch"] = {"epoch": int(epoch), **at}
     return out
 
 
@@ -186,7 +232,8 @@ def diagnosis_of(run: Run) -> dict[str, Any]:
         k: v
         for k, v in sorted(run.data.metrics.items())
         if k not in _NOT_DIAGNOSIS
-        and not k.startswith(("test_", "retrained_test_", WEIGHTS_PREFIX))
+        and not k.startswith(("test_", "retrained_test_", WEIGHTS_PREFIX, "cv_"))
+        and not re.match(r"fold\d+_", k)  # a cross-validated trial's folds: its own section
     }
     tags = run.data.tags
     return {"fit": tags.get(FIT_TAG), "reason": tags.get(FIT_REASON_TAG), "metrics": metrics}

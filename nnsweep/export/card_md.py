@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from nnsweep.export.baseline import markdown as boosting_markdown
 from nnsweep.export.card import test_headline, unit_of, validation_line
+from nnsweep.export.ensemble import markdown as ensemble_markdown
+from nnsweep.export.latency import deployment_line
+from nnsweep.export.provenance import test_lines
 
 MAX_MATRIX_CLASSES = 30  # a bigger confusion matrix stays in model_card.json only
 
@@ -65,6 +69,9 @@ def render_markdown(card: dict[str, Any]) -> str:
     ]
     if "ci95_method" in test:
         lines.append(f"- intervals: {test['ci95_method']}")
+    lines += [f"- {line}" for line in test_lines(card)]
+    lines += ensemble_markdown(card) + boosting_markdown(card)
+    lines += _deployment(card.get("deployment"))
     lines += [
         "",
         "## Validation (during the sweep)",
@@ -72,11 +79,14 @@ def render_markdown(card: dict[str, Any]) -> str:
         f"- {validation_line(card)}",
         f"- objective: {obj['reduce']} {obj['metric']} = {obj['value']:.4f} ({obj['direction']})",
     ]
-    for key, value in val.items():
-        if key.startswith("best_") or key == "epochs_trained":
-            lines.append(
-                f"- {key}: {value:.4f}" if isinstance(value, float) else f"- {key}: {value}"
-            )
+    for key in ("epochs_trained", "best_epoch"):
+        if key in val:
+            lines.append(f"- {key}: {val[key]}")
+    at = dict(val.get("at_weights_epoch") or {})
+    if at:
+        epoch = at.pop("epoch")
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in at.items())
+        lines.append(f"- at epoch {epoch}, the exported weights' epoch: {shown}")
     if card["retrain"]:
         r = card["retrain"]
         final = ", ".join(f"{k} {v:.4f}" for k, v in r["final"].items())
@@ -87,6 +97,8 @@ def render_markdown(card: dict[str, Any]) -> str:
             f"Refit on {r['data']} ({r['train_size']:,} rows) for {r['epochs']} epochs, "
             f"seed {r['seed']}: final training {final}.",
         ]
+        if r.get("schedule"):
+            lines += ["", f"Learning rate: {r['schedule']}."]
     diag = card["diagnosis"]
     lines += ["", "## Fit diagnosis", ""]
     if diag["fit"] is None and not diag["metrics"]:
@@ -104,12 +116,32 @@ def render_markdown(card: dict[str, Any]) -> str:
         "## Data",
         "",
         f"{_cell(data['name'])} ({_cell(data['source'])}): {sizes['train']:,} train, "
-        f"{sizes['val']:,} validation, {sizes['test']:,} test rows.",
+        + (
+            f"scored by {cv['folds']}-fold cross-validation, "
+            if (cv := card.get("cross_validation"))
+            else f"{sizes['val']:,} validation, "
+        )
+        + f"{sizes['test']:,} test rows.",
     ]
     lines += [f"- {_cell(note)}" for note in data.get("notes") or []]
     lines += _lineage(card)
     lines += _use(card)
     return "\n".join(lines)
+
+
+def _deployment(section: dict[str, Any] | None) -> list[str]:
+    """The deployment figures (:mod:`nnsweep.export.latency`), if the card has them."""
+    line = deployment_line(section)
+    if section is None or line is None:
+        return []
+    return [
+        "",
+        "## Deployment (measured at export, on the exporting machine's CPU)",
+        "",
+        f"- {line.removeprefix('deployment: ')}",
+        f"- timed path: {section['path']}",
+        f"- serving: {section['serving']}",
+    ]
 
 
 def _confusion(test: dict[str, Any]) -> list[str]:

@@ -36,6 +36,9 @@ from nnsweep.data.features import take_rows
 from nnsweep.data.load import sweep_dataset
 from nnsweep.data.modelio import ModelIO
 from nnsweep.errors import ExportError
+from nnsweep.export import ensemble as ens
+from nnsweep.export.baseline import OFF, gradient_boosting
+from nnsweep.export.baseline import log_metrics as log_boosting_metrics
 from nnsweep.export.card import (
     CARD_FORMAT,
     architecture,
@@ -47,20 +50,19 @@ from nnsweep.export.card import (
     weights_summary,
 )
 from nnsweep.export.card_md import render_markdown
+from nnsweep.export.crossval import cv_section, cv_weights
+from nnsweep.export.latency import deployment_figures, log_deployment
+from nnsweep.export.ledger import card_section, check_unread, record_read, scored_what
 from nnsweep.export.registry import log_test_metrics, register_model
+from nnsweep.export.source import logged_model, run_of, weights_of
 from nnsweep.names import COMPARABLE_ATTR, SPEC_ATTR
-from nnsweep.tasks import WEIGHTS_EPOCH_METRIC, weights_metric
-from nnsweep.track.models import MODEL_URI_TAG, download_model, model_uri_of
+from nnsweep.track.models import model_uri_of
 from nnsweep.track.tracker import fetch_history, open_reader
 from nnsweep.train.model import HyperParams
-from nnsweep.train.modellog import MLFLOW_KERAS_FILE, MODEL_ERROR_TAG
 from nnsweep.urls import mask_url
 
 if TYPE_CHECKING:
-    import keras
     import optuna
-    from mlflow import MlflowClient
-    from mlflow.entities import Run
 
     from nnsweep.data.load import Dataset
     from nnsweep.spec.config import SweepSpec
@@ -138,11 +140,18 @@ def export_best(
     retrain: bool = False,
     force: bool = False,
     data_path: str | Path | None = None,
+    reread_test: bool = False,
+    ensemble: int = 1,
+    baseline: bool = True,
 ) -> ExportResult:
     """Export the best COMPLETE trial of ``study_name`` to ``out`` (see the module docstring).
 
     ``data_path`` replaces the sweep's ``dataset.path`` (the file elsewhere, or a relative
-    path seen from another folder); the data must be the one the study was swept on.
+    path seen from another folder); the data must be the one the study was swept on. A study
+    whose test split was read before (:mod:`nnsweep.export.ledger`) is refused unless
+    ``reread_test``. ``ensemble`` > 1 exports the mean of that many best trials' models
+    (:mod:`nnsweep.export.ensemble`); ``baseline`` fits gradient boosting beside the MLP on a
+    table (:mod:`nnsweep.export.baseline`).
 
     Raises:
         ExportError: bad ``out`` or ``register``, the run or its model is missing, or MLflow
@@ -156,21 +165,27 @@ def export_best(
     start = time.perf_counter()
     out = Path(out)
     check_out_dir(out, force)
+    ens.check_size(ensemble)
     if register is not None:
         check_registry_name(register)
     open_reader(tracking_uri)  # refuses a missing store before MLflow creates one
     study = load_study(study_name, storage_url)
     best = best_trial(study)
+    check_unread(study, reread_test)
+    trials = ens.top_trials(study, ensemble, best) if ensemble > 1 else [best]
     spec = _spec_of(study)
     if data_path is not None:
         spec = spec.with_overrides(data_path=str(data_path))
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-    run = _run_of(client, best, tracking_uri)
+    run = run_of(client, best, tracking_uri)
     dataset = sweep_dataset(spec)
     _check_same_data(study, dataset)
+    # cross-validated: no trial model saw every training row; refit on the whole training part
+    # for the folds' mean chosen epoch (the run's weights_epoch, nnsweep.train.cv)
+    retrain = retrain or bool(dataset.folds)
     hp = HyperParams.from_params(best["params"])
     history = fetch_history(client, run.info.run_id)
-    epoch, score = _weights_of(run, spec, history)
+    epoch, score = weights_of(run, spec, history)
 
     io = ModelIO.of(dataset)
 
@@ -180,10 +195,31 @@ def export_best(
 
         model, retrained = refit(hp, dataset, seed=spec.seed + best["number"], epochs=epoch)
     else:
-        model = _logged_model(run, best["number"], tracking_uri)
+        model = logged_model(run, best["number"], tracking_uri)
         io.check_model(model, f"best trial #{best['number']}'s logged model")
-    # Every choice (trial, weights, refit) is made: the test split is read now, once.
+    members: list[ens.Member] = []
+    if len(trials) > 1:
+        source = "retrained on train+validation" if retrain else "the sweep's trial"
+        first = ens.Member(best["number"], best["value"], run.info.run_id, model, source)
+        members = ens.load_members(
+            trials, first, client=client, spec=spec, data=dataset, tracking_uri=tracking_uri,
+            retrain=retrain,
+        )  # fmt: skip
+        combined = ens.average(members, dataset)
+    # Every choice (trial, weights, refit) is made: the test split is read now, once; the
+    # single model, the ensemble and gradient boosting are all scored in this read.
     test = evaluate(model, dataset)
+    ensemble_test = evaluate(combined, dataset) if members else None
+    boosting = {"skipped": OFF}
+    if baseline:
+        boosting = gradient_boosting(dataset, retrained=retrain, seed=spec.seed)
+    scored = scored_what(
+        best["number"],
+        retrain,
+        members=[int(t["number"]) for t in trials] if members else None,
+        boosting=baseline and "skipped" not in boosting,
+    )
+    read, every_read = record_read(study, trial=best["number"], retrained=retrain, scored=scored)
 
     card = {
         "format": CARD_FORMAT,
@@ -212,17 +248,28 @@ def export_best(
         "parameter_count": trainable_count(model),
         "architecture": architecture(hp, io),
         "validation": validation_summary(
-            history, spec, n_val=dataset.sizes["val"], n_trials=_n_complete(study)
+            history,
+            spec,
+            n_val=dataset.scored_rows,
+            n_trials=_n_complete(study),
+            weights_epoch=epoch,
         ),
-        "weights": weights_summary(spec.objective.metric, epoch, score, retrained=retrain),
+        "weights": weights_summary(spec.objective.metric, epoch, score, retrained=retrain)
+        | (cv_weights(dataset.folds, epoch) if dataset.folds else {}),
         "retrain": retrained,
+        "cross_validation": cv_section(
+            client, run, str(spec.objective.metric), dataset, refit_epochs=epoch
+        ),
         "test": test,
+        "gradient_boosting": boosting,
+        "test_reads": card_section(read, every_read),
         "dataset": {
             "name": dataset.name,
             "source": dataset.source,
             "target": dataset.target,
             "sizes": dataset.sizes,
-            "validation_fraction": spec.dataset.validation,
+            "validation_fraction": None if dataset.folds else spec.dataset.validation,
+            "folds": dataset.folds,
             "fingerprint": dataset.fingerprint,
             "notes": list(dataset.notes),
             "input": io.describe_input(),
@@ -235,15 +282,24 @@ def export_best(
         "files": {"keras": KERAS_FILE, "saved_model": SAVED_MODEL_DIR + "/"},
     }
 
+    if members and ensemble_test is not None:
+        ens.apply(card, members, combined, ensemble_test)
+        model = combined
     out.absolute().parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name or 'export'}-", dir=out.absolute().parent))
     try:
         model.save(stage / KERAS_FILE)
+        card["deployment"] = deployment_figures(stage / KERAS_FILE, io, dataset)
+        log_deployment(client, run.info.run_id, card["deployment"])
         model.export(str(stage / SAVED_MODEL_DIR), verbose=False)
         if register is not None:
             example = take_rows(dataset.x_train, [0, 1] if dataset.sizes["train"] > 1 else [0])
             card["registry"] = register_model(client, register, run, model, card, example, io)
-        log_test_metrics(client, run.info.run_id, card)
+        if members:
+            ens.log_metrics(client, run.info.run_id, card)
+        else:
+            log_test_metrics(client, run.info.run_id, card)
+        log_boosting_metrics(client, run.info.run_id, card)
         (stage / CARD_JSON).write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
         (stage / CARD_MD).write_text(render_markdown(card), encoding="utf-8")
         _move_into(stage, out)
@@ -265,37 +321,6 @@ def _spec_of(study: optuna.Study) -> SweepSpec:
     return SweepSpec.model_validate(raw)
 
 
-def _run_of(client: MlflowClient, best: dict[str, Any], tracking_uri: str) -> Run:
-    from mlflow.exceptions import MlflowException
-
-    run_id = best.get("run_id")
-    where = f"tracking store {mask_url(tracking_uri)}"
-    if not run_id:
-        raise ExportError(f"best trial #{best['number']} has no MLflow run id; re-run the sweep")
-    try:
-        return client.get_run(run_id)
-    except MlflowException:
-        raise ExportError(
-            f"best trial #{best['number']}: run {run_id} is not in {where}; pass the "
-            "--tracking-uri the sweep logged to"
-        ) from None
-
-
-def _logged_model(run: Run, number: int, tracking_uri: str) -> keras.Model:
-    """Load the Keras model the sweep logged on the best trial's run."""
-    import keras
-
-    uri = model_uri_of(run)
-    if uri is None:
-        why = run.data.tags.get(MODEL_ERROR_TAG)
-        reason = f"logging it failed: {why}" if why else "the sweep ran with log_models: none?"
-        raise ExportError(
-            f"best trial #{number}: run {run.info.run_id} has no {MODEL_URI_TAG} tag ({reason}); "
-            "export with --retrain to refit it from its params"
-        )
-    with tempfile.TemporaryDirectory(prefix="nnsweep-model-") as tmp:
-        local = download_model(uri, tmp, tracking_uri)
-        return keras.saving.load_model(local / MLFLOW_KERAS_FILE)
 
 
 def _check_same_data(study: optuna.Study, dataset: Dataset) -> None:
@@ -321,33 +346,6 @@ def _n_complete(study: optuna.Study) -> int:
 
     return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
 
-
-def _weights_of(
-    run: Run, spec: SweepSpec, history: dict[str, list[float]]
-) -> tuple[int, float | None]:
-    """The epoch (from 1) whose weights the trial's model holds, and their validation score.
-
-    As the sweep logged them on the run (``weights_epoch``, ``weights_<metric>``). Runs from
-    nnsweep versions before those metrics hold the last epoch's weights, or the epoch early
-    stopping restored: that is replayed with Keras' rule (a gain of more than ``min_delta``).
-    """
-    metric = spec.objective.metric
-    logged = run.data.metrics
-    if WEIGHTS_EPOCH_METRIC in logged:
-        return int(logged[WEIGHTS_EPOCH_METRIC]), logged.get(weights_metric(metric))
-    values = history.get(metric) or history.get("loss") or []
-    if not values:
-        raise ExportError(f"the best trial's run has no {metric} history; it cannot be exported")
-    es = spec.train.early_stopping
-    best_epoch = len(values)
-    if es is not None and es.restore_best_weights:
-        sign = 1.0 if spec.objective.direction == "maximize" else -1.0
-        best_epoch, best = 1, sign * values[0]
-        for epoch, value in enumerate(values[1:], start=2):
-            if sign * value - es.min_delta > best:
-                best_epoch, best = epoch, sign * value
-    curve = history.get(metric) or []
-    return best_epoch, curve[best_epoch - 1] if len(curve) >= best_epoch else None
 
 
 # -- the folder --------------------------------------------------------------------------------

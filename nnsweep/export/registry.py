@@ -1,7 +1,8 @@
 """The MLflow side of an export: the Model Registry version and the test metrics on the run.
 
 :func:`register_model` adds a version of a registered model under the alias ``champion``;
-:func:`log_test_metrics` logs the card's test figures on the best trial's run. Both are called
+:func:`log_test_metrics` logs the card's test figures on the best trial's run, one set per
+export (step = the read's number in the study's test-read ledger). Both are called
 by :func:`nnsweep.export.export.export_best` once the card is assembled.
 """
 
@@ -12,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from nnsweep.errors import ExportError, first_line
 from nnsweep.export.card import primary_metric, scalar_metrics
-from nnsweep.names import RETRAINED_TAG, STUDY_TAG, TRIAL_TAG
+from nnsweep.export.ledger import read_number, read_tag
+from nnsweep.names import RETRAINED_TAG, STUDY_TAG, TEST_READ_KEY, TRIAL_TAG
 from nnsweep.track.models import MODEL_URI_TAG, model_uri_of
 from nnsweep.train.modellog import log_keras_model
 from nnsweep.urls import mask_url
@@ -45,10 +47,11 @@ def register_model(
     from mlflow.exceptions import MlflowException
 
     retrained = card["retrain"] is not None
+    ensemble = bool(card.get("ensemble"))  # the mean of several trials' models
     source = model_uri_of(run)
     metric = primary_metric(card["test"])
     try:
-        if retrained or source is None:
+        if retrained or ensemble or source is None:
             source = log_keras_model(
                 client,
                 run.info.experiment_id,
@@ -56,7 +59,7 @@ def register_model(
                 model,
                 input_example=example,
                 io=io,
-                name="model-retrained" if retrained else "model",
+                name="model-ensemble" if ensemble else "model-retrained" if retrained else "model",
                 params=card["params"],
                 tags={
                     STUDY_TAG: card["study"],
@@ -103,20 +106,26 @@ def register_model(
 
 def log_test_metrics(client: MlflowClient, run_id: str, card: dict[str, Any]) -> None:
     """Log the test metrics (``test_accuracy``, ``test_loss``, ``test_mae``, …) on the best
-    trial's run, linked to the exported model if MLflow holds it (``retrained_test_*`` for a
-    refit, so the sweep model's numbers stay)."""
-    from mlflow.entities import Metric
+    trial's run, linked to the exported model if MLflow holds it.
+
+    One export logs one set, under the same names whether the model was refit or not: step
+    ``n`` holds the study's ``n``-th read of its test split (:mod:`nnsweep.export.ledger`), and
+    the tag ``nnsweep.test_read`` says which read the latest values are and what they scored.
+    Two sets side by side (``test_*`` and ``retrained_test_*``) invite picking one by its test
+    score; that choice belongs on validation scores, before the test split is read."""
+    from mlflow.entities import Metric, RunTag
 
     retrained = card["retrain"] is not None
     uri = (card["registry"] or {}).get("source") or (
         None if retrained else card["mlflow"]["model_uri"]
     )
     model_id = uri.removeprefix("models:/") if uri else None
-    prefix = "retrained_test_" if retrained else "test_"
+    step = read_number(card)
     now = int(time.time() * 1000)
     metrics = [
-        Metric(prefix + key, value, now, 0, model_id=model_id)
+        Metric("test_" + key, value, now, step, model_id=model_id)
         for key, value in scalar_metrics(card["test"]).items()
         if value == value  # NaN (an AUC with one class in the test split) is left out
     ]
-    client.log_batch(run_id, metrics=metrics)
+    tags = [RunTag(TEST_READ_KEY, read_tag(card))]
+    client.log_batch(run_id, metrics=metrics, tags=tags)

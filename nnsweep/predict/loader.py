@@ -2,8 +2,9 @@
 
 A model is an ``nnsweep export`` folder (its ``model.keras``), a ``.keras`` file, or an MLflow
 model URI (``models:/NAME@champion``, ``models:/NAME/3``, ``models:/m-…``) resolved in the
-given tracking store. A registry model must be one nnsweep logged (the ``keras`` flavour): its
-``.keras`` file is read directly and MLflow's generic pyfunc loader is never used, because that
+given tracking store. A registry model must be one nnsweep logged (its own pyfunc,
+:mod:`nnsweep.track.pyfunc`, or the older ``keras`` flavour; see :func:`logged_keras_file`):
+its ``.keras`` file is read directly and MLflow's generic pyfunc loader is never used, because that
 loader imports and runs whatever code a model carries (a custom ``PythonModel``, a
 ``loader_module``, pickles), so anyone who can register a model could run code on the
 predicting machine.
@@ -17,18 +18,17 @@ own inputs and outputs. A digit model (784 pixels → 10 classes) needs neither.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from nnsweep.data.modelio import ModelIO, digits_io
+from nnsweep.data.modelio import ModelIO
+from nnsweep.data.rowmodel import LoadedModel, load_keras
 from nnsweep.errors import ExportError, first_line
 
 URI_PREFIXES = ("models:/",)
@@ -40,20 +40,6 @@ CARD_FILE = "model_card.json"  # what nnsweep.export writes beside model.keras
 MAX_CARD_BYTES = 64 << 20  # a card with 10,000 columns and their vocabularies stays far below
 
 Predictor = Callable[[Any], np.ndarray]
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    """A Keras model loaded for prediction, with its contract; call it on model inputs."""
-
-    net: Any
-    io: ModelIO
-    label: str
-
-    def __call__(self, x: Any) -> np.ndarray:
-        # Keras' progress bar would land on stdout and corrupt --json / --csv output.
-        with contextlib.redirect_stdout(io.StringIO()):
-            return np.asarray(self.net.predict(x, batch_size=256, verbose=0))
 
 
 def load_predictor(model: str, tracking_uri: str) -> LoadedModel:
@@ -127,30 +113,7 @@ def read_io(path: Path, *, card: bool) -> ModelIO | None:
 
 def _keras_predictor(path: Path, label: str, contract: ModelIO | None = None) -> LoadedModel:
     """Load a ``.keras`` file in Keras' safe mode (no lambda or pickled code runs)."""
-    import keras
-
-    try:
-        net = keras.saving.load_model(path, compile=False, safe_mode=True)
-    except Exception as exc:
-        reason = first_line(exc)[:200]
-        raise ExportError(f"MODEL {label}: Keras cannot load it ({reason})") from None
-    if contract is not None:
-        contract.check_model(net, f"MODEL {label}")
-        return LoadedModel(net, contract, label)
-    from nnsweep.train.model import INPUT_DIM, N_CLASSES
-
-    if len(net.inputs) != 1:
-        raise ExportError(
-            f"MODEL {label}: takes {len(net.inputs)} named inputs and has no model card; give "
-            "the `nnsweep export` folder, whose model_card.json names its columns"
-        )
-    shapes = (tuple(net.input_shape)[1:], tuple(net.output_shape)[1:])
-    if shapes != ((INPUT_DIM,), (N_CLASSES,)):
-        raise ExportError(
-            f"MODEL {label}: maps {shapes[0]} to {shapes[1]}, not 784 pixels to 10 digits, and "
-            "has no model card; give the `nnsweep export` folder or a model exported by nnsweep"
-        )
-    return LoadedModel(net, digits_io(), label)
+    return load_keras(path, label, contract)
 
 
 def _mlflow_predictor(uri: str, tracking_uri: str) -> LoadedModel:
@@ -162,8 +125,8 @@ def _mlflow_predictor(uri: str, tracking_uri: str) -> LoadedModel:
     read, in Keras' safe mode; any other model is refused before anything in it is loaded.
     """
     from nnsweep.track.models import download_model
+    from nnsweep.track.pyfunc import IO_FILE
     from nnsweep.track.tracker import open_reader
-    from nnsweep.train.modellog import IO_FILE
 
     open_reader(tracking_uri)  # refuses a missing store before MLflow creates one
     with _no_pickles(), tempfile.TemporaryDirectory(prefix="nnsweep-predict-") as tmp:
@@ -190,16 +153,19 @@ def _no_pickles() -> Iterator[None]:
 def logged_keras_file(local: Path, uri: str) -> Path:
     """The ``.keras`` file of a downloaded MLflow model, if it is one that nnsweep logs.
 
-    Accepted: an ``MLmodel`` whose flavours are ``keras`` (a native ``.keras`` file at
-    ``data/model.keras``, not an exported SavedModel) and, optionally, ``python_function``
-    pointing at ``mlflow.keras`` with no code of its own.
+    Accepted: an ``MLmodel`` whose only flavour is ``python_function`` with nnsweep's own
+    loader module (:mod:`nnsweep.track.pyfunc`, installed here, not shipped with the model) and
+    nothing else (no code, pickle or artifacts), its data the ``.keras`` file at
+    ``data/model.keras``; or, as nnsweep logged models before, the ``keras`` flavour (a
+    native ``.keras`` file there, not an exported SavedModel) with, optionally,
+    ``python_function`` pointing at ``mlflow.keras`` with no code of its own.
 
     Raises:
         ExportError: any other model, naming the flavours found.
     """
     import yaml
 
-    from nnsweep.train.modellog import MLFLOW_KERAS_FILE
+    from nnsweep.track.pyfunc import PYFUNC_KERAS_FILE as MLFLOW_KERAS_FILE
 
     mlmodel = local / "MLmodel"
     if not mlmodel.is_file() or mlmodel.stat().st_size > MAX_MLMODEL_BYTES:
@@ -232,15 +198,26 @@ def logged_keras_file(local: Path, uri: str) -> Path:
 
 def _flavor_problem(flavors: dict[Any, Any]) -> str | None:
     """Why an MLmodel's flavours are not what nnsweep logs, or None if they are."""
+    from nnsweep.track.pyfunc import LOADER_MODULE, PYFUNC_KERAS_FILE
+
+    pyfunc = flavors.get("python_function")
+    if isinstance(pyfunc, dict) and pyfunc.get("loader_module") == LOADER_MODULE:
+        # what nnsweep logs now: its own pyfunc, which carries no code, pickle or artifact
+        if set(flavors) != {"python_function"}:
+            extra = ", ".join(sorted(map(str, set(flavors) - {"python_function"})))
+            return f"{extra} is not the keras flavour nor nnsweep's pyfunc"
+        carried = {"code", "python_model", "artifacts", "model_code_path", "cloudpickle_version"}
+        if any(pyfunc.get(key) for key in carried) or pyfunc.get("data") != PYFUNC_KERAS_FILE:
+            return "its python_function entry carries its own loader or code"
+        return None
     keras_conf = flavors.get("keras")
     if not isinstance(keras_conf, dict):
-        return "not the keras flavour"
+        return "not the keras flavour nor nnsweep's pyfunc"
     extra = set(flavors) - {"keras", "python_function"}
     if extra:
         return f"{', '.join(sorted(map(str, extra)))} is not the keras flavour"
     if keras_conf.get("save_exported_model") or keras_conf.get("data", "data") != "data":
         return "the keras flavour holds no native .keras file"
-    pyfunc = flavors.get("python_function")
     if pyfunc is not None and (
         not isinstance(pyfunc, dict)
         or pyfunc.get("loader_module") != "mlflow.keras"

@@ -27,20 +27,18 @@ filling most of the frame, as MNIST digits do.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from nnsweep.data.rowmodel import to_mnist_polarity
 from nnsweep.errors import ExportError, first_line
 from nnsweep.predict.loader import URI_PREFIXES, LoadedModel, load_predictor, peek_io
+from nnsweep.predict.output import Prediction, render
 from nnsweep.predict.rows import RowPrediction, predict_rows, read_batches
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -60,36 +58,17 @@ class Background(str, Enum):
     light = "light"
 
 
-@dataclass(frozen=True)
-class Prediction:
-    """One input's predicted digit, its probability, all 10 probabilities, and whether the
-    input was inverted to MNIST polarity first."""
-
-    input: str
-    digit: int
-    probability: float
-    probabilities: tuple[float, ...]
-    inverted: bool
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "input": self.input,
-            "class": self.digit,
-            "probability": self.probability,
-            "inverted": self.inverted,
-            "probabilities": list(self.probabilities),
-        }
-
-
 def predict(
     model: str,
     inputs: Sequence[str | Path],
     *,
     tracking_uri: str,
     background: Background | str = Background.auto,
+    loaded: LoadedModel | None = None,
 ) -> list[Prediction] | list[RowPrediction]:
     """Predict every input with ``model`` (see the module docstring): the digit of every image
-    for a digit model, else the label or value of every row.
+    for a digit model, else the label or value of every row. ``loaded``: ``model`` already
+    loaded (by :func:`~nnsweep.predict.loader.load_predictor`).
 
     Raises:
         ExportError: a model or input that cannot be read, with the path and the fix.
@@ -101,10 +80,11 @@ def predict(
         raise ExportError(f"--background {background!r} is not one of {allowed}") from None
     # Inputs are read and checked before a local model is loaded, so hostile input costs no
     # TensorFlow start-up; the card (plain JSON) says which reader a model needs.
-    loaded: LoadedModel | None = None
     contract = None
     images_only = all(Path(p).suffix.lower() in IMAGE_SUFFIXES + ARRAY_SUFFIXES for p in inputs)
-    if model.startswith(URI_PREFIXES) or (inputs and not images_only and peek_io(model) is None):
+    if loaded is not None:
+        contract = loaded.io
+    elif model.startswith(URI_PREFIXES) or (inputs and not images_only and peek_io(model) is None):
         # a registry model's card comes with it; rows for a card-less model: the model says
         loaded = load_predictor(model, tracking_uri)
         contract = loaded.io
@@ -131,58 +111,37 @@ def predict(
     ]
 
 
-def render(results: list[Prediction] | list[RowPrediction], fmt: str) -> str:
-    """``results`` as ``json`` (a list of objects), ``csv`` (a header, one line per input) or
-    ``text`` (an aligned table). Rows: ``input``, ``row``, ``prediction`` and, for
-    classification, ``probability``; digits: ``input``, ``class``, ``probability``,
-    ``inverted`` and ``p0``…``p9``."""
-    if fmt == "json":
-        return json.dumps([r.as_dict() for r in results], indent=2) + "\n"
-    rows = [_flat(r) for r in results]
-    header = list(rows[0]) if rows else ["input", "prediction"]
-    if fmt == "csv":
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows([row[k] for k in header] for row in rows)
-        return buffer.getvalue()
-    shown = [k for k in header if k not in ("inverted",) and not _is_prob_column(k)]
-    widths = {k: max(len(k), *(len(row[k]) for row in rows)) for k in shown}
-    lines = ["  ".join(f"{k:<{widths[k]}}" for k in shown).rstrip()]
-    for row, result in zip(rows, results, strict=True):
-        note = "  (inverted)" if isinstance(result, Prediction) and result.inverted else ""
-        lines.append("  ".join(_align(row[k], widths[k], k) for k in shown).rstrip() + note)
-    return "\n".join(lines) + "\n"
+def write_predictions(
+    model: str,
+    inputs: Sequence[str | Path],
+    *,
+    tracking_uri: str,
+    background: Background | str = Background.auto,
+    fmt: str = "text",
+    write: Callable[[str], None],
+) -> None:
+    """Predict every input as :func:`predict` does and write the output, rendered as ``fmt``
+    (see :func:`~nnsweep.predict.output.render`), through ``write``. CSV files of a table
+    model's rows stream: read, predicted and written chunk by chunk in bounded memory, with a
+    progress bar on a terminal (:mod:`nnsweep.predict.stream`).
 
+    Raises:
+        ExportError: as :func:`predict` says.
+    """
+    from nnsweep.predict.stream import stream_predictions, streamable
 
-def _is_prob_column(key: str) -> bool:
-    return key.startswith("p") and key[1:].isdigit()
-
-
-def _align(value: str, width: int, key: str) -> str:
-    return f"{value:<{width}}" if key in ("input", "prediction") else f"{value:>{width}}"
-
-
-def _flat(result: Prediction | RowPrediction) -> dict[str, str]:
-    """One result as CSV cells, in column order."""
-    if isinstance(result, Prediction):
-        return {
-            "input": result.input,
-            "class": str(result.digit),
-            "probability": f"{result.probability:.6f}",
-            "inverted": str(result.inverted).lower(),
-            **{f"p{i}": f"{p:.6f}" for i, p in enumerate(result.probabilities)},
-        }
-    value = result.prediction
-    cells = {
-        "input": result.input,
-        "row": str(result.row),
-        # float32 outputs: 7 significant digits is what they hold
-        "prediction": f"{value:.7g}" if isinstance(value, float) else str(value),
-    }
-    if result.probability is not None:
-        cells["probability"] = f"{result.probability:.6f}"
-    return cells
+    local = not model.startswith(URI_PREFIXES)
+    if local and not streamable(peek_io(model), inputs):
+        write(render(predict(model, inputs, tracking_uri=tracking_uri, background=background), fmt))
+        return
+    loaded = load_predictor(model, tracking_uri)
+    if streamable(loaded.io, inputs):
+        stream_predictions(loaded, inputs, fmt, write)
+        return
+    results = predict(
+        model, inputs, tracking_uri=tracking_uri, background=background, loaded=loaded
+    )
+    write(render(results, fmt))
 
 
 # -- inputs -----------------------------------------------------------------------------------
@@ -322,22 +281,3 @@ def _pad_square(gray: Any) -> Any:
     square = Image.new("L", (side, side), int(np.median(border)))
     square.paste(gray, ((side - width) // 2, (side - height) // 2))
     return square
-
-
-def to_mnist_polarity(images: np.ndarray, background: Background) -> tuple[np.ndarray, np.ndarray]:
-    """Invert the images that are dark-on-light, so every digit is light on dark as in MNIST.
-
-    Returns:
-        The images, and a boolean per image: was it inverted.
-    """
-    if background == Background.dark:
-        flip = np.zeros(len(images), dtype=bool)
-    elif background == Background.light:
-        flip = np.ones(len(images), dtype=bool)
-    else:
-        border = np.concatenate(
-            [images[:, 0, :], images[:, -1, :], images[:, :, 0], images[:, :, -1]], axis=1
-        )
-        flip = border.mean(axis=1) > 0.5
-    out = np.where(flip[:, None, None], 1.0 - images, images).astype(np.float32)
-    return out, flip

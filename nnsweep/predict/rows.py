@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nnsweep.data.rowmodel import every_probability
 from nnsweep.errors import DataError, ExportError, first_line
 
 if TYPE_CHECKING:
@@ -86,7 +87,7 @@ def predict_rows(loaded: LoadedModel, batches: list[Batch]) -> list[RowPredictio
     for name, inputs, n in batches:
         output = loaded(inputs)
         labels, probs = io.task.labelled(output, io.labels if io.task.is_classification else None)
-        every = _every_probability(io, output)
+        every = every_probability(io, output)
         for i in range(n):
             results.append(
                 RowPrediction(
@@ -100,21 +101,13 @@ def predict_rows(loaded: LoadedModel, batches: list[Batch]) -> list[RowPredictio
     return results
 
 
-def _every_probability(io: ModelIO, output: np.ndarray) -> list[dict[str, float]] | None:
-    if not io.task.is_classification:
-        return None
-    out = np.asarray(output, dtype=np.float64).reshape(len(output), -1)
-    if io.task.kind == "binary":
-        out = np.concatenate([1.0 - out, out], axis=1)
-    names = [str(label) for label in io.labels]
-    return [dict(zip(names, (float(p) for p in row), strict=True)) for row in out]
-
-
-def read_model_rows(path: Path, io: ModelIO, *, max_rows: int = MAX_ROWS) -> tuple[Any, int]:
-    """The rows of ``path`` as ``io``'s model takes them, and how many there are.
+def check_row_file(path: Path) -> str:
+    """The kind of a file of rows (``npy``, ``npz``, ``csv``, ``parquet``), once it is known
+    to be there, of a supported type and within :data:`MAX_ROWS_FILE_BYTES` (a ``.csv.gz``
+    within :data:`MAX_INFLATED_BYTES` decompressed).
 
     Raises:
-        ExportError: as :func:`predict_rows` says.
+        ExportError: naming the file, the rule and the fix.
     """
     from nnsweep.spec.dataset import table_format
 
@@ -132,6 +125,18 @@ def read_model_rows(path: Path, io: ModelIO, *, max_rows: int = MAX_ROWS) -> tup
             f"INPUT {path}: {size:,} bytes, over the limit of {MAX_ROWS_FILE_BYTES:,} for a file "
             "of rows; split it into smaller files"
         )
+    if kind == "csv" and suffix == ".gz":
+        _check_inflated(path, kind, MAX_ROWS)
+    return kind
+
+
+def read_model_rows(path: Path, io: ModelIO, *, max_rows: int = MAX_ROWS) -> tuple[Any, int]:
+    """The rows of ``path`` as ``io``'s model takes them, and how many there are.
+
+    Raises:
+        ExportError: as :func:`predict_rows` says.
+    """
+    kind = check_row_file(path)
     if kind in ("npy", "npz"):
         rows: Any = _read_array(path, io, max_rows)
         n = len(rows)
@@ -143,7 +148,8 @@ def read_model_rows(path: Path, io: ModelIO, *, max_rows: int = MAX_ROWS) -> tup
     else:
         from nnsweep.data.tables import read_rows
 
-        _check_inflated(path, kind, max_rows)
+        if kind == "parquet":  # a .csv.gz was measured by check_row_file
+            _check_inflated(path, kind, max_rows)
         try:
             rows = read_rows(path, io.schema)
         except DataError as exc:

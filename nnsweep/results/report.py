@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from nnsweep.results.importance import Learned, log_learned, write_learned
 from nnsweep.results.table import (
     TEXT_COLUMNS,
     display_frame,
@@ -62,7 +63,7 @@ from nnsweep.results.trials import (
     val_sizes,
 )
 from nnsweep.track.tracker import fetch_history, open_reader
-from nnsweep.train.diagnosis import PRUNED
+from nnsweep.train.diagnosis import FIT_TAGS, PRUNED
 
 if TYPE_CHECKING:
     import optuna
@@ -132,6 +133,7 @@ class Report:
     n_trials: int = 0
     val_sizes: list[int] = field(default_factory=list)  # images in the validation split(s)
     scoring: Scoring = field(default_factory=Scoring)  # the study's task and objective
+    learned: Learned | None = None  # importances and bound warnings (results/importance.py)
 
 
 # -- the figures ------------------------------------------------------------------------------
@@ -269,6 +271,8 @@ def write_report(
     else:
         report.notes.append(f"{overlay} skipped: no COMPLETE, overfit, underfit or pruned trial")
 
+    report.learned, learned_files = write_learned(study, folder)  # what mattered
+    report.files += learned_files
     (folder / TABLE_MD).write_text(
         _markdown_page(study.study_name, ordered, report), encoding="utf-8"
     )
@@ -282,12 +286,23 @@ def _counts_frame(counts: dict[str, int]) -> pd.DataFrame:
     return pd.DataFrame({"fit": list(counts), "runs": list(counts.values())})
 
 
+def _either(tags: tuple[str, ...]) -> str:
+    """``a, b or c``."""
+    return f"{', '.join(tags[:-1])} or {tags[-1]}" if len(tags) > 1 else "".join(tags)
+
+
 def _markdown_page(study: str, ordered: pd.DataFrame, report: Report) -> str:
     scoring = report.scoring
     states = Counter(ordered["state"])
     state_text = ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
     sizes, unit = report.val_sizes, scoring.unit
-    if len(sizes) == 1:
+    folds = sorted({int(k) for k in ordered.get("cv_folds", []) if k == k})  # NaN != NaN
+    if folds and len(sizes) == 1:
+        scored = (
+            f", scored by {'/'.join(map(str, folds))}-fold cross-validation over {sizes[0]:,} "
+            f"training {unit} (value: the mean over folds; ± folds: their standard deviation)"
+        )
+    elif len(sizes) == 1:
         scored = f", scored on {sizes[0]:,} validation {unit}"
     elif sizes:
         scored = f", scored on validation splits of {' / '.join(f'{n:,}' for n in sizes)} {unit}"
@@ -309,7 +324,7 @@ def _markdown_page(study: str, ordered: pd.DataFrame, report: Report) -> str:
     if report.counts.get(PRUNED):
         parts += [
             f"`{PRUNED}`: stopped early by the pruner. A history cut short on purpose is no fit",
-            "verdict, so these trials are not counted as underfit, good or overfit.",
+            f"verdict, so these trials are not counted as {_either(FIT_TAGS)}.",
             "",
         ]
     parts += [
@@ -335,6 +350,8 @@ def log_study_report(study: optuna.Study, tracker: Tracker, parent_run_id: str) 
     with tempfile.TemporaryDirectory(prefix="nnsweep-report-") as tmp:
         report = write_report(study, tracker.client, tmp)
         tracker.client.log_artifacts(parent_run_id, tmp, REPORT_ARTIFACT_DIR)
+    if report.learned is not None:
+        log_learned(tracker.client, parent_run_id, report.learned)
     report.out = Path(REPORT_ARTIFACT_DIR)
     return report
 

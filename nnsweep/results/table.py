@@ -75,6 +75,8 @@ def display_frame(frame: pd.DataFrame, scoring: Scoring | None = None) -> pd.Dat
         "params": [params_of(row) for _, row in frame.iterrows()],
     }
     scores = _score_columns(scoring)
+    if "cv_std" in frame:  # cross-validated: the value is the folds' mean, this their std
+        columns["± folds"] = [fmt_score(v) for v in frame["cv_std"]]
     columns |= {f"{label}{n}": [fmt_score(v) for v in frame[col]] for label, col in scores}
     if len(sizes) > 1:
         columns["val n"] = [fmt(int(v) if not math.isnan(v) else v) for v in frame["val_size"]]
@@ -84,6 +86,7 @@ def display_frame(frame: pd.DataFrame, scoring: Scoring | None = None) -> pd.Dat
         {
             **columns,
             "fit": frame["fit"],
+            "fit by": frame["fit_rule"] if "fit_rule" in frame else "",
             "duration": [
                 fmt(v, 1) + ("s" if not math.isnan(v) else "") for v in frame["duration_s"]
             ],
@@ -94,7 +97,7 @@ def display_frame(frame: pd.DataFrame, scoring: Scoring | None = None) -> pd.Dat
 
 _REGRESSION_GAPS = [("loss ratio", "loss_ratio"), ("train R²", "train_r2")]
 # display columns that hold text; every other one is a number (right-aligned by compare)
-TEXT_COLUMNS = ("state", "params", "fit", "run id")
+TEXT_COLUMNS = ("state", "params", "fit", "fit by", "run id")
 
 
 def _score_columns(scoring: Scoring) -> list[tuple[str, str]]:

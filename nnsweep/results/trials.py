@@ -21,6 +21,7 @@ from nnsweep.errors import NoCompleteTrialError, StorageError
 from nnsweep.names import (
     COMPARABLE_ATTR,
     EXPERIMENT_ATTR,
+    FIT_RULE_TAG,
     FIT_TAG,
     OBJECTIVE_ATTR,
     PARAMS_ATTR,
@@ -197,7 +198,10 @@ def fetch_runs(client: MlflowClient, study: optuna.Study, run_ids: list[str]) ->
 
 def reported_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     """The study's trials that belong in a report: all but the surplus ones."""
-    return [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(SURPLUS_ATTR)]
+    from nnsweep.study.own import is_history  # history from a warm start: not run here
+
+    trials = study.get_trials(deepcopy=False)
+    return [t for t in trials if not t.user_attrs.get(SURPLUS_ATTR) and not is_history(t)]
 
 
 def _val_sizes(client: MlflowClient, study: optuna.Study, runs: dict[str, Run]) -> dict[str, float]:
@@ -224,9 +228,13 @@ def trials_frame(study: optuna.Study, client: MlflowClient) -> pd.DataFrame:
     NaN unless COMPLETE), one ``params.<name>`` per hyperparameter, the diagnosis columns of
     the study's task (:attr:`Scoring.columns`: accuracy ones for classification, loss ones and
     the last ``val_mae`` for regression), ``val_size`` (images or rows in the validation split
-    the trial was scored on; NaN when its sweep did not log it), ``fit``
-    (``underfit``, ``good``, ``overfit``; ``pruned`` for every PRUNED trial; ``none`` when
-    undiagnosed), ``epochs``, ``duration_s`` and ``run_id``. Rows are in trial order.
+    the trial was scored on; NaN when its sweep did not log it; under cross-validation the
+    training rows, each validated once, and then ``cv_std``, the standard deviation over folds
+    of the value, and ``cv_folds`` follow ``value``), ``fit``
+    (``underfit``, ``good``, ``generalisation_gap``, ``overfit``; ``pruned`` for every PRUNED
+    trial; ``none`` when undiagnosed), ``fit_rule`` (the figure that decided it, e.g.
+    ``val_loss_rise 0.274 > 0.15``; tag ``nnsweep.fit_rule``), ``epochs``, ``duration_s`` and
+    ``run_id``. Rows are in trial order.
 
     Raises:
         NoCompleteTrialError: the study has no trial yet.
@@ -274,17 +282,23 @@ def scored_frame(study: optuna.Study, client: MlflowClient) -> tuple[Scoring, pd
         row.update({f"params.{k}": v for k, v in params.items()})
         row.update({k: metrics.get(_LAST_OF.get(k, k), math.nan) for k in columns})
         row["val_size"] = size_of.get(str(run_id), math.nan)
+        # a cross-validated trial (nnsweep.train.cv): its value is the folds' mean; their std
+        row["cv_std"] = next((v for k, v in metrics.items() if k.startswith("cv_std_")), math.nan)
+        row["cv_folds"] = metrics.get("cv_folds", math.nan)
         if t.state == TrialState.PRUNED:
-            row["fit"] = PRUNED
+            row["fit"], row["fit_rule"] = PRUNED, ""
         else:
             row["fit"] = run.data.tags.get(FIT_TAG, NO_FIT) if run else NO_FIT
+            row["fit_rule"] = run.data.tags.get(FIT_RULE_TAG, "") if run else ""
         row["epochs"] = metrics.get("epochs_run", math.nan)
         row["duration_s"] = t.duration.total_seconds() if t.duration is not None else math.nan
         row["run_id"] = run_id or ""
         rows.append(row)
     frame = pd.DataFrame(rows)
-    tail = [*columns, "val_size", "fit", "epochs", "duration_s", "run_id"]
-    head = ["trial", "state", "value"]
+    if frame["cv_std"].isna().all():  # holdout studies keep their columns
+        frame = frame.drop(columns=["cv_std", "cv_folds"])
+    tail = [*columns, "val_size", "fit", "fit_rule", "epochs", "duration_s", "run_id"]
+    head = ["trial", "state", "value", *(["cv_std", "cv_folds"] if "cv_std" in frame else [])]
     middle = [c for c in frame.columns if c not in head and c not in tail]
     return scoring, frame[head + middle + tail]
 
@@ -344,8 +358,9 @@ def sort_trials(
 
 
 def fit_counts(frame: pd.DataFrame) -> dict[str, int]:
-    """Runs by fit group: ``underfit``, ``good``, ``overfit`` (always), then ``pruned`` and
-    ``none`` (each when any). Pruned trials count only as ``pruned``, never as a fit."""
+    """Runs by fit group: every verdict (``underfit``, ``good``, ``generalisation_gap``,
+    ``overfit``; always, 0 when none), then ``pruned`` and ``none`` (each when any). Pruned
+    trials count only as ``pruned``, never as a fit."""
     counts = Counter(str(f) for f in frame["fit"])
     out = {tag: counts.get(tag, 0) for tag in FIT_TAGS}
     for group in (PRUNED, NO_FIT):

@@ -55,6 +55,9 @@ from nnsweep.spec.space import (
     parse_numeric,
     short_repr,
 )
+from nnsweep.spec.stop import StopField
+from nnsweep.spec.tabular import TabularSpaceFields
+from nnsweep.spec.warm import WarmStartField
 from nnsweep.tasks import OBJECTIVE_DIRECTIONS, check_objective_for, default_objective_for
 
 ACTIVATIONS = (
@@ -197,24 +200,42 @@ class TrainSpec(_Strict):
 
 
 class DiagnosisSpec(_Strict):
-    """Thresholds of the fit diagnosis (see :mod:`nnsweep.train.diagnosis` for the rules).
+    """Thresholds of the fit verdicts (the rules: :mod:`nnsweep.train.diagnosis`; all read at
+    the epoch whose weights are kept, with levels = means over 3 epochs).
 
-    ``overfit_gap``: train minus validation accuracy, over it for the last 3 epochs = overfit.
-    ``val_loss_rise``: val_loss over ``min * (1 + this)`` for the last 3 epochs while the
-    training loss kept falling = overfit. ``underfit_accuracy``: best train accuracy under it =
-    underfit. ``still_improving``: loss and val_loss both still falling by more than this
-    fraction per epoch at the end (and a new val_loss minimum at the last epoch) = underfit.
-    Tasks without accuracy (regression): ``overfit_loss_ratio``: val_loss over
-    ``train loss * (1 + this)`` for the last 3 epochs = overfit; ``underfit_r2``: the best
-    training-subset R² (``1 - loss / trivial predictor's loss``) under it = underfit.
+    ``val_loss_rise``: the val_loss level over its lowest level by more than this while the
+    training loss fell = overfit. ``val_accuracy_drop``: the val_accuracy level below its best
+    level by more than this = overfit. ``underfit_skill``: the training loss under ``(1 - this)``
+    times the trivial predictor's loss not reached = underfit. ``still_improving``: loss and
+    val_loss both still falling by more than this fraction per epoch at the end (and a new
+    val_loss minimum at the last epoch) = underfit. ``error_ratio`` and ``overfit_gap``: the
+    validation error rate over ``(1 + error_ratio)`` times the training one and train minus
+    validation accuracy over ``overfit_gap`` = generalisation_gap. Tasks without accuracy
+    (regression): ``overfit_loss_ratio`` and ``loss_gap``: val_loss over ``train loss *
+    (1 + ratio)`` and over it by more than ``loss_gap`` times the trivial predictor's loss =
+    generalisation_gap.
+    The retired ``underfit_accuracy`` and ``underfit_r2`` (a fixed bar that a task capped below
+    it never clears) are read and ignored, so sweep files and studies from before still load.
     """
 
-    overfit_gap: float = Field(0.05, gt=0.0, lt=1.0)
-    val_loss_rise: float = Field(0.10, gt=0.0)
-    underfit_accuracy: float = Field(0.80, gt=0.0, lt=1.0)
+    overfit_gap: float = Field(0.02, gt=0.0, lt=1.0)
+    error_ratio: float = Field(1.0, gt=0.0)
+    val_loss_rise: float = Field(0.15, gt=0.0)
+    val_accuracy_drop: float = Field(0.02, gt=0.0, lt=1.0)
+    underfit_skill: float = Field(0.10, gt=0.0, lt=1.0)
     still_improving: float = Field(0.02, ge=0.0)
     overfit_loss_ratio: float = Field(1.0, gt=0.0)
-    underfit_r2: float = Field(0.5, gt=0.0, lt=1.0)
+    loss_gap: float = Field(0.05, gt=0.0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _retired(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if k not in RETIRED_DIAGNOSIS_KEYS}
+        return data
+
+
+RETIRED_DIAGNOSIS_KEYS = ("underfit_accuracy", "underfit_r2")
 
 
 LayersDim = Annotated[Dimension, _num(int, minimum=1, at_most=MAX_LAYERS), _AS_YAML]
@@ -229,8 +250,9 @@ class LimitsSpec(_Strict):
     max_params: int = Field(DEFAULT_MAX_PARAMS, ge=1, le=MAX_PARAMS_CEILING)
 
 
-class SpaceSpec(_Strict):
-    """The hyperparameters Optuna samples; each entry fixed, a list of choices or a range."""
+class SpaceSpec(_Strict, TabularSpaceFields):
+    """The hyperparameters Optuna samples; each entry fixed, a list of choices or a range (the
+    tabular techniques: :mod:`nnsweep.spec.tabular`). Left out whole: :mod:`.defaults`."""
 
     n_layers: LayersDim = Fixed(1)
     units: UnitsDim = Fixed(128)
@@ -264,6 +286,8 @@ class SweepSpec(_Strict):
     log_models: Literal["best", "all", "none"] = "best"
     limits: LimitsSpec = LimitsSpec()
     description: str = Field("", max_length=MAX_DESCRIPTION_CHARS)
+    stop: StopField = None  # nnsweep.spec.stop
+    warm_start: WarmStartField = None  # nnsweep.spec.warm
 
     @field_validator("name")
     @classmethod
@@ -272,8 +296,7 @@ class SweepSpec(_Strict):
 
     @model_validator(mode="after")
     def _budget_and_grid(self) -> SweepSpec:
-        if self.trials is None and self.timeout is None:
-            raise ValueError("give trials: N and/or timeout: SECONDS so the sweep can end")
+        # neither trials nor timeout: the default budget, once the data is known (.defaults)
         if self.sampler.name == "grid" and (
             problem := grid_problem(self.grid_dims(), self.space.n_layers)
         ):
@@ -348,7 +371,8 @@ class SweepSpec(_Strict):
 
     def with_overrides(self, **changes: Any) -> SweepSpec:
         """A copy with CLI overrides applied (``None`` values are ignored), re-validated."""
-        data = self.model_dump(mode="json", exclude_none=True)
+        # only what was given: a section left out (space, the budget) stays out, for .defaults
+        data = self.model_dump(mode="json", exclude_none=True, exclude_unset=True)
         for key, value in changes.items():
             if value is None:
                 continue

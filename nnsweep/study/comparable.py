@@ -1,7 +1,9 @@
 """What makes two trials' scores comparable, so that resuming a study never mixes them.
 
 A trial's score depends on the data it was trained and validated on (the dataset section of
-the sweep file, and the data's content), the seed (which draws the validation split), the
+the sweep file, and the data's content), how it was validated (``dataset.validation``: a
+holdout fraction or ``"K folds"``, as ``auto`` resolved it), the seed (which draws the
+validation split or the folds), the
 objective (metric, reduction over epochs, direction) and the epoch budget. A study stores
 these settings when it is created; a resume with any of them changed is refused with the
 field, both values and the fix. Everything else (more trials, a timeout, a wider space,
@@ -9,8 +11,8 @@ another sampler or pruner) keeps trials comparable: such changes are allowed and
 the resuming invocation's parent run.
 
 The dataset section is taken whole, so keys added to it later are covered without a change
-here; only ``path`` is left out: it says where the data is (it differs between machines and
-mounts), the content's fingerprint says what it is. The task the data was trained as joins
+here; only ``path`` is left out (and ``test_path`` kept only as "given"): it says where the
+data is (it differs between machines and mounts), the content's fingerprint says what it is. The task the data was trained as joins
 them (a table's task may be inferred, so the section alone does not say it); the objective is
 stored as the task resolved it (``val_accuracy`` or ``val_mae`` when the file names none).
 """
@@ -55,6 +57,10 @@ def comparable_settings(spec: SweepSpec, dataset: Dataset | None = None) -> dict
     """
     section = spec.dataset.model_dump(mode="json")
     section.pop("path", None)  # where the data is; the fingerprint says what it is
+    if section.get("test_path") is not None:  # likewise; that a test file is given (so no
+        section["test_path"] = "given"  # test split is drawn from path) changes the rows
+    if isinstance(section.get("validation"), dict):  # {folds: K} as one value, so that a holdout
+        section["validation"] = f"{section['validation']['folds']} folds"  # and folds compare
     settings = {
         **_flat({"dataset": section}),
         "seed": spec.seed,

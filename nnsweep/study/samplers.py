@@ -154,7 +154,8 @@ def grid_space(spec: SweepSpec) -> dict[str, list[Any]]:
 
 
 def make_pruner(spec: SweepSpec) -> optuna.pruners.BasePruner:
-    """The pruner the spec names (Hyperband's largest budget: the sweep's epoch budget)."""
+    """The pruner the spec names (Hyperband's largest budget: the sweep's epoch budget, times
+    the folds under cross-validation)."""
     import optuna.pruners as p
 
     cfg = spec.pruner
@@ -165,7 +166,7 @@ def make_pruner(spec: SweepSpec) -> optuna.pruners.BasePruner:
     if cfg.name == "hyperband":
         return p.HyperbandPruner(
             min_resource=cfg.min_resource,
-            max_resource=spec.max_epochs,
+            max_resource=spec.max_epochs * _folds(spec),
             reduction_factor=cfg.reduction_factor,
         )
     if cfg.name == "successive_halving":
@@ -173,3 +174,10 @@ def make_pruner(spec: SweepSpec) -> optuna.pruners.BasePruner:
             min_resource=cfg.min_resource, reduction_factor=cfg.reduction_factor
         )
     return p.NopPruner()
+
+
+def _folds(spec: SweepSpec) -> int:
+    """K under K-fold cross-validation (a trial then reports K * epochs steps, see
+    :mod:`nnsweep.train.cv`), else 1."""
+    folds = getattr(spec.dataset.validation, "folds", None)
+    return int(folds) if folds else 1

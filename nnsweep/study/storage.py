@@ -31,6 +31,7 @@ from nnsweep.names import (
 )
 from nnsweep.stores import check_storage, connect_args, journal_path, retry_race
 from nnsweep.study.comparable import check_resume, comparable_settings, settings_of_spec
+from nnsweep.study.own import own_best
 from nnsweep.urls import mask_url
 
 if TYPE_CHECKING:
@@ -247,8 +248,7 @@ def summarize(study: optuna.Study) -> dict[str, Any]:
         "states": {s.name: counts.get(s.name, 0) for s in TrialState},
         "best": None,
     }
-    if counts.get(TrialState.COMPLETE.name):
-        best = study.best_trial
+    if counts.get(TrialState.COMPLETE.name) and (best := own_best(study)) is not None:
         summary["best"] = {"number": best.number, "value": best.value}
     summary["task"] = task_of(study.user_attrs)
     return summary
@@ -256,14 +256,12 @@ def summarize(study: optuna.Study) -> dict[str, Any]:
 
 def best_trial(study: optuna.Study) -> dict[str, Any]:
     """The best COMPLETE trial: number, value, full params, MLflow run id."""
-    from optuna.trial import TrialState
-
-    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+    best = own_best(study)
+    if best is None:
         raise NoCompleteTrialError(
             f"study {study.study_name!r} has no COMPLETE trial yet; run or resume it with "
             "`nnsweep run SWEEP`"
         )
-    best = study.best_trial
     return {
         "number": best.number,
         "value": best.value,

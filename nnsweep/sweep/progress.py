@@ -104,6 +104,17 @@ class SweepProgress:
             self.progress.update(self.task, advance=advance, best=best)
         else:
             print(line, file=sys.stderr, flush=True)
+        self._say_why_stopped(study)
+
+    def _say_why_stopped(self, study: optuna.Study) -> None:
+        """The stop rule's reason, once, as soon as it fired (in any worker)."""
+        from nnsweep.sweep.stop import stop_reason
+
+        why = stop_reason(study)
+        if why and why != getattr(self, "stopped", None):
+            self.stopped = why
+            console = self.progress.console if self.progress is not None else self.console
+            console.print(why, markup=False)
 
     def stop(self) -> None:
         if self.progress is not None:

@@ -28,12 +28,16 @@ from nnsweep.names import (
     PID_KEY,
     RUN_ID_ATTR,
     SPEC_ATTR,
+    STOP_KEY,
     STORAGE_TAG,
     SURPLUS_ATTR,
+    WARM_START_KEY,
 )
 from nnsweep.stores import retry_race, startup_lock
 from nnsweep.study.comparable import describe_changes, spec_changes
 from nnsweep.study.storage import create_or_resume, reap_dead_local_trials
+from nnsweep.study.warm import apply_warm_start
+from nnsweep.sweep.stop import stop_rule
 from nnsweep.track.tracker import (
     DIRECTION_PARAM,
     OBJECTIVE_METRIC_PARAM,
@@ -63,6 +67,8 @@ class SweepResult:
     target: int | None
     ran: dict[str, int] = field(default_factory=dict)
     best: dict[str, Any] | None = None
+    stopped: str | None = None  # why the stop rule ended the sweep (nnsweep.sweep.stop)
+    study: optuna.Study | None = field(default=None, repr=False, compare=False)
 
 
 class _Budget:
@@ -161,6 +167,8 @@ def run_sweep(
     # one after the other (local files), or retry what another one did first (servers)
     with startup_lock(storage_url, tracking_uri):
         study = create_or_resume(spec, storage_url, name, dataset=dataset)
+        if prepared.warm is not None:  # planned (and checked) by preflight; a new study only
+            apply_warm_start(study, prepared.warm)
         reap_dead_local_trials(study)
         tracker = Tracker(tracking_uri, spec.name)
         _close_orphan_runs(study, tracker)
@@ -175,6 +183,7 @@ def run_sweep(
 
     done = target_counts(study, spec.trials_count)[0]
     result = SweepResult(name, tracker.experiment_id, None, n_complete(study), spec.trials)
+    result.study = study  # the caller's summary reads it, never loading the study again
     if spec.trials is not None and done >= spec.trials:
         result.best = _best(study)
         return result
@@ -187,13 +196,15 @@ def run_sweep(
             STORAGE_TAG: mask_url(storage_url),
             DATASET_TAG: f"{dataset.name} ({dataset.source})",
             **({CHANGES_TAG: describe_changes(changes)[:5000]} if changes else {}),
+            **({WARM_START_KEY: warm} if (warm := study.user_attrs.get(WARM_START_KEY)) else {}),
         },
         params={
             "dataset": dataset.name,
             "task": dataset.task.kind,
             **({"target": dataset.target} if dataset.target is not None else {}),
             "train_size": dataset.sizes["train"],
-            "val_size": dataset.sizes["val"],
+            "val_size": dataset.scored_rows,  # cross-validated: every training row
+            "validation": f"{dataset.folds} folds" if dataset.folds else "holdout",
             "sampler": spec.sampler.name,
             "pruner": spec.pruner.name,
             OBJECTIVE_METRIC_PARAM: spec.objective.metric,
@@ -210,6 +221,7 @@ def run_sweep(
     tracker.log_dict(parent, spec.model_dump(mode="json"), "spec.json")  # overrides applied
 
     budget = _Budget(spec.trials, spec.trials_count)
+    rule = stop_rule(spec, dataset, lambda n, figures: tracker.log_metrics(parent, figures, step=n))
 
     def best_so_far(st: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         if trial.state == TrialState.COMPLETE:
@@ -231,7 +243,7 @@ def run_sweep(
         with deferred_interrupts():
             # One trial per optimize() call: between trials the loop checks the shared budget,
             # so several workers on one study stop at exactly `trials` counted trials.
-            while not budget.stop:
+            while not budget.stop and not rule.check(study):
                 check_interrupt()
                 if deadline is not None and time.monotonic() >= deadline:
                     break
@@ -247,7 +259,7 @@ def run_sweep(
                     objective,
                     n_trials=1,
                     catch=(Exception,),
-                    callbacks=[budget, best_so_far, *(hooks or [])],
+                    callbacks=[budget, rule, best_so_far, *(hooks or [])],
                 )
                 if _grid_exhausted(study):
                     break
@@ -256,6 +268,9 @@ def run_sweep(
         status = "KILLED"
         raise
     finally:
+        if rule.reason:
+            tracker.set_tags(parent, {STOP_KEY: rule.reason})
+        result.stopped = rule.reason
         tracker.end_parent(parent, status)
         result.ran = budget.ran
         result.n_complete = n_complete(study)

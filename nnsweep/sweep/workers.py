@@ -58,6 +58,7 @@ class JobsResult:
     done_before: bool = False  # the study had its target before any worker started
     target_met: bool = False
     best: dict[str, Any] | None = None
+    study: optuna.Study | None = field(default=None, repr=False, compare=False)
 
 
 def choose_gpus(value: str) -> tuple[str, ...]:
@@ -118,7 +119,7 @@ def plan_jobs(
         note = (
             f"1 worker: {mask_url(storage_url)} is a SQLite file, which takes one writer; "
             "--storage journal:///optuna.log runs trials side by side "
-            "(README: Parallel runs, storage and GPUs)"
+            "(docs/scale-out.md)"
         )
         return plan_workers(1, cores=cores, gpus=chosen), note
     return plan, None
@@ -197,6 +198,7 @@ def run_jobs(
             apply_warm_start(study, prepared.warm)
     done = target_counts(study, spec.trials_count)[0]
     result = JobsResult(name, plan.jobs, 0)
+    result.study = study  # the caller's summary reads it, never loading the study again
     result.done_before = spec.trials is not None and done >= spec.trials
     if result.done_before:
         # no worker is needed; one pass of the single-process start-up still fails the trial

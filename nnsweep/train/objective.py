@@ -14,6 +14,10 @@ The model a trial hands on holds the weights of the epoch that gave the objectiv
 stopping restored), with ``reduce: last`` the last epoch's. So the logged and exported model
 scores exactly the objective value on the validation split.
 
+Under K-fold cross-validation (``dataset.validation: {folds: K}``, or ``auto`` on a small
+table) the trial fits once per fold and its value is the mean of the folds' values; how it is
+pruned and logged is :mod:`nnsweep.train.cv`'s.
+
 A trial whose loss turns NaN/inf stops at the end of that epoch and fails with the reason;
 any exception inside a trial fails that trial alone (the sweep catches it and goes on).
 """
@@ -35,6 +39,7 @@ from nnsweep.data.features import take_rows
 from nnsweep.errors import first_line
 from nnsweep.names import FAIL_REASON_KEY, HOST_KEY, PARAMS_ATTR, PID_KEY, RUN_ID_ATTR, SURPLUS_ATTR
 from nnsweep.track.tracker import dataset_input
+from nnsweep.train.cv import CrossValidation, pruned_where
 from nnsweep.train.model import HyperParams, build_model, count_params
 from nnsweep.train.pipeline import eval_batches, train_batches
 from nnsweep.train.result import Step, TrialFailure, TrialResult
@@ -49,7 +54,7 @@ if TYPE_CHECKING:
     import optuna
 
     from nnsweep.data.load import Dataset
-    from nnsweep.spec.config import SweepSpec
+    from nnsweep.spec.config import SpaceSpec, SweepSpec
     from nnsweep.tasks import Task
     from nnsweep.track.tracker import Tracker
     from nnsweep.train.diagnosis import Diagnosis
@@ -69,7 +74,22 @@ def sample_params(trial: optuna.Trial, spec: SweepSpec) -> HyperParams:
         batch_size=int(spec.batch_size_dim.suggest(trial, "batch_size")),
         dropout=float(sp.dropout.suggest(trial, "dropout")),
         epochs=int(spec.epochs_dim.suggest(trial, "epochs")),
+        **_techniques(trial, sp),
     )
+
+
+def _techniques(trial: optuna.Trial, sp: SpaceSpec) -> dict[str, Any]:
+    """The tabular techniques of one trial (:mod:`nnsweep.spec.tabular`); a weight decay the
+    space leaves out stays None (the optimizer's default)."""
+    wd = None if sp.weight_decay is None else float(sp.weight_decay.suggest(trial, "weight_decay"))
+    return {
+        "weight_decay": wd,
+        "batch_norm": bool(sp.batch_norm.suggest(trial, "batch_norm")),
+        "input_transform": str(sp.input_transform.suggest(trial, "input_transform")),
+        "numeric_embedding": str(sp.numeric_embedding.suggest(trial, "numeric_embedding")),
+        "categorical_encoding": str(sp.categorical_encoding.suggest(trial, "categorical_encoding")),
+        "embedding_dim": int(sp.embedding_dim.suggest(trial, "embedding_dim")),
+    }
 
 
 def failure_reason(exc: BaseException) -> str:
@@ -86,10 +106,11 @@ def failure_reason(exc: BaseException) -> str:
     return mask_url(f"{type(exc).__name__}: {first}" if first else type(exc).__name__)[:500]
 
 
-def pruned_reason(epoch: int, pruner: optuna.pruners.BasePruner) -> str:
-    """``"pruned at epoch 3 by the median pruner"``, from Optuna's class name of ``pruner``."""
+def pruned_reason(epoch: int, pruner: optuna.pruners.BasePruner, where: str | None = None) -> str:
+    """``"pruned at epoch 3 by the median pruner"``, from Optuna's class name of ``pruner``;
+    ``where`` replaces ``epoch 3`` (``"fold 2 of 5, epoch 3"``)."""
     words = re.sub(r"(?<!^)(?=[A-Z])", "_", type(pruner).__name__.removesuffix("Pruner"))
-    return f"pruned at epoch {epoch} by the {words.lower()} pruner"
+    return f"pruned at {where or f'epoch {epoch}'} by the {words.lower()} pruner"
 
 
 def reduce_history(history: dict[str, list[float]], metric: str, direction: str, how: str) -> float:
@@ -102,7 +123,9 @@ def reduce_history(history: dict[str, list[float]], metric: str, direction: str,
     return max(values) if direction == "maximize" else min(values)
 
 
-def _diagnose(history: dict[str, list[float]], spec: SweepSpec, task: Task) -> Diagnosis | None:
+def _diagnose(
+    history: dict[str, list[float]], spec: SweepSpec, task: Task, weights_epoch: int | None = None
+) -> Diagnosis | None:
     """The fit diagnosis of a trial's history (:mod:`nnsweep.train.diagnosis`).
 
     Accuracy rules where the task logs ``val_accuracy``, loss rules otherwise (regression); both
@@ -110,7 +133,7 @@ def _diagnose(history: dict[str, list[float]], spec: SweepSpec, task: Task) -> D
     """
     from nnsweep.train.diagnosis import diagnose
 
-    return diagnose(history, spec.diagnosis)
+    return diagnose(history, spec.diagnosis, weights_epoch)
 
 
 def counts_toward_target(trial: optuna.trial.FrozenTrial, count: str) -> bool:
@@ -122,6 +145,10 @@ def counts_toward_target(trial: optuna.trial.FrozenTrial, count: str) -> bool:
     """
     from optuna.trial import TrialState
 
+    from nnsweep.study.own import is_history
+
+    if is_history(trial):  # copied from an earlier study by a warm start, never run here
+        return False
     if count == "complete":
         return trial.state == TrialState.COMPLETE
     return trial.state.is_finished() and not trial.user_attrs.get(SURPLUS_ATTR)
@@ -164,18 +191,23 @@ def _callback_classes() -> tuple[type, type, type, type]:
             check_interrupt()  # first in the list: before this epoch is logged or reported
 
     class EpochLogger(keras.callbacks.Callback):
-        """Keeps the history and logs each epoch's metrics to the trial's MLflow run."""
+        """Keeps the history and logs each epoch's metrics to the trial's MLflow run (keys
+        after ``prefix``: ``fold0_val_accuracy`` for a fold of a cross-validated trial)."""
 
-        def __init__(self, tracker: Tracker, run_id: str, history: dict[str, list[float]]):
+        def __init__(
+            self, tracker: Tracker, run_id: str, history: dict[str, list[float]], prefix: str = ""
+        ):
             super().__init__()
             self.tracker, self.run_id, self.history = tracker, run_id, history
+            self.prefix = prefix
             self.nan_epoch: int | None = None
 
         def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
             logs = {k: float(v) for k, v in (logs or {}).items()}
             for k, v in logs.items():
                 self.history.setdefault(k, []).append(v)
-            self.tracker.log_epoch(self.run_id, logs, epoch + 1)
+            logged = {f"{self.prefix}{k}": v for k, v in logs.items()} if self.prefix else logs
+            self.tracker.log_epoch(self.run_id, logged, epoch + 1)
             if not all(math.isfinite(v) for v in logs.values()):
                 self.nan_epoch = epoch + 1
                 self.model.stop_training = True
@@ -259,6 +291,7 @@ class Objective:
         self.target = spec.trials
         self.input_example = take_rows(dataset.x_train, np.arange(min(2, len(dataset.y_train))))
         self.data_input = dataset_input(dataset)  # logged on every trial's run
+        self.cv = CrossValidation(spec, dataset, tracker) if dataset.folds else None
 
     def _is_surplus(self, trial: optuna.Trial) -> bool:
         """True when other workers' earlier trials already fill the target.
@@ -294,15 +327,20 @@ class Objective:
 
         result = TrialResult(trial.number, run_id, hp, self.input_example)
         try:
-            self._fit(trial, result)
+            if self.cv is not None:  # K fits; result.value is the folds' mean
+                self.cv.run(trial, result, self._fit)
+            else:
+                self._fit(trial, result)
             if result.pruned_at is not None:
                 result.state = "PRUNED"
-                result.reason = pruned_reason(result.pruned_at, trial.study.pruner)
+                where = pruned_where(result.cv, result.pruned_at)
+                result.reason = pruned_reason(result.pruned_at, trial.study.pruner, where)
                 raise optuna.TrialPruned(result.reason)
             obj = self.spec.objective
-            result.value = reduce_history(
-                result.history, obj.metric, str(obj.direction), obj.reduce
-            )
+            if result.cv is None:
+                result.value = reduce_history(
+                    result.history, obj.metric, str(obj.direction), obj.reduce
+                )
             result.state = "COMPLETE"
             return result.value
         except optuna.TrialPruned:
@@ -317,7 +355,9 @@ class Objective:
             raise
         finally:
             try:
-                result.diagnosis = _diagnose(result.history, self.spec, self.data.task)
+                result.diagnosis = _diagnose(
+                    result.history, self.spec, self.data.task, result.weights_epoch
+                )
                 for step in self.steps:
                     step(trial, result)
             finally:
@@ -326,31 +366,44 @@ class Objective:
                 result.model = None
                 release_trial_memory()
 
-    def _fit(self, trial: optuna.Trial, result: TrialResult) -> None:
+    def _fit(
+        self,
+        trial: optuna.Trial,
+        result: TrialResult,
+        data: Dataset | None = None,
+        *,
+        prefix: str = "",
+        pruning: Any = None,
+    ) -> None:
+        """Fit ``result.params`` on ``data`` (default: the sweep's splits; a fold's under
+        cross-validation, whose epochs are logged under ``prefix`` and reported by ``pruning``,
+        a callback with ``pruned_at``, instead of the per-epoch pruning callback)."""
         import keras
 
         Interrupter, EpochLogger, PruningCallback, WeightKeeper = _callback_classes()
         hp = result.params
+        data = data or self.data
         seed = self.spec.seed + trial.number
         keras.utils.set_random_seed(seed)
         model = build_model(
             hp,
-            **self.data.model_kwargs(),
-            train_size=len(self.data.y_train),
+            **data.model_kwargs(),
+            train_size=len(data.y_train),
             steps_per_execution=STEPS_PER_EXECUTION,
         )
         result.model = model
-        size = count_params(hp, input_dim=self.data.input_width, output_units=self.data.n_outputs)
+        size = count_params(
+            hp, input_dim=data.input_width, output_units=data.n_outputs, schema=data.schema
+        )
         self.tracker.log_metrics(result.run_id, {"trainable_params": size})
 
         obj = self.spec.objective
-        logger = EpochLogger(self.tracker, result.run_id, result.history)
-        pruner = PruningCallback(trial, obj.metric)
+        logger = EpochLogger(self.tracker, result.run_id, result.history, prefix)
+        pruner = pruning if pruning is not None else PruningCallback(trial, obj.metric)
         # Before early stopping, which may set its own best weights at the same epoch end.
         keeper = WeightKeeper(obj.metric, obj.direction == "maximize", obj.reduce)
         # Interrupter first (a pending Ctrl-C stops the fit before the epoch is logged), then
         # train_eval: it adds the dropout-off train_eval_* scores to the logs the others get.
-        data = self.data
         train_eval = train_eval_callback(
             data.task, data.x_train, data.y_train, len(data.y_val), self.spec.seed
         )

@@ -7,6 +7,7 @@ The objective (:mod:`nnsweep.train.objective`) sets a result's fields once; the 
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -16,6 +17,31 @@ if TYPE_CHECKING:
 
     from nnsweep.train.diagnosis import Diagnosis
     from nnsweep.train.model import HyperParams
+
+
+@dataclass
+class FoldScores:
+    """What the folds of a cross-validated trial gave (:mod:`nnsweep.train.cv`): each finished
+    fold's objective value and the epoch whose weights it kept; the fold that was pruned."""
+
+    k: int
+    values: list[float] = field(default_factory=list)
+    epochs: list[int] = field(default_factory=list)
+    pruned_fold: int | None = None
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.values)
+
+    @property
+    def std(self) -> float:
+        """Population standard deviation over the folds (0 for one fold)."""
+        return statistics.pstdev(self.values) if len(self.values) > 1 else 0.0
+
+    @property
+    def epoch(self) -> int:
+        """The epochs a refit on the whole training part trains: the folds' mean, rounded."""
+        return max(1, round(statistics.fmean(self.epochs)))
 
 
 class TrialFailure(Exception):
@@ -45,7 +71,9 @@ class TrialResult:
         weights_epoch: the epoch (from 1) whose weights ``model`` holds.
         weights_score: that epoch's value of the objective metric (for ``reduce: best`` and a
             COMPLETE trial, equal to ``value``).
-        model: the fitted Keras model, dropped when the trial's run closes.
+        model: the fitted Keras model, dropped when the trial's run closes (cross-validated:
+            the last fold's).
+        cv: the folds' scores of a cross-validated trial, ``None`` for a holdout one.
     """
 
     number: int
@@ -62,6 +90,7 @@ class TrialResult:
     weights_epoch: int | None = None
     weights_score: float | None = None
     model: Any = None
+    cv: FoldScores | None = None
 
     @property
     def epochs_run(self) -> int:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from nnsweep.errors import first_line
-from nnsweep.names import ARTIFACT_ERROR_TAG, FIT_REASON_TAG, FIT_TAG
+from nnsweep.names import ARTIFACT_ERROR_TAG, FIT_REASON_TAG, FIT_RULE_TAG, FIT_TAG
 from nnsweep.tasks import WEIGHTS_EPOCH_METRIC, objective_key, weights_metric
 from nnsweep.train.diagnosis import PRUNED
 from nnsweep.train.modellog import ModelLogger
@@ -98,7 +98,10 @@ def fit_steps(tracker: Tracker) -> list[Step]:
         if fit is None:
             tracker.set_tags(run_id, {FIT_REASON_TAG: reason})
         else:
-            tracker.set_tags(run_id, {FIT_TAG: fit, FIT_REASON_TAG: reason})
+            tags = {FIT_TAG: fit, FIT_REASON_TAG: reason}
+            if diag is not None and fit != PRUNED:  # the figure that decided, beside it
+                tags[FIT_RULE_TAG] = diag.rule
+            tracker.set_tags(run_id, tags)
 
     def log_curves(trial: optuna.Trial, result: TrialResult) -> None:
         from nnsweep.train.plots import PNG_SAVE, learning_curves

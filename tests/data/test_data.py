@@ -196,7 +196,8 @@ def test_a_table_dataset_carries_task_schema_and_scale(tmp_path: Path) -> None:
     spec = parse_spec(f"name: h\ntrials: 1\ndataset: {{path: {path}, target: price}}\n")
     data = sweep_dataset(spec)
     assert data.task == Task("regression") and data.target == "price" and data.n_classes is None
-    assert data.sizes == {"train": 128, "val": 32, "test": 40}  # validation 0.2 by default
+    # validation "auto": under 2,000 training rows, 5-fold cross-validation of the training part
+    assert data.sizes == {"train": 160, "val": 0, "test": 40} and data.folds == 5
     mean, std = data.target_scale or (0, 0)
     assert mean == pytest.approx(data.y_train.mean()) and std == pytest.approx(data.y_train.std())
     assert data.schema is not None and data.input_width == 1 + 4  # area + 3 towns + unknown
@@ -279,7 +280,7 @@ def test_boston_housing_is_a_named_table(tmp_path: Path) -> None:
     data = load_dataset("boston_housing", str(tmp_path / "boston.npz"), seed=0)
     assert data.task.kind == "regression" and data.target == "MEDV"
     assert data.schema is not None and data.schema.names[:3] == ("CRIM", "ZN", "INDUS")
-    assert data.sizes == {"train": 32, "val": 8, "test": 10}
+    assert data.sizes == {"train": 40, "val": 0, "test": 10} and data.folds == 5
 
 
 class _Gadget:

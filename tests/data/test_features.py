@@ -19,7 +19,6 @@ from nnsweep.data.features import (
     NUMERIC_INPUT,
     Column,
     FeatureSchema,
-    build_head,
     concat_rows,
     fit_array_schema,
     fit_schema,
@@ -30,6 +29,7 @@ from nnsweep.data.features import (
     to_inputs,
     to_numeric,
 )
+from nnsweep.data.head import build_head
 from nnsweep.errors import DataError
 
 NAN = float("nan")

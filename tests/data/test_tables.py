@@ -333,17 +333,6 @@ BAD: list[tuple[str, Callable[[Path], Path], dict[str, Any], str]] = [
         "drop dataset.target",
     ),
     (
-        "npz unseen test label",
-        _npz(
-            x_train=np.ones((20, 2)),
-            y_train=np.arange(20) % 2,
-            x_test=np.ones((2, 2)),
-            y_test=np.array([0, 5]),
-        ),
-        {"target": None},
-        "y_test holds label '5'",
-    ),
-    (
         "npz widths differ",
         _npz(
             x_train=np.ones((20, 2)),
@@ -370,6 +359,21 @@ def test_bad_tables_raise_one_data_error_line(
         load_table(path, **kwargs)
     assert "\n" not in str(info.value)
     assert str(info.value).startswith("dataset")
+
+
+def test_a_test_label_no_training_row_holds_is_counted_not_mapped(tmp_path: Path) -> None:
+    """Classes come from the training rows: label 5, only in y_test, is left out of the test
+    split and counted (the export reports it), never mapped onto a training class."""
+    path = _npz(
+        x_train=np.ones((20, 2)),
+        y_train=np.arange(20) % 2,
+        x_test=np.ones((3, 2)),
+        y_test=np.array([0, 5, 1]),
+    )(tmp_path)
+    table = load_table(path, target=None)
+    assert table.unseen_test == {"5": 1}
+    assert list(table.y_test) == [0, 1] and table.class_names is not None
+    assert len(table.class_names) == 2
 
 
 def test_oversized_files_are_refused_before_reading(tmp_path: Path) -> None:

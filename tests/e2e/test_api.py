@@ -79,10 +79,16 @@ def test_public_api_imports_lazily() -> None:
     assert done.returncode == 0, done.stderr
 
 
+def test_a_spec_without_a_budget_is_left_to_the_zero_config_default() -> None:
+    """No trials/timeout is not an error: the pre-flight fills in the default budget once the
+    data's size is known (nnsweep.spec.defaults)."""
+    spec = spec_from_dict({"name": "x", "dataset": "mnist_5k"})
+    assert spec.trials is None and spec.timeout is None
+
+
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"name": "x", "dataset": "mnist_5k"}, "give trials: N and/or timeout"),
         ({"name": "x", "dataset": "mnist_5k", "trials": 0}, "trials"),
         ({"name": "a b", "dataset": "mnist_5k", "trials": 1}, "name: 'a b' is not a usable"),
         ({"name": "x", "dataset": "nope", "trials": 1}, "dataset"),

@@ -159,7 +159,7 @@ def test_usage_error_exits_2(cli: Cli) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["run"], "Missing argument 'SWEEP'"),
+        (["run"], "Missing argument 'SWEEP|DATA'"),
         (["run", "x.yaml", "--no-such-flag"], "No such option: --no-such-flag"),
         (["status", "--json", "a", "b"], "Got unexpected extra argument(s) (b)"),
         (["nosuchcommand"], "No such command 'nosuchcommand'"),
@@ -222,7 +222,7 @@ def test_every_registered_command_has_help_text() -> None:
     group = typer.main.get_command(app)
     names = sorted(group.commands)  # type: ignore[attr-defined]
     assert names == sorted(
-        ["run", "status", "best", "report", "compare", "ui", "export", "predict"]
+        ["run", "status", "best", "report", "compare", "ui", "dashboard", "export", "predict"]
     )
     for name in names:
         assert (group.commands[name].help or "").strip(), name  # type: ignore[attr-defined]

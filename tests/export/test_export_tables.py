@@ -57,6 +57,15 @@ def table_exports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[st
     return out
 
 
+def _reads(entry: dict[str, Any], study: str) -> int:
+    """How many reads of ``study``'s test split its ledger holds so far."""
+    import optuna
+
+    from nnsweep.export.ledger import reads
+
+    return len(reads(optuna.load_study(study_name=study, storage=entry["stores"].storage)))
+
+
 def _table_test_split(entry: dict[str, Any]) -> Any:
     """The dataset as the sweep loaded it (the test reads its test split to check the card)."""
     from nnsweep.data.load import load_dataset
@@ -179,12 +188,18 @@ def test_table_export_round_trips_through_predict(table_exports, cli, kind):
 @pytest.mark.slow
 def test_regression_retrain_exports_without_accuracy(table_exports, cli, tmp_path):
     """--retrain works for a regression table: refit on train+validation, the card records
-    the training loss and mae of the last epoch (no accuracy anywhere)."""
+    the training loss and mae of the last epoch (no accuracy anywhere). The fixture's export
+    read the test split already, so this second read needs --reread-test, and the card counts
+    it."""
     entry = table_exports["regression"]
+    before = _reads(entry, "regression")
+    assert before >= 1
     result = cli("export", "regression", "--out", tmp_path / "re", "--retrain", "--json",
-                 *entry["stores"].args)  # fmt: skip
+                 "--reread-test", *entry["stores"].args)  # fmt: skip
     assert result.code == 0, result.err
     card = json.loads(result.out)["card"]
+    assert card["test_reads"]["count"] == before + 1 == _reads(entry, "regression")
+    assert card["test_reads"]["this"]["retrained"] is True
     assert card["retrain"]["train_size"] == 240
     assert set(card["retrain"]["final"]) == {"loss", "mae"}
     assert card["test"]["mae"] < 0.5 * card["test"]["baseline"]["mae"]
@@ -255,33 +270,51 @@ def test_exported_model_keras_in_a_fresh_process_agrees_with_predict(table_expor
 def test_export_summary_lines_carry_the_interval_baseline_and_validation_caveat(
     table_exports, cli, tmp_path
 ):
-    """`nnsweep export` prints the test figure with its interval, size and the trivial
-    baseline, and the validation figure as what it is: the best of many looks, optimistic."""
+    """`nnsweep export` prints the test figure of the refit (240 training rows: 5-fold
+    cross-validation, so no trial model saw them all) with its interval, size and the trivial
+    baseline; gradient boosting's beside it; how often the test split has now been read (this
+    is a second read, with --reread-test); and the validation figure as what it is: the mean
+    ± std over the folds of the best of many looks, optimistic."""
     entry = table_exports["multiclass"]
-    result = cli("export", "multiclass", "--out", tmp_path / "again", *entry["stores"].args)
+    before = _reads(entry, "multiclass")
+    result = cli("export", "multiclass", "--out", tmp_path / "again", "--reread-test",
+                 *entry["stores"].args)  # fmt: skip
     assert result.code == 0, result.err
     lines = result.out.splitlines()
     card = json.loads((tmp_path / "again" / "model_card.json").read_text(encoding="utf-8"))
     test, low_high = card["test"], card["test"]["accuracy_ci95"]
+    epochs = card["retrain"]["epochs"]
+    assert epochs == card["cross_validation"]["refit_epochs"] >= 1
     assert lines[1].startswith(
-        f"  test: accuracy {test['accuracy']:.4f} [{low_high[0]:.4f}, {low_high[1]:.4f}] "
-        "(95% Wilson)"
+        f"  test (retrained {epochs} epochs): accuracy {test['accuracy']:.4f} "
+        f"[{low_high[0]:.4f}, {low_high[1]:.4f}] (95% Wilson)"
     )
     assert f"on {test['n']} held-out test rows; trivial baseline (majority class)" in lines[1]
+    assert lines[2].startswith(f"  accuracy: MLP {test['accuracy']:.4f} [")
+    assert lines[2].endswith(f"(95% intervals, same {test['n']} test rows; higher is better)")
+    assert before >= 1 and card["test_reads"]["count"] == before + 1
+    assert lines[3].startswith(
+        f"  test split read {before + 1} times: selection on it makes this figure optimistic; "
+        "the one before: "
+    )
+    cv = card["cross_validation"]
     value = card["objective"]["value"]
-    assert lines[2] == (
-        f"  sweep: validation val_accuracy {value:.4f}: the max over 8 epochs and 1 completed "
-        "trial(s) on 48 validation rows, an optimistic estimate (the test figure is the "
-        "unbiased one)"
+    assert cv["folds"] == 5 and cv["rows"] == 240 and len(cv["fold_values"]) == 5
+    assert value == pytest.approx(cv["mean"])
+    assert lines[4] == (
+        f"  sweep: validation val_accuracy {value:.4f} ± {cv['std']:.4f} (mean ± std over 5 "
+        "folds of 240 training rows; the best of 1 completed trial(s), an optimistic "
+        "estimate: the test figure is the unbiased one)"
     )
     assert lines[-1].endswith("ROWS.csv --csv")
 
 
 @pytest.mark.slow
 def test_export_reads_only_the_data_the_study_was_swept_on(table_exports, tmp_path):
-    """`data_path` points export at the sweep's file elsewhere (the same card follows); a file
-    whose content changed is refused (its splits, test split included, would differ), and
-    nothing is written."""
+    """`data_path` points export at the sweep's file elsewhere (the same card follows; a
+    second read of the test split, so ``reread_test``); a file whose content changed is
+    refused (its splits, test split included, would differ), and nothing is written: no
+    folder, no read in the study's ledger."""
     import shutil
 
     from nnsweep.errors import ExportError
@@ -292,25 +325,30 @@ def test_export_reads_only_the_data_the_study_was_swept_on(table_exports, tmp_pa
     moved = tmp_path / "elsewhere.csv"
     shutil.copy(entry["csv"], moved)
     result = export_best("regression", out=tmp_path / "same", storage_url=stores.storage,
-                         tracking_uri=stores.tracking_uri, data_path=moved)  # fmt: skip
+                         tracking_uri=stores.tracking_uri, data_path=moved,
+                         reread_test=True)  # fmt: skip
     assert result.card["test"]["mae"] == pytest.approx(entry["card"]["test"]["mae"])
     assert result.card["dataset"]["fingerprint"] == entry["card"]["dataset"]["fingerprint"]
+    read = _reads(entry, "regression")
+    assert read == result.card["test_reads"]["count"] >= 2
 
     changed = tmp_path / "changed.csv"
     text = entry["csv"].read_text(encoding="utf-8").splitlines()
     changed.write_text("\n".join([*text, text[-1]]) + "\n", encoding="utf-8")  # one row more
     with pytest.raises(ExportError, match="is not what study 'regression' was swept on"):
         export_best("regression", out=tmp_path / "other", storage_url=stores.storage,
-                    tracking_uri=stores.tracking_uri, data_path=changed)  # fmt: skip
+                    tracking_uri=stores.tracking_uri, data_path=changed,
+                    reread_test=True)  # fmt: skip
     assert not (tmp_path / "other").exists()
+    assert _reads(entry, "regression") == read
 
 
 @pytest.mark.slow
 def test_mlflow_pyfunc_predicts_an_all_numeric_table_model(tmp_path):
-    """MLflow's generic loader on the sweep's logged model (the card's ``models:/m-…``), fed the
-    model's input dict (``numeric``: the raw columns as float32, in the card's order), predicts
-    what model.keras predicts on the same rows. (Tables with text columns: MLflow's Keras
-    flavour hands Keras NumPy object arrays, which Keras refuses; the README says so.)"""
+    """MLflow's generic loader on the sweep's logged model (the card's ``models:/m-…``; a
+    holdout sweep, since a cross-validated trial logs no model), fed the raw table rows
+    (missing cells left in), answers as model.keras does on the same rows: the original label,
+    its probability and every label's; its signature is the table's columns, each a double."""
     import keras
     import mlflow
     import mlflow.pyfunc
@@ -324,18 +362,30 @@ def test_mlflow_pyfunc_predicts_an_all_numeric_table_model(tmp_path):
     csv = tmp_path / "numeric.csv"
     rows.to_csv(csv, index=False)
     stores = _stores(tmp_path)
-    spec = {"name": "numeric", "dataset": {"path": str(csv), "target": "label"}, **TABLE_SWEEP}
+    dataset = {"path": str(csv), "target": "label", "validation": 0.2}
+    spec = {"name": "numeric", "dataset": dataset, **TABLE_SWEEP}
     (tmp_path / "numeric.yaml").write_text(yaml.safe_dump(spec), encoding="utf-8")
     assert main(["run", str(tmp_path / "numeric.yaml"), "--quiet", *stores.args]) == 0
     out = tmp_path / "export"
     assert main(["export", "numeric", "--out", str(out), *stores.args]) == 0
     card = json.loads((out / "model_card.json").read_text(encoding="utf-8"))
-    inputs = to_inputs(rows.head(40), ModelIO.from_dict(card["io"], "card").schema)
-    assert list(inputs) == ["numeric"] and inputs["numeric"].dtype == np.float32
-    expected = keras.saving.load_model(out / "model.keras").predict(inputs, verbose=0)
+    assert card["retrain"] is None and card["mlflow"]["model_uri"].startswith("models:/m-")
+    features = rows.head(40).drop(columns=["label"])
+    assert features["x3"].isna().any()  # the pyfunc imputes as the model was trained
+    inputs = to_inputs(features, ModelIO.from_dict(card["io"], "card").schema)
+    expected = keras.saving.load_model(out / "model.keras").predict(inputs, verbose=0)[:, 0]
     mlflow.set_tracking_uri(stores.tracking_uri)
     try:
-        got = np.asarray(mlflow.pyfunc.load_model(card["mlflow"]["model_uri"]).predict(inputs))
+        model = mlflow.pyfunc.load_model(card["mlflow"]["model_uri"])
     finally:
         mlflow.set_tracking_uri(None)
-    np.testing.assert_allclose(got.reshape(expected.shape), expected, rtol=1e-5, atol=1e-6)
+    signature = [(c.name, c.type.name) for c in model.metadata.get_input_schema().inputs]
+    assert signature == [("x1", "double"), ("x2", "double"), ("x3", "double"),
+                         ("const", "double")]  # fmt: skip
+    got = model.predict(features)
+    assert list(got.columns) == ["prediction", "probability", "probabilities"]
+    assert list(got["prediction"]) == ["good" if p >= 0.5 else "bad" for p in expected]
+    good = [p["good"] for p in got["probabilities"]]
+    np.testing.assert_allclose(good, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got["probability"], np.maximum(expected, 1 - expected),
+                               rtol=1e-5, atol=1e-6)  # fmt: skip

@@ -21,7 +21,7 @@ from optuna.trial import TrialState, create_trial
 
 from nnsweep.data.load import load_dataset
 from nnsweep.errors import NoCompleteTrialError, StorageError
-from nnsweep.names import FIT_REASON_TAG, FIT_TAG
+from nnsweep.names import FIT_REASON_TAG, FIT_RULE_TAG, FIT_TAG
 from nnsweep.results.report import (
     DIAGNOSIS_COLUMNS,
     OPTUNA_PLOTS,
@@ -61,6 +61,12 @@ TRIALS: dict[int, tuple[TrialState, float | None, int, float, str | None, float,
     5: (TrialState.COMPLETE, 0.91, 96, 2e-3, "overfit", 0.91, 0.12),
 }
 VAL_SIZE = 450
+# the figure that decided each verdict (tag nnsweep.fit_rule), shown beside it as "fit by"
+RULES = {
+    "good": "gap_accuracy 0.020",
+    "overfit": "val_loss_rise 0.274 > 0.15",
+    "underfit": "train_skill 0.050 < 0.1",
+}
 
 
 def _add_trials(
@@ -89,7 +95,7 @@ def _add_trials(
                     "best_epoch": 3,
                 },
             )
-            tracker.set_tags(run_id, {FIT_TAG: fit})
+            tracker.set_tags(run_id, {FIT_TAG: fit, FIT_RULE_TAG: RULES[fit]})
         tracker.end_trial(run_id, state.name)
         study.add_trial(
             create_trial(
@@ -132,9 +138,10 @@ def test_trials_frame_joins_optuna_and_mlflow(made: tuple[optuna.Study, MlflowCl
     assert frame["trial"].tolist() == [0, 1, 2, 3, 4, 5]  # the surplus trial is left out
     assert frame.columns[:3].tolist() == ["trial", "state", "value"]
     assert {"params.units_0", "params.learning_rate", "params.activation"} <= set(frame.columns)
-    assert frame.columns[-3:].tolist() == ["epochs", "duration_s", "run_id"]
+    assert frame.columns[-5:].tolist() == ["fit", "fit_rule", "epochs", "duration_s", "run_id"]
     row = frame.set_index("trial").loc[1]
     assert (row["state"], row["fit"], row["params.units_0"]) == ("COMPLETE", "overfit", 128)
+    assert row["fit_rule"] == RULES["overfit"]
     assert row["gap_accuracy"] == pytest.approx(0.09)
     assert row["final_val_accuracy"] == pytest.approx(0.945)
     assert len(row["run_id"]) == 32
@@ -143,16 +150,22 @@ def test_trials_frame_joins_optuna_and_mlflow(made: tuple[optuna.Study, MlflowCl
     assert math.isnan(failed["best_val_accuracy"])
     # PRUNED in Optuna is the pruned group, whatever verdict an older run carries
     assert frame.set_index("trial").loc[3, "fit"] == "pruned"
+    # ... and no rule decided it: its old run's underfit rule is not shown beside "pruned"
+    assert frame.set_index("trial").loc[3, "fit_rule"] == ""
+    assert failed["fit_rule"] == ""
     assert frame["val_size"].tolist() == [VAL_SIZE] * 6  # from the parent run's params
 
 
 def test_fit_counts_keep_pruned_trials_apart(made: tuple[optuna.Study, MlflowClient]) -> None:
     frame = trials_frame(*made)
     counts = fit_counts(frame)
-    assert counts == {"underfit": 1, "good": 1, "overfit": 2, "pruned": 1, "none": 1}
-    assert list(counts) == ["underfit", "good", "overfit", "pruned", "none"]
+    # every verdict is counted, a stable generalisation gap too (0 here), then pruned and none
+    assert counts == {
+        "underfit": 1, "good": 1, "generalisation_gap": 0, "overfit": 2, "pruned": 1, "none": 1,
+    }  # fmt: skip
+    assert list(counts) == ["underfit", "good", "generalisation_gap", "overfit", "pruned", "none"]
     judged = fit_counts(frame[~frame["fit"].isin(["none", "pruned"])])
-    assert judged == {"underfit": 1, "good": 1, "overfit": 2}
+    assert judged == {"underfit": 1, "good": 1, "generalisation_gap": 0, "overfit": 2}
 
 
 @pytest.mark.parametrize(
@@ -190,12 +203,14 @@ def test_display_frame_and_markdown(made: tuple[optuna.Study, MlflowClient]) -> 
     shown = display_frame(sort_trials(trials_frame(*made)))
     best, final = f"best val_acc (n={VAL_SIZE})", f"final val_acc (n={VAL_SIZE})"
     assert shown.columns.tolist() == [
-        "trial", "state", "params", best, final, "gap", "fit", "duration", "run id",
+        "trial", "state", "params", best, final, "gap", "fit", "fit by", "duration", "run id",
     ]  # fmt: skip
     first = shown.iloc[0]
     # activation is relu everywhere, so only the params that vary are shown
     assert first["params"] == "units_0=128 learning_rate=0.001"
     assert (first[best], first["gap"], first["fit"]) == ("0.9500", "0.090", "overfit")
+    assert first["fit by"] == RULES["overfit"]
+    assert shown.set_index("trial").loc["3", "fit by"] == ""  # pruned: no rule decided it
     assert shown.iloc[-1][best] == "—"
     md = to_markdown(pd.DataFrame({"a": ["x|y", None], "b": [1.5, math.nan]}))
     assert md.splitlines() == ["| a | b |", "| --- | --- |", "| x\\|y | 1.5000 |", "| — | — |"]
@@ -215,7 +230,10 @@ def test_write_report_files(made: tuple[optuna.Study, MlflowClient], tmp_path: P
     stale = tmp_path / "param_importances.html"
     stale.write_text("old")
     report = write_report(*made, tmp_path)
-    assert set(report.files) == {TABLE_CSV, TABLE_MD, "fit_counts.csv", OVERLAY_PNG, *OPTUNA_PLOTS}
+    learned = {"importances.csv", "importances.png", "what_we_learned.md"}  # what mattered
+    assert set(report.files) == {
+        TABLE_CSV, TABLE_MD, "fit_counts.csv", OVERLAY_PNG, *OPTUNA_PLOTS, *learned,
+    }  # fmt: skip
     assert report.notes == []
     assert report.n_trials == 6
     for name in report.files:
@@ -232,11 +250,13 @@ def test_write_report_files(made: tuple[optuna.Study, MlflowClient], tmp_path: P
     )
     assert "| overfit | 2 |" in md and "(accuracy_overlay.png)" in md
     assert "| underfit | 1 |" in md and "| pruned | 1 |" in md
-    assert "not counted as underfit, good or overfit" in md
+    assert "not counted as underfit, good, generalisation_gap or overfit" in md
+    assert "| generalisation_gap | 0 |" in md
+    assert f"| overfit | {RULES['overfit']} |" in md  # the deciding figure beside the verdict
     assert f"| best val_acc (n={VAL_SIZE}) |" in md
     counts = pd.read_csv(tmp_path / "fit_counts.csv")
     assert dict(zip(counts["fit"], counts["runs"], strict=True)) == {
-        "underfit": 1, "good": 1, "overfit": 2, "pruned": 1, "none": 1,
+        "underfit": 1, "good": 1, "generalisation_gap": 0, "overfit": 2, "pruned": 1, "none": 1,
     }  # fmt: skip
     assert report.counts["pruned"] == 1 and report.val_sizes == [VAL_SIZE]
 
@@ -325,10 +345,15 @@ def test_a_sweep_leaves_curves_tags_and_the_report_in_mlflow_and_on_disk(
     assert len(children) == 3
     rules = load_spec(sweep).diagnosis
     for run in children:
-        # the tag and metrics are the diagnosis of the curves the run itself holds
-        diag = diagnose(fetch_history(client, run.info.run_id), rules)
-        assert diag is not None
-        assert (run.data.tags[FIT_TAG], run.data.tags[FIT_REASON_TAG]) == (diag.fit, diag.reason)
+        # the tags and metrics are the diagnosis of the curves the run itself holds, judged at
+        # the epoch whose weights the trial kept
+        kept = int(run.data.metrics["weights_epoch"])
+        diag = diagnose(fetch_history(client, run.info.run_id), rules, kept)
+        assert diag is not None and diag.judged_epoch == kept
+        tags = run.data.tags
+        assert (tags[FIT_TAG], tags[FIT_REASON_TAG], tags[FIT_RULE_TAG]) == (
+            diag.fit, diag.reason, diag.rule,
+        )  # fmt: skip
         for key, value in diag.metrics().items():
             assert run.data.metrics[key] == pytest.approx(value), key
         names = {a.path for a in client.list_artifacts(run.info.run_id)}
@@ -337,7 +362,7 @@ def test_a_sweep_leaves_curves_tags_and_the_report_in_mlflow_and_on_disk(
             run.data.metrics
         )
     logged = {a.path for a in client.list_artifacts(parent.info.run_id, REPORT_ARTIFACT_DIR)}
-    expected = {TABLE_CSV, TABLE_MD, *OPTUNA_PLOTS}
+    expected = {TABLE_CSV, TABLE_MD, "what_we_learned.md", *OPTUNA_PLOTS}
     assert {f"{REPORT_ARTIFACT_DIR}/{name}" for name in expected} <= logged
 
     out = tmp_path / "rep"
@@ -365,7 +390,7 @@ def test_a_sweep_leaves_curves_tags_and_the_report_in_mlflow_and_on_disk(
     header = next(line for line in result.out.splitlines() if line.startswith("┃"))
     assert [c.strip() for c in header.strip("┃ ").split("┃")] == [
         "trial", "state", "params", f"best val_acc (n={val_size})",
-        f"final val_acc (n={val_size})", "gap", "fit", "duration", "run id",
+        f"final val_acc (n={val_size})", "gap", "fit", "fit by", "duration", "run id",
     ]  # fmt: skip
     assert "3 of 3 trials by value (best val_accuracy, highest first)" in result.out
     assert f"3 trials (3 COMPLETE); objective: maximize val_accuracy, scored on {val_size} " in md

@@ -17,11 +17,11 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
+from nnsweep.names import FIT_RULE_TAG, FIT_TAG
 from nnsweep.results.report import OVERLAY_PNG, TABLE_CSV, TABLE_MD
 from nnsweep.results.trials import BINARY_COLUMNS, REGRESSION_COLUMNS
 from nnsweep.track.tracker import fetch_history
 from nnsweep.ui.server import find_experiment
-
 from tests.conftest import CliResult, Stores
 
 SPACE = {
@@ -105,15 +105,23 @@ def test_results_of_a_table_sweep_follow_its_task_and_objective(
     rows = data["trials"]
     ranked = sorted(values, key=lambda n: values[n] if direction == "minimize" else -values[n])
     assert [r["trial"] for r in rows] == ranked  # best first, in the objective's direction
-    expected_keys = {"trial", "state", "value", "params", *columns, "val_size", "fit", "epochs"}
+    expected_keys = {
+        "trial", "state", "value", "params", *columns, "val_size", "fit", "fit_rule", "epochs",
+    }  # fmt: skip
     for row in rows:
         assert set(row) == expected_keys | {"duration_s", "run_id"}
         history = fetch_history(client, row["run_id"])
         # the value the trial was scored with: the best epoch, not the last one
         assert row["value"] == pytest.approx(best_of(history[metric]))
         assert row["value"] == pytest.approx(values[row["trial"]])
-        run_metrics = client.get_run(row["run_id"]).data.metrics
-        assert run_metrics[f"objective_{metric}"] == pytest.approx(row["value"])
+        run = client.get_run(row["run_id"]).data
+        assert run.metrics[f"objective_{metric}"] == pytest.approx(row["value"])
+        # the verdict and, beside it, the figure that decided it, as the run's tags hold them
+        assert (row["fit"], row["fit_rule"]) == (run.tags[FIT_TAG], run.tags[FIT_RULE_TAG])
+        assert row["fit_rule"].split()[0] in {
+            "val_loss_rise", "val_accuracy_drop", "train_skill", "still_improving",
+            "error_ratio", "loss_ratio", "gap_accuracy",
+        }  # fmt: skip
         if kind == "regression":
             assert row["final_val_mae"] == pytest.approx(history["val_mae"][-1])
             assert row["best_val_loss"] == pytest.approx(min(history["val_loss"]))

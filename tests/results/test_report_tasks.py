@@ -23,7 +23,14 @@ from mlflow import MlflowClient
 from optuna.distributions import IntDistribution
 from optuna.trial import TrialState, create_trial
 
-from nnsweep.names import COMPARABLE_ATTR, EXPERIMENT_ATTR, FIT_TAG, OBJECTIVE_ATTR, SPEC_ATTR
+from nnsweep.names import (
+    COMPARABLE_ATTR,
+    EXPERIMENT_ATTR,
+    FIT_RULE_TAG,
+    FIT_TAG,
+    OBJECTIVE_ATTR,
+    SPEC_ATTR,
+)
 from nnsweep.results.report import (
     OVERLAY_PNG,
     TABLE_CSV,
@@ -46,13 +53,12 @@ from nnsweep.tasks import is_digit_study, objective_key, task_of
 from nnsweep.track.tracker import Tracker
 from nnsweep.train.diagnosis import diagnose
 from nnsweep.ui.server import find_experiment, runs_url
-
 from tests.conftest import CliResult, Stores
 
 VAL_SIZE = 60
 HEAD = ["trial", "state", "value", "params.units_0"]
-TAIL = ["val_size", "fit", "epochs", "duration_s", "run_id"]
-DISPLAY_TAIL = ["fit", "duration", "run id"]
+TAIL = ["val_size", "fit", "fit_rule", "epochs", "duration_s", "run_id"]
+DISPLAY_TAIL = ["fit", "fit by", "duration", "run id"]
 
 # number: (state, curves). Regression, objective best val_mae: values 3.0, 3.5, 3.2, so the
 # order is 0, 2, 1; by the last epoch's val_mae it would be 2, 1, 0, and descending 1, 2, 0.
@@ -117,7 +123,7 @@ def _made(
         diag = diagnose(history, DiagnosisSpec()) if history else None
         if diag is not None:
             tracker.log_metrics(run_id, {**diag.metrics(), "epochs_run": len(history["loss"])})
-            tracker.set_tags(run_id, {FIT_TAG: diag.fit})
+            tracker.set_tags(run_id, {FIT_TAG: diag.fit, FIT_RULE_TAG: diag.rule})
         tracker.end_trial(run_id, state.name)
         study.add_trial(
             create_trial(
@@ -159,6 +165,12 @@ def test_regression_frame_has_loss_and_mae_columns_and_no_accuracy(made: Any) ->
     assert rows.loc[0, "train_r2"] == pytest.approx(1 - (2.0 * 0.9) ** 2 / 100.0)
     assert math.isnan(rows.loc[4, "final_val_mae"]) and rows.loc[4, "fit"] == "none"
     assert rows.loc[3, "fit"] == "pruned"
+    # beside each verdict the figure that decided it; none beside pruned or undiagnosed
+    for number in (0, 1, 2):
+        diag = diagnose(_curves("regression", REGRESSION[number][1]), DiagnosisSpec())
+        assert diag is not None
+        assert (rows.loc[number, "fit"], rows.loc[number, "fit_rule"]) == (diag.fit, diag.rule)
+    assert rows.loc[3, "fit_rule"] == "" and rows.loc[4, "fit_rule"] == ""
 
 
 @pytest.mark.parametrize(
@@ -247,7 +259,9 @@ def test_compare_text_of_a_regression_study(made: Any, cli: Callable[..., CliRes
         f"best val_loss (n={VAL_SIZE})", f"final val_loss (n={VAL_SIZE})",
         "loss ratio", "train R²",
     ]  # fmt: skip
-    assert "val_acc" not in result.out and "gap" not in result.out
+    # no accuracy and no accuracy-gap column: regression has the loss ratio and train R²
+    assert "val_acc" not in result.out and "gap" not in columns
+    assert columns[9:11] == ["fit", "fit by"]
     run_of = {t.number: t.user_attrs["nnsweep.mlflow_run_id"] for t in study.trials}
     where = [result.out.index(run_of[n]) for n in (0, 2, 1, 3, 4)]
     assert where == sorted(where)

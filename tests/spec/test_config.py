@@ -92,7 +92,6 @@ BAD = [
     (MINIMAL + "pruner: wild\n", r"pruner.name: 'wild' is not one of median"),
     ("name: s\ndataset: cifar10\ntrials: 2\n", r"dataset.name: 'cifar10' is not one of mnist"),
     ("name: s\ndataset: {name: mnist, validation: 0.9}\ntrials: 3\n", r"dataset.validation"),
-    ("name: s\ndataset: mnist_5k\n", r"give trials: N and/or timeout"),
     (MINIMAL + "train: {epochs: 0}\n", r"train.epochs"),
     (MINIMAL + "trials_count: pruned\n", r"trials_count: 'pruned' is not one of complete, all"),
     (MINIMAL + "train: {epochs: ten}\n", r"train.epochs: .*got 'ten'"),
@@ -154,6 +153,28 @@ def test_bad_files_give_one_clear_line(text: str, message: str) -> None:
     assert line.startswith("sweeps/x.yaml: ")
     assert "\n" not in line
     assert len(line) < 400  # values in messages are cut
+
+
+def test_a_file_without_a_budget_gets_the_default_one_at_preflight() -> None:
+    """No trials and no timeout is not an error: zero-config's default budget applies once the
+    data is known (nnsweep.spec.defaults.apply_defaults), with a note; a budget given in the
+    file or on the command line (--trials) is kept."""
+    from nnsweep.spec.defaults import DEFAULT_TRIALS, apply_defaults
+
+    text = "name: s\ndataset: mnist_5k\nspace: {units: [32, 64]}\n"
+    spec = parse_spec(text)
+    assert spec.trials is None and spec.timeout is None
+    filled, notes = apply_defaults(spec, "multiclass", 3_600, 784, table=False)
+    assert (filled.trials, filled.timeout) == (DEFAULT_TRIALS, 150.0) == (20, 150.0)
+    assert notes == [
+        "budget: 20 trials, no new trial after 150 s (set trials/timeout, or --trials/--timeout, "
+        "to change it)"
+    ]
+    large, _ = apply_defaults(spec, "multiclass", 10_001, 784, table=False)
+    assert (large.trials, large.timeout) == (20, 600.0)
+    for given in (parse_spec(text + "trials: 6\n"), spec.with_overrides(trials=6)):
+        kept, notes = apply_defaults(given, "multiclass", 3_600, 784, table=False)
+        assert (kept.trials, kept.timeout, notes) == (6, None, [])
 
 
 def test_long_values_are_cut_in_messages() -> None:

@@ -245,9 +245,8 @@ def test_a_sweep_never_reads_the_test_split(
             y_test=np.full(data.y_test.shape, np.nan),
         )
 
-    for module in (nnsweep.data, nnsweep.sweep):  # wherever the sweep looks the loader up
-        if getattr(module, "load_dataset", None) is real:
-            monkeypatch.setattr(module, "load_dataset", blind_test_split)
+    # the sweep loads through sweep_dataset, which looks load_dataset up in its own module
+    monkeypatch.setattr(nnsweep.data.load, "load_dataset", blind_test_split)
     blind_trials, blind_values = run("blind")
     assert loads, "the sweep did not load its data through the patched loader"
     assert blind_trials == trials

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from nnsweep.export.scores import test_metrics
 from nnsweep.spec.config import ACTIVATIONS, OPTIMIZERS
 from nnsweep.tasks import Task
 from nnsweep.train.model import HyperParams, build_model, count_params, learning_rate
@@ -176,14 +177,16 @@ def test_table_models_beat_the_trivial_baseline_and_reload_in_safe_mode(
     loader, metric, sign = TABLES[kind]
     frame = getattr(sklearn.datasets, loader)(as_frame=True).frame
     frame.to_csv(tmp_path / "t.csv", index=False)
-    data = load_dataset(DatasetSpec(path=tmp_path / "t.csv", target="target"), seed=0)
+    spec = DatasetSpec(path=tmp_path / "t.csv", target="target", validation=0.2)
+    data = load_dataset(spec, seed=0)
     assert data.task.kind == kind
     keras.utils.set_random_seed(0)
     hp = HyperParams(n_layers=1, units=(32,), learning_rate=3e-3, batch_size=32, epochs=40)
     model = build_model(hp, train_size=len(data.y_train), **data.model_kwargs())
     model.fit(data.x_train, data.y_train, validation_data=(data.x_val, data.y_val),
               epochs=hp.epochs, batch_size=hp.batch_size, verbose=0)  # fmt: skip
-    scores = data.task.test_metrics(
+    scores = test_metrics(
+        data.task,
         data.y_test, model.predict(data.x_test, verbose=0), data.class_names, data.y_train
     )
     assert sign * scores[metric] > sign * scores["baseline"][metric] * (1.2 if sign > 0 else 0.8)

@@ -138,9 +138,10 @@ def test_storage_failure_is_a_tag_not_a_failed_trial(store):
 
 
 def test_table_model_logs_its_io_and_signature_and_predicts_by_uri(store, tmp_path):
-    """A table's model (named inputs, one of them text) is logged with a signature naming its
-    inputs, an input example, and nnsweep_io.json; `load_predictor("models:/…")` reads it back
-    with the same task, labels and columns, and predicts as the model does."""
+    """A table's model (named inputs, one of them text) is logged as a pyfunc whose signature
+    is the table's own columns with their types, with a raw-row input example and
+    nnsweep_io.json; `load_predictor("models:/…")` reads it back with the same task, labels
+    and columns and predicts as the model does, and MLflow's pyfunc answers original labels."""
     import numpy as np
     import pandas as pd
     from mlflow.models import Model
@@ -166,8 +167,18 @@ def test_table_model_logs_its_io_and_signature_and_predicts_by_uri(store, tmp_pa
 
     local = download_model(uri, tmp_path, store.tracking_uri)
     meta = Model.load(local / "MLmodel")
-    assert sorted(s.name for s in meta.signature.inputs.inputs) == ["kind", "numeric"]
+    assert [(s.name, s.type.name) for s in meta.signature.inputs.inputs] == [
+        ("size", "double"), ("kind", "string")
+    ]  # fmt: skip
+    assert meta.flavors["python_function"]["loader_module"] == "nnsweep.track.pyfunc"
     assert ModelIO.from_dict(json.loads((local / IO_FILE).read_text()), "io") == io
     loaded = load_predictor(uri, store.tracking_uri)
     assert loaded.io == io
     np.testing.assert_allclose(loaded(inputs), model.predict(inputs, verbose=0), atol=1e-6)
+
+    import mlflow.pyfunc
+
+    served = mlflow.pyfunc.load_model(str(local)).predict(frame)
+    p_yes = model.predict(inputs, verbose=0)[:, 0]
+    assert list(served["prediction"]) == ["yes" if p >= 0.5 else "no" for p in p_yes]
+    np.testing.assert_allclose([d["yes"] for d in served["probabilities"]], p_yes, atol=1e-6)

@@ -196,9 +196,9 @@ def test_a_trial_computes_its_value_and_diagnosis_once(
 
     # the data is read from its source once per process: every later ask hits the cache
     nnsweep.data.load._load.cache_clear()
-    loads = _count_calls(monkeypatch, nnsweep.data, "_digits")
-    values = _count_calls(monkeypatch, nnsweep.objective, "reduce_history")
-    diagnoses = _count_calls(monkeypatch, nnsweep.diagnosis, "diagnose")
+    loads = _count_calls(monkeypatch, nnsweep.data.load, "_digits")
+    values = _count_calls(monkeypatch, nnsweep.train.objective, "reduce_history")
+    diagnoses = _count_calls(monkeypatch, nnsweep.train.diagnosis, "diagnose")
     sweep = write_sweep(name="once", trials=3, log_models="all")
     result = cli("run", sweep, *stores.args, "--quiet")
     assert result.code == 0, result.err
