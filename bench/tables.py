@@ -151,6 +151,7 @@ def run_nnsweep(table: str, seed: int, train: Path, test: Path, folder: Path) ->
     import yaml
 
     name = f"{table}_{seed}"
+    folder.mkdir(parents=True, exist_ok=True)
     sweep = folder / "sweep.yaml"
     dataset = {"path": str(train), "target": TARGET, "test_path": str(test)}
     sweep.write_text(yaml.safe_dump({"name": name, "dataset": dataset}), encoding="utf-8")

@@ -84,7 +84,7 @@ def run_sweep(
     hooks: list[Any] = []
     on_start = None
     if progress:
-        shown = SweepProgress(quiet=True, metric=spec.objective.metric, count=spec.trials_count)
+        shown = SweepProgress(quiet=True, metric=spec.objective.key, count=spec.trials_count)
         hooks, on_start = [shown], shown.on_start
     prepared = preflight(spec, storage_url=storage_url, tracking_uri=uri, study_name=study)
     return run(

@@ -30,14 +30,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import numpy as np
 
 from nnsweep.errors import DataError, SpecError
 from nnsweep.names import COMPARABLE_ATTR, OBJECTIVE_ATTR, SPEC_ATTR
 
-BINARY, MULTICLASS, REGRESSION = "binary", "multiclass", "regression"
+BINARY: Final = "binary"
+MULTICLASS: Final = "multiclass"
+REGRESSION: Final = "regression"
 TASKS = (BINARY, MULTICLASS, REGRESSION)
 TaskKind = Literal["binary", "multiclass", "regression"]
 
@@ -104,7 +106,7 @@ class Task:
 
     @property
     def output_units(self) -> int:
-        return int(self.n_classes) if self.kind == MULTICLASS else 1
+        return int(self.n_classes or 2) if self.kind == MULTICLASS else 1
 
     @property
     def output_activation(self) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -113,7 +113,7 @@ def compare(
         order = f"value ({scoring.value_label}, {best} first)"
     table = Table(title=escape(f"study {study}: {len(shown)} of {len(frame)} trials by {order}"))
     for col in shown.columns:
-        justify = "left" if col in TEXT_COLUMNS else "right"
+        justify: Literal["left", "right"] = "left" if col in TEXT_COLUMNS else "right"
         table.add_column(escape(col), justify=justify, overflow="fold", no_wrap=col != "params")
     for row in shown.itertuples(index=False):
         cells = dict(zip(shown.columns, row, strict=True))

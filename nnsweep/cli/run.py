@@ -112,17 +112,19 @@ def run(
     spec, dataset = prepared.spec, prepared.dataset
     show_choices(sweep, prepared, save_resolved)  # zero-config: what it chose, once
     plan, note = plan_jobs(spec, dataset, jobs=n_jobs, gpus=chosen, storage_url=storage_url)
-    progress = SweepProgress(quiet=quiet, metric=spec.objective.metric, count=spec.trials_count)
+    progress = SweepProgress(quiet=quiet, metric=spec.objective.key, count=spec.trials_count)
     progress.heading = f"data: {dataset.describe()}"  # shown once the study has started
     if note and not quiet:
         progress.console.print(note, markup=False)
     if plan.jobs > 1:
-        overrides = {"trials": trials, "timeout": timeout, "data_path": data_path, "seed": seed}
+        overrides: dict[str, Any] = {
+            "trials": trials, "timeout": timeout, "data_path": data_path, "seed": seed
+        }  # fmt: skip
         overrides["warm_start"] = warm_start  # applied by this process before they start
         overrides["target"] = target
         with interrupt_on_signals():
             done = _run_jobs(sweep, prepared, plan, overrides, progress)
-        _finish(done.study_name, spec.objective.metric, done.best, tracking_uri)
+        _finish(done.study_name, spec.objective.key, done.best, tracking_uri)
         print_learned(storage_url, done.study_name, save_sweep, study=done.study)
         if done.code:
             typer.echo(
@@ -148,7 +150,7 @@ def run(
     ran = ", ".join(f"{n} {s}" for s, n in sorted(result.ran.items())) or "no trials"
     if result.parent_run_id is not None:
         typer.echo(f"study {result.study_name}: ran {ran}; {result.n_complete} COMPLETE in total")
-    _finish(result.study_name, spec.objective.metric, result.best, tracking_uri)
+    _finish(result.study_name, spec.objective.key, result.best, tracking_uri)
     print_learned(storage_url, result.study_name, save_sweep, study=result.study)
 
 

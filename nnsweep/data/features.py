@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 
@@ -266,7 +266,7 @@ def fit_array_schema(x: np.ndarray, prefix: str = "x") -> FeatureSchema:
         column = _numeric_column(f"{prefix}{j}", values[:, j])
         # a column with no finite training value keeps median 0 so positions stay aligned
         columns.append(column or Column(f"{prefix}{j}", "numeric", NUMERIC_INPUT))
-    if not any(np.isfinite(values).any(axis=0)):
+    if not bool(np.isfinite(values).any()):
         raise DataError("dataset: no finite value in any feature column of the training rows")
     return FeatureSchema(tuple(columns))
 
@@ -396,10 +396,10 @@ def take_rows(x: Mapping[str, Any] | np.ndarray, index: Sequence[int] | np.ndarr
 def concat_rows(parts: Sequence[Mapping[str, Any] | np.ndarray]) -> Any:
     """Input arrays or dicts stacked row-wise (e.g. train + validation for a refit)."""
     if not isinstance(parts[0], Mapping):
-        return np.concatenate(parts)
+        return np.concatenate(cast(Sequence[np.ndarray], parts))
     out: dict[str, Any] = {}
     for key, first in parts[0].items():
-        values = [p[key] for p in parts]  # type: ignore[index]
+        values = [cast(Mapping[str, Any], p)[key] for p in parts]
         if isinstance(first, np.ndarray):
             out[key] = np.concatenate(values)
         else:

@@ -22,7 +22,7 @@ import hashlib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import numpy as np
 
@@ -176,7 +176,7 @@ class Dataset:
     def describe(self) -> str:
         """One line for the start of a run: task, target, features, split sizes and the first
         notes of what loading decided."""
-        what = self.task.kind
+        what: str = self.task.kind
         if self.task.is_classification:
             what += f" over {self.n_classes} classes"
         if self.target is not None:
@@ -201,7 +201,7 @@ class Dataset:
             "source": self.source,
             **self.task.as_dict(),
             "target": self.target,
-            "class_names": list(self.class_names) if self.task.is_classification else None,
+            "class_names": list(self.class_names or ()) if self.task.is_classification else None,
             "features": self.schema.as_dict() if self.schema is not None else None,
             "input_width": self.input_width,
             "sizes": self.sizes,
@@ -243,9 +243,10 @@ def load_dataset(
         DataError: unknown name, missing/corrupt file, bad table, or a download that failed.
     """
     if isinstance(dataset, str):
-        if validation is None:
-            validation = 0.1 if dataset in DIGIT_DATASETS else AUTO
-        key = _Key(dataset, path, None, None, None, validation, None, None)
+        chosen: Validation = (
+            validation if validation is not None else (0.1 if dataset in DIGIT_DATASETS else AUTO)
+        )
+        key = _Key(dataset, path, None, None, None, chosen, None, None)
     else:
         if path is not None or validation is not None:
             raise TypeError("give path and validation in the DatasetSpec, not as arguments")
@@ -305,7 +306,7 @@ def _array_digest(*arrays: np.ndarray) -> str:
     for a in arrays:
         a = np.ascontiguousarray(a)
         digest.update(f"{a.dtype.str}{a.shape}".encode())
-        digest.update(memoryview(a).cast("B"))
+        digest.update(memoryview(cast(Any, a)).cast("B"))  # no copy of the data
     return digest.hexdigest()
 
 

@@ -48,7 +48,7 @@ def read_npz_table(
     )
     arrays = [read[k] for k in names]
     pairs = [(arrays[i], arrays[i + 1], names[i], names[i + 1]) for i in range(0, len(arrays), 2)]
-    out: list[np.ndarray | None] = []
+    out: list[np.ndarray] = []
     for x, y, xn, yn in pairs:
         if x.dtype.kind not in "iufb":
             raise DataError(f"dataset.path: {xn} holds {x.dtype} values; x must be numbers")
@@ -65,6 +65,8 @@ def read_npz_table(
                 "need the same, non-zero number of rows"
             )
         out += [x.reshape(len(x), -1), y]
-    if len(out) == 4 and out[0].shape[1] != out[2].shape[1]:  # type: ignore[union-attr]
+    if len(out) == 4 and out[0].shape[1] != out[2].shape[1]:
         raise DataError("dataset.path: x_train and x_test have different numbers of columns")
-    return out[0], out[1], *(out[2:] if len(out) == 4 else (None, None))  # type: ignore[return-value]
+    if len(out) == 4:
+        return out[0], out[1], out[2], out[3]
+    return out[0], out[1], None, None

@@ -15,14 +15,14 @@ validation split is drawn: every row but the test split trains and is scored, fo
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from nnsweep.data.features import MISSING, to_category, to_numeric
 from nnsweep.errors import DataError
 from nnsweep.spec.dataset import AUTO, AUTO_CV_BELOW, AUTO_FOLDS, AUTO_HOLDOUT, Folds, Validation
-from nnsweep.tasks import REGRESSION, Task, check_target, infer_task
+from nnsweep.tasks import REGRESSION, Task, TaskKind, check_target, infer_task
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -86,13 +86,13 @@ def encode_target(
         kind = infer_task(kept, field)
     else:
         check_target(task, kept)
-        kind = task
+        kind = cast(TaskKind, task)
     if kind == REGRESSION:
         return kept.astype(np.float32), Task(REGRESSION), None, keep, notes
     check_target(kind, kept)
     classes, y = np.unique(kept, return_inverse=True)
     names = tuple(label_value(v) for v in classes)
-    return y.astype(np.int32), Task(kind, len(classes)), names, keep, notes  # type: ignore[arg-type]
+    return y.astype(np.int32), Task(kind, len(classes)), names, keep, notes
 
 
 def label_value(value: Any) -> Any:

@@ -114,8 +114,10 @@ def gradient_boosting(data: Dataset, *, retrained: bool, seed: int) -> dict[str,
     x_fit, y_fit = data.train_and_val() if retrained else (data.x_train, data.y_train)
     x, columns = feature_matrix(x_fit, data.schema)
     task = data.task
-    cls = HistGradientBoostingClassifier if task.is_classification else (
-        HistGradientBoostingRegressor
+    cls = (
+        HistGradientBoostingClassifier
+        if task.is_classification
+        else (HistGradientBoostingRegressor)
     )
     model = cls(categorical_features=np.array(columns.categorical), random_state=seed)
     # OpenMP threads that wait on busy cores make a small fit 20x slower (wine, 112 rows, 2

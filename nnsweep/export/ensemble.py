@@ -24,7 +24,6 @@ from nnsweep.export.card import primary_metric, scalar_metrics, test_headline, u
 from nnsweep.names import PARAMS_ATTR, RUN_ID_ATTR
 
 if TYPE_CHECKING:
-
     import keras
     import optuna
     from mlflow import MlflowClient

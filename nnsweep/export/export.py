@@ -321,8 +321,6 @@ def _spec_of(study: optuna.Study) -> SweepSpec:
     return SweepSpec.model_validate(raw)
 
 
-
-
 def _check_same_data(study: optuna.Study, dataset: Dataset) -> None:
     """Refuse data whose content is not what the study was swept on: its splits would differ,
     so the "test" rows could be rows the model trained on.
@@ -345,7 +343,6 @@ def _n_complete(study: optuna.Study) -> int:
     from optuna.trial import TrialState
 
     return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-
 
 
 # -- the folder --------------------------------------------------------------------------------

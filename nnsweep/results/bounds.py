@@ -125,7 +125,7 @@ def widen(dimension: str, bounds: Bounds, edge: str) -> Bounds | None:
         value = min(max(value, lo_limit), hi_limit)
     if value == (bounds.high if upper else bounds.low):
         return None
-    return replace(bounds, **({"high": value} if upper else {"low": value}))
+    return replace(bounds, high=value) if upper else replace(bounds, low=value)
 
 
 def _clip(value: float, low: float, high: float, integer: bool, upper: bool) -> float:

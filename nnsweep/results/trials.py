@@ -362,7 +362,7 @@ def fit_counts(frame: pd.DataFrame) -> dict[str, int]:
     ``overfit``; always, 0 when none), then ``pruned`` and ``none`` (each when any). Pruned
     trials count only as ``pruned``, never as a fit."""
     counts = Counter(str(f) for f in frame["fit"])
-    out = {tag: counts.get(tag, 0) for tag in FIT_TAGS}
+    out: dict[str, int] = {tag: counts.get(tag, 0) for tag in FIT_TAGS}
     for group in (PRUNED, NO_FIT):
         if counts.get(group):
             out[group] = counts[group]

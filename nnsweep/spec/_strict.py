@@ -1,8 +1,7 @@
 """The base of a sweep-file section: unknown keys are an error that lists the allowed ones.
 
-:mod:`nnsweep.spec.config` keeps its own copy (``_Strict``) for the sections it defines; the
-sections defined in modules of their own (``stop``, ``warm_start``) derive from this one, since
-they cannot import :mod:`nnsweep.spec.config`, which imports them.
+Every section derives from it: those of :mod:`nnsweep.spec.config` and those defined in
+modules of their own (``diagnosis``, ``stop``, ``warm_start``), which config imports.
 """
 
 from __future__ import annotations

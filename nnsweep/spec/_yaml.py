@@ -24,7 +24,7 @@ from __future__ import annotations
 import codecs
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 from yaml.composer import Composer
@@ -71,7 +71,7 @@ class BoundedLoader(yaml.SafeLoader):
                         problem_mark=event.start_mark,
                     )
                 self._count(self._sizes[node], event.start_mark)
-            return Composer.compose_node(self, parent, index)  # type: ignore[arg-type]
+            return cast(Node, Composer.compose_node(self, parent, index))
         event = self.peek_event()
         self._depth += 1
         if self._depth > MAX_DEPTH:
@@ -80,7 +80,7 @@ class BoundedLoader(yaml.SafeLoader):
             )
         before = self._nodes
         self._count(1, event.start_mark)
-        node = Composer.compose_node(self, parent, index)  # type: ignore[arg-type]
+        node = cast(Node, Composer.compose_node(self, parent, index))
         self._depth -= 1
         self._sizes[node] = self._nodes - before
         return node
@@ -115,7 +115,7 @@ class BoundedLoader(yaml.SafeLoader):
             )
         return int(super().construct_yaml_int(node))
 
-    def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:  # type: ignore[override]
+    def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _ in node.value:
             if not isinstance(key_node, ScalarNode) or key_node.tag == _MERGE_TAG:

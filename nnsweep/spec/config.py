@@ -16,9 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     PlainSerializer,
     ValidationError,
@@ -28,7 +26,9 @@ from pydantic import (
 
 from nnsweep.errors import SpecError, first_line
 from nnsweep.spec import _yaml as _safe_yaml
+from nnsweep.spec._strict import Strict as _Strict
 from nnsweep.spec.dataset import DatasetFields, known_task
+from nnsweep.spec.diagnosis import DiagnosisSpec
 from nnsweep.spec.limits import (
     DEFAULT_MAX_PARAMS,
     KNOWN_SHAPES,
@@ -78,24 +78,6 @@ def check_name(name: str) -> str:
             "'_', '-' or '.'"
         )
     return name
-
-
-class _Strict(BaseModel):
-    """A section of the sweep file: unknown keys are an error that lists the allowed ones."""
-
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, arbitrary_types_allowed=True, allow_inf_nan=False
-    )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_unknown_keys(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            unknown = [k for k in data if k not in cls.model_fields]
-            if unknown:
-                allowed = ", ".join(cls.model_fields)
-                raise ValueError(f"unknown key {short_repr(unknown[0])}; allowed keys: {allowed}")
-        return data
 
 
 def _shorthand(key: str) -> BeforeValidator:
@@ -154,6 +136,22 @@ class ObjectiveSpec(_Strict):
             )
         return self
 
+    @property
+    def key(self) -> str:
+        """The metric, once the task has filled it in (every spec a sweep runs has it).
+
+        Raises:
+            SpecError: the metric is still unresolved (the data has not been loaded yet).
+        """
+        if self.metric is None:
+            raise SpecError("objective.metric: not resolved yet; load the data first")
+        return self.metric
+
+    @property
+    def goal(self) -> str:
+        """The direction, once the metric is known (``maximize`` or ``minimize``)."""
+        return self.direction or OBJECTIVE_DIRECTIONS[self.key]
+
 
 class SamplerSpec(_Strict):
     name: Literal["tpe", "random", "grid", "cmaes", "qmc"] = "tpe"
@@ -197,45 +195,6 @@ class TrainSpec(_Strict):
     epochs: int = Field(10, ge=1, le=MAX_EPOCHS)
     batch_size: int | None = Field(None, ge=1, le=MAX_BATCH_SIZE)
     early_stopping: EarlyStoppingSpec | None = None
-
-
-class DiagnosisSpec(_Strict):
-    """Thresholds of the fit verdicts (the rules: :mod:`nnsweep.train.diagnosis`; all read at
-    the epoch whose weights are kept, with levels = means over 3 epochs).
-
-    ``val_loss_rise``: the val_loss level over its lowest level by more than this while the
-    training loss fell = overfit. ``val_accuracy_drop``: the val_accuracy level below its best
-    level by more than this = overfit. ``underfit_skill``: the training loss under ``(1 - this)``
-    times the trivial predictor's loss not reached = underfit. ``still_improving``: loss and
-    val_loss both still falling by more than this fraction per epoch at the end (and a new
-    val_loss minimum at the last epoch) = underfit. ``error_ratio`` and ``overfit_gap``: the
-    validation error rate over ``(1 + error_ratio)`` times the training one and train minus
-    validation accuracy over ``overfit_gap`` = generalisation_gap. Tasks without accuracy
-    (regression): ``overfit_loss_ratio`` and ``loss_gap``: val_loss over ``train loss *
-    (1 + ratio)`` and over it by more than ``loss_gap`` times the trivial predictor's loss =
-    generalisation_gap.
-    The retired ``underfit_accuracy`` and ``underfit_r2`` (a fixed bar that a task capped below
-    it never clears) are read and ignored, so sweep files and studies from before still load.
-    """
-
-    overfit_gap: float = Field(0.02, gt=0.0, lt=1.0)
-    error_ratio: float = Field(1.0, gt=0.0)
-    val_loss_rise: float = Field(0.15, gt=0.0)
-    val_accuracy_drop: float = Field(0.02, gt=0.0, lt=1.0)
-    underfit_skill: float = Field(0.10, gt=0.0, lt=1.0)
-    still_improving: float = Field(0.02, ge=0.0)
-    overfit_loss_ratio: float = Field(1.0, gt=0.0)
-    loss_gap: float = Field(0.05, gt=0.0)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _retired(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            return {k: v for k, v in data.items() if k not in RETIRED_DIAGNOSIS_KEYS}
-        return data
-
-
-RETIRED_DIAGNOSIS_KEYS = ("underfit_accuracy", "underfit_r2")
 
 
 LayersDim = Annotated[Dimension, _num(int, minimum=1, at_most=MAX_LAYERS), _AS_YAML]
@@ -419,7 +378,7 @@ def _validate(data: Any, source: str) -> SweepSpec:
     except ValidationError as exc:
         errors = exc.errors()
         more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise SpecError(f"{source}: {_format_error(errors[0])}{more}") from None
+        raise SpecError(f"{source}: {_format_error(dict(errors[0]))}{more}") from None
 
 
 def parse_spec(text: str, source: str = "<sweep>") -> SweepSpec:

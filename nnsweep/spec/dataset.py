@@ -8,7 +8,7 @@ e.g. ``dataset.target: name the column of 'houses.csv' to predict``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal, cast
 
 from pydantic import (
     BaseModel,
@@ -36,7 +36,7 @@ def table_format(path: Path) -> str | None:
 
 
 MIN_FOLDS, MAX_FOLDS = 2, 20
-AUTO = "auto"
+AUTO: Final = "auto"
 AUTO_FOLDS = 5
 """Folds of ``validation: auto`` on a small table."""
 AUTO_CV_BELOW = 2_000
@@ -72,7 +72,7 @@ def parse_validation(raw: Any) -> Validation:
         ValueError: one line with the rule, the value and the fix.
     """
     if isinstance(raw, Folds) or raw == AUTO:
-        return raw  # type: ignore[no-any-return]
+        return cast(Validation, raw)
     if isinstance(raw, int | float) and not isinstance(raw, bool):
         if not (0.0 < raw < 0.5) or raw != raw:
             raise ValueError(

@@ -33,7 +33,7 @@ TARGET_STEPS = 2_000
 most trials well before it."""
 MIN_EPOCHS, MAX_EPOCHS = 30, 100
 DEFAULT_TRIALS = 20
-SMALL_TABLE_TIMEOUT = 150.0  # seconds: no new trial after this, up to 10,000 rows (the 3-min target)
+SMALL_TABLE_TIMEOUT = 150.0  # seconds, up to 10,000 rows: within the 3-minute target
 LARGE_TABLE_TIMEOUT = 600.0
 LARGE_TABLE_ROWS = 10_000
 
@@ -126,8 +126,8 @@ def apply_defaults(
             f"budget: {budget['trials']} trials, no new trial after {budget['timeout']:g} s "
             "(set trials/timeout, or --trials/--timeout, to change it)"
         )
-    spec, note = single_point_budget(spec)
-    return spec, notes + ([note] if note else [])
+    spec, single = single_point_budget(spec)
+    return spec, notes + ([single] if single else [])
 
 
 def _with_default_space(

@@ -22,7 +22,7 @@ import math
 import reprlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     import optuna
@@ -114,13 +114,13 @@ class Choice(Dimension):
     choices: tuple[Scalar, ...]
 
     def suggest(self, trial: optuna.Trial, name: str) -> Scalar:
-        return trial.suggest_categorical(name, list(self.choices))  # type: ignore[arg-type]
+        return cast(Scalar, trial.suggest_categorical(name, list(self.choices)))
 
     def size(self) -> int:
         return len(self.choices)
 
     def largest(self) -> Scalar:
-        return max(self.choices)  # type: ignore[type-var]
+        return max(self.choices)
 
     def grid_values(self) -> list[Any]:
         return list(self.choices)

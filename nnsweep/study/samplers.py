@@ -46,16 +46,15 @@ def make_sampler(spec: SweepSpec, seed: int | None = None) -> BaseSampler:
         # other running trial, so its draws are unchanged
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ExperimentalWarning)
-            return s.TPESampler(
-                seed=seed,
-                constant_liar=True,
-                **({"n_startup_trials": startup} if startup is not None else {}),
-            )
+            if startup is None:
+                return s.TPESampler(seed=seed, constant_liar=True)
+            return s.TPESampler(seed=seed, constant_liar=True, n_startup_trials=startup)
     if name == "random":
         return s.RandomSampler(seed=seed)
     if name == "cmaes":
-        extra = {"n_startup_trials": startup} if startup is not None else {}
-        return s.CmaEsSampler(seed=seed, warn_independent_sampling=False, **extra)
+        if startup is None:
+            return s.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+        return s.CmaEsSampler(seed=seed, warn_independent_sampling=False, n_startup_trials=startup)
     if name == "qmc":
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ExperimentalWarning)

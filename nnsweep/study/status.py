@@ -37,7 +37,9 @@ def read_summaries(storage_url: str, names: list[str] | None = None) -> list[dic
     try:
         engine = sa.create_engine(storage_url, connect_args=connect_args(storage_url))
         with engine.connect() as conn:
-            studies = dict(conn.execute(sa.text("SELECT study_name, study_id FROM studies")).all())
+            studies: dict[str, int] = dict(
+                conn.execute(sa.text("SELECT study_name, study_id FROM studies")).all()
+            )
             wanted = sorted(studies) if names is None else names
             if any(n not in studies for n in wanted):
                 return None
@@ -62,7 +64,7 @@ def read_summaries(storage_url: str, names: list[str] | None = None) -> list[dic
                         },
                     ).all()
                 }
-                counts = dict(
+                counts: dict[str, int] = dict(
                     conn.execute(
                         sa.text(
                             "SELECT state, COUNT(*) FROM trials WHERE study_id = :sid "

@@ -118,7 +118,8 @@ def _create_or_resume(
     from nnsweep.study.samplers import make_pruner, sweep_sampler
 
     settings = comparable_settings(spec, dataset)
-    n_existing, stored, upgrade = 0, {}, False
+    n_existing, upgrade = 0, False
+    stored: dict[str, Any] = {}
     try:
         existing = optuna.load_study(study_name=study_name, storage=storage)
     except KeyError:

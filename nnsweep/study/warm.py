@@ -31,6 +31,7 @@ from nnsweep.names import (
     SPEC_ATTR,
     WARM_START_KEY,
 )
+from nnsweep.spec.space import Fixed
 from nnsweep.spec.tabular import EARLIER_VALUES
 from nnsweep.study.own import ranked
 from nnsweep.urls import mask_url
@@ -182,7 +183,7 @@ def map_params(
             keys = [f"units_{i}" for i in range(n_layers)]
         for key in keys:
             if key not in params:
-                if dim.is_fixed and EARLIER_VALUES.get(key, _UNKNOWN) == dim.grid_values()[0]:
+                if isinstance(dim, Fixed) and EARLIER_VALUES.get(key, _UNKNOWN) == dim.value:
                     continue  # a study from before the dimension existed trained with this
                 exact = False  # its earlier value is unknown
                 if not dim.is_fixed:

@@ -136,8 +136,8 @@ def widest_input(spec: SweepSpec, dataset: Dataset) -> int:
     dim = int(space.embedding_dim.largest())
     return max(
         head_width(dataset.schema, str(numeric), str(categorical), dim)
-        for numeric in space.numeric_embedding.grid_values()
-        for categorical in space.categorical_encoding.grid_values()
+        for numeric in space.numeric_embedding.grid_values() or []
+        for categorical in space.categorical_encoding.grid_values() or []
     )
 
 

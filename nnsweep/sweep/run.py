@@ -50,6 +50,7 @@ from nnsweep.urls import mask_url
 if TYPE_CHECKING:
     import optuna
 
+    from nnsweep.spec.config import SweepSpec
     from nnsweep.sweep.prepare import Prepared
 
 MAX_CONSECUTIVE_FAILURES = 5
@@ -153,116 +154,35 @@ def run_sweep(
         SweepFailedError: trials ran but none completed.
     """
     import optuna
-    from optuna.trial import TrialState
 
     from nnsweep.data.modelio import ModelIO
     from nnsweep.train.objective import Objective
     from nnsweep.train.steps import default_steps
 
-    spec, dataset, name = prepared.spec, prepared.dataset, prepared.study_name
-    storage_url, tracking_uri = prepared.storage_url, prepared.tracking_uri
-
+    spec, dataset = prepared.spec, prepared.dataset
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # our progress lines say it all
-    # workers started at the same moment create the stores, the study and the experiment
-    # one after the other (local files), or retry what another one did first (servers)
-    with startup_lock(storage_url, tracking_uri):
-        study = create_or_resume(spec, storage_url, name, dataset=dataset)
-        if prepared.warm is not None:  # planned (and checked) by preflight; a new study only
-            apply_warm_start(study, prepared.warm)
-        reap_dead_local_trials(study)
-        tracker = Tracker(tracking_uri, spec.name)
-        _close_orphan_runs(study, tracker)
-        if study.user_attrs.get(EXPERIMENT_ATTR) != tracker.experiment_id:
-            retry_race(
-                lambda: study.set_user_attr(EXPERIMENT_ATTR, tracker.experiment_id),
-                f"study {name!r}: recording its experiment",
-            )
-    # what this invocation changes against the study's first spec: only what keeps its
-    # trials comparable gets this far (see nnsweep.comparable); recorded on the parent run
-    changes = spec_changes(study.user_attrs.get(SPEC_ATTR), spec)
-
+    study, tracker = _open(prepared)
     done = target_counts(study, spec.trials_count)[0]
-    result = SweepResult(name, tracker.experiment_id, None, n_complete(study), spec.trials)
+    result = SweepResult(
+        prepared.study_name, tracker.experiment_id, None, n_complete(study), spec.trials
+    )
     result.study = study  # the caller's summary reads it, never loading the study again
     if spec.trials is not None and done >= spec.trials:
         result.best = _best(study)
         return result
 
-    parent = tracker.start_parent(
-        name,
-        tags={
-            HOST_KEY: socket.gethostname(),
-            PID_KEY: str(os.getpid()),
-            STORAGE_TAG: mask_url(storage_url),
-            DATASET_TAG: f"{dataset.name} ({dataset.source})",
-            **({CHANGES_TAG: describe_changes(changes)[:5000]} if changes else {}),
-            **({WARM_START_KEY: warm} if (warm := study.user_attrs.get(WARM_START_KEY)) else {}),
-        },
-        params={
-            "dataset": dataset.name,
-            "task": dataset.task.kind,
-            **({"target": dataset.target} if dataset.target is not None else {}),
-            "train_size": dataset.sizes["train"],
-            "val_size": dataset.scored_rows,  # cross-validated: every training row
-            "validation": f"{dataset.folds} folds" if dataset.folds else "holdout",
-            "sampler": spec.sampler.name,
-            "pruner": spec.pruner.name,
-            OBJECTIVE_METRIC_PARAM: spec.objective.metric,
-            OBJECTIVE_REDUCE_PARAM: spec.objective.reduce,
-            DIRECTION_PARAM: spec.objective.direction,
-            "target_trials": spec.trials,
-            "timeout": spec.timeout,
-            "seed": spec.seed,
-        },
-    )
+    parent = _start_parent(prepared, study, tracker, spec_text)
     result.parent_run_id = parent
-    if spec_text is not None:
-        tracker.client.log_text(parent, spec_text, "sweep.yaml")
-    tracker.log_dict(parent, spec.model_dump(mode="json"), "spec.json")  # overrides applied
-
     budget = _Budget(spec.trials, spec.trials_count)
     rule = stop_rule(spec, dataset, lambda n, figures: tracker.log_metrics(parent, figures, step=n))
-
-    def best_so_far(st: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        if trial.state == TrialState.COMPLETE:
-            best = _best(st)
-            if best is not None and best["number"] == trial.number:
-                tracker.update_best(
-                    parent, best["number"], best["value"], best["params"], n_complete(st)
-                )
-
     steps = default_steps(spec, tracker, ModelIO.of(dataset))
     objective = Objective(spec, dataset, tracker, parent, steps)
+    callbacks = [budget, rule, _BestSoFar(tracker, parent), *(hooks or [])]
     if on_start is not None:
         on_start(study, done, spec.trials)
     status = "FAILED"
-    deadline = time.monotonic() + spec.timeout if spec.timeout else None
     try:
-        # Ctrl-C/SIGTERM (under the CLI's handler) stops at a safe point, between batches or
-        # trials, never inside a storage write that would leave the store's session broken.
-        with deferred_interrupts():
-            # One trial per optimize() call: between trials the loop checks the shared budget,
-            # so several workers on one study stop at exactly `trials` counted trials.
-            while not budget.stop and not rule.check(study):
-                check_interrupt()
-                if deadline is not None and time.monotonic() >= deadline:
-                    break
-                if spec.trials is not None:
-                    counted, running = target_counts(study, spec.trials_count)
-                    if counted >= spec.trials:
-                        break
-                    if counted + running >= spec.trials:  # the last trials run elsewhere
-                        time.sleep(POLL_SECONDS)
-                        _fail_stale(study)
-                        continue
-                study.optimize(
-                    objective,
-                    n_trials=1,
-                    catch=(Exception,),
-                    callbacks=[budget, rule, best_so_far, *(hooks or [])],
-                )
-                if _grid_exhausted(study):
-                    break
+        _trial_loop(study, spec, objective, budget, rule, callbacks)
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
@@ -287,6 +207,122 @@ def run_sweep(
             "fix the sweep file's space and run it again"
         )
     return result
+
+
+def _open(prepared: Prepared) -> tuple[optuna.Study, Tracker]:
+    """The study (created, resumed or warm-started) and the tracker of its experiment.
+
+    Workers started at the same moment create the stores, the study and the experiment one
+    after the other (local files), or retry what another one did first (servers).
+    """
+    spec, name = prepared.spec, prepared.study_name
+    with startup_lock(prepared.storage_url, prepared.tracking_uri):
+        study = create_or_resume(spec, prepared.storage_url, name, dataset=prepared.dataset)
+        if prepared.warm is not None:  # planned (and checked) by preflight; a new study only
+            apply_warm_start(study, prepared.warm)
+        reap_dead_local_trials(study)
+        tracker = Tracker(prepared.tracking_uri, spec.name)
+        _close_orphan_runs(study, tracker)
+        if study.user_attrs.get(EXPERIMENT_ATTR) != tracker.experiment_id:
+            retry_race(
+                lambda: study.set_user_attr(EXPERIMENT_ATTR, tracker.experiment_id),
+                f"study {name!r}: recording its experiment",
+            )
+    return study, tracker
+
+
+def _start_parent(
+    prepared: Prepared, study: optuna.Study, tracker: Tracker, spec_text: str | None
+) -> str:
+    """Open this invocation's parent run: where it ran, the data, the settings, the spec."""
+    spec, dataset = prepared.spec, prepared.dataset
+    # what this invocation changes against the study's first spec: only what keeps its
+    # trials comparable gets this far (see nnsweep.study.comparable)
+    changes = spec_changes(study.user_attrs.get(SPEC_ATTR), spec)
+    warm = study.user_attrs.get(WARM_START_KEY)
+    parent = tracker.start_parent(
+        prepared.study_name,
+        tags={
+            HOST_KEY: socket.gethostname(),
+            PID_KEY: str(os.getpid()),
+            STORAGE_TAG: mask_url(prepared.storage_url),
+            DATASET_TAG: f"{dataset.name} ({dataset.source})",
+            **({CHANGES_TAG: describe_changes(changes)[:5000]} if changes else {}),
+            **({WARM_START_KEY: warm} if warm else {}),
+        },
+        params={
+            "dataset": dataset.name,
+            "task": dataset.task.kind,
+            **({"target": dataset.target} if dataset.target is not None else {}),
+            "train_size": dataset.sizes["train"],
+            "val_size": dataset.scored_rows,  # cross-validated: every training row
+            "validation": f"{dataset.folds} folds" if dataset.folds else "holdout",
+            "sampler": spec.sampler.name,
+            "pruner": spec.pruner.name,
+            OBJECTIVE_METRIC_PARAM: spec.objective.metric,
+            OBJECTIVE_REDUCE_PARAM: spec.objective.reduce,
+            DIRECTION_PARAM: spec.objective.direction,
+            "target_trials": spec.trials,
+            "timeout": spec.timeout,
+            "seed": spec.seed,
+        },
+    )
+    if spec_text is not None:
+        tracker.client.log_text(parent, spec_text, "sweep.yaml")
+    tracker.log_dict(parent, spec.model_dump(mode="json"), "spec.json")  # overrides applied
+    return parent
+
+
+class _BestSoFar:
+    """Optuna callback: a trial that becomes the study's best updates the parent run."""
+
+    def __init__(self, tracker: Tracker, parent: str) -> None:
+        self.tracker, self.parent = tracker, parent
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        from optuna.trial import TrialState
+
+        if trial.state != TrialState.COMPLETE:
+            return
+        best = _best(study)
+        if best is not None and best["number"] == trial.number:
+            self.tracker.update_best(
+                self.parent, best["number"], best["value"], best["params"], n_complete(study)
+            )
+
+
+def _trial_loop(
+    study: optuna.Study,
+    spec: SweepSpec,
+    objective: Callable[[optuna.Trial], float],
+    budget: _Budget,
+    rule: Any,
+    callbacks: list[Any],
+) -> None:
+    """Run trials until the budget, the timeout, the stop rule or the grid says stop.
+
+    One trial per ``optimize()`` call: between trials the loop checks the shared budget, so
+    several workers on one study stop at exactly ``trials`` counted trials. Ctrl-C/SIGTERM
+    (under the CLI's handler) stops at a safe point, between batches or trials, never inside
+    a storage write that would leave the store's session broken.
+    """
+    deadline = time.monotonic() + spec.timeout if spec.timeout else None
+    with deferred_interrupts():
+        while not budget.stop and not rule.check(study):
+            check_interrupt()
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            if spec.trials is not None:
+                counted, running = target_counts(study, spec.trials_count)
+                if counted >= spec.trials:
+                    break
+                if counted + running >= spec.trials:  # the last trials run elsewhere
+                    time.sleep(POLL_SECONDS)
+                    _fail_stale(study)
+                    continue
+            study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=callbacks)
+            if _grid_exhausted(study):
+                break
 
 
 def _best(study: optuna.Study) -> dict[str, Any] | None:

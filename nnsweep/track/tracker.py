@@ -97,8 +97,8 @@ def dataset_input(dataset: Dataset) -> DatasetInput:
     """
     from pathlib import Path
 
-    import mlflow.data
     import numpy as np
+    from mlflow.data.numpy_dataset import from_numpy
     from mlflow.entities import Dataset as DatasetEntity
     from mlflow.entities import DatasetInput, InputTag
 
@@ -108,7 +108,7 @@ def dataset_input(dataset: Dataset) -> DatasetInput:
     if isinstance(sample, dict):  # text categories arrive as string tensors
         sample = {k: np.asarray(v).astype(str) if not isinstance(v, np.ndarray) else v
                   for k, v in sample.items()}  # fmt: skip
-    described = mlflow.data.from_numpy(
+    described = from_numpy(
         sample, targets=np.asarray(dataset.y_train[:2]), name=dataset.name, digest="-"
     ).to_dict()
     path = Path(dataset.source).expanduser()

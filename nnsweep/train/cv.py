@@ -113,7 +113,7 @@ class CrossValidation:
 
     def _log(self, result: TrialResult, scores: FoldScores) -> None:
         """The mean curves (usual keys, step = epoch) and the folds' values on the trial's run."""
-        run_id, metric = result.run_id, self.spec.objective.metric
+        run_id, metric = result.run_id, self.spec.objective.key
         n_epochs = max((len(v) for v in result.history.values()), default=0)
         for epoch in range(1, n_epochs + 1):
             logs = {k: v[epoch - 1] for k, v in result.history.items() if len(v) >= epoch}

@@ -155,9 +155,9 @@ def categorical_block(
         output_mode="int",
         name=f"index_{column.input}",
     )(raw)
-    vectors = keras.layers.Embedding(
-        len(column.vocabulary) + 1, dim, name=f"embed_{column.input}"
-    )(index)
+    vectors = keras.layers.Embedding(len(column.vocabulary) + 1, dim, name=f"embed_{column.input}")(
+        index
+    )
     return keras.layers.Reshape((dim,), name=f"embed_{column.input}_flat")(vectors)
 
 

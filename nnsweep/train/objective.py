@@ -338,9 +338,9 @@ class Objective:
                 raise optuna.TrialPruned(result.reason)
             obj = self.spec.objective
             if result.cv is None:
-                result.value = reduce_history(
-                    result.history, obj.metric, str(obj.direction), obj.reduce
-                )
+                result.value = reduce_history(result.history, obj.key, obj.goal, obj.reduce)
+            if result.value is None:  # a fit always reports its objective; never a silent NaN
+                raise RuntimeError(f"trial {trial.number} finished without a {obj.key} value")
             result.state = "COMPLETE"
             return result.value
         except optuna.TrialPruned:

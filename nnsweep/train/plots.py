@@ -14,7 +14,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -39,7 +39,9 @@ class Curves:
     history: History
 
 
-def _figure(width: float, height: float, layout: str | None = "constrained") -> Figure:
+def _figure(
+    width: float, height: float, layout: Literal["constrained", "tight"] | None = "constrained"
+) -> Figure:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -174,5 +176,5 @@ def save(fig: Figure, path: str | Path) -> Path:
     """Write ``fig`` as a PNG (the format follows the suffix) and return the path."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, **PNG_SAVE)
+    fig.savefig(out, **PNG_SAVE)  # type: ignore[arg-type]  # a dict of savefig keywords
     return out

@@ -48,7 +48,7 @@ def default_steps(spec: SweepSpec, tracker: Tracker, io: ModelIO) -> list[Step]:
 
     def log_objective(trial: optuna.Trial, result: TrialResult) -> None:
         if result.state == "COMPLETE" and result.value is not None:
-            key = objective_key(spec.objective.metric)
+            key = objective_key(spec.objective.key)
             tracker.log_metrics(result.run_id, {key: float(result.value)})
 
     def log_weights(trial: optuna.Trial, result: TrialResult) -> None:
@@ -56,7 +56,7 @@ def default_steps(spec: SweepSpec, tracker: Tracker, io: ModelIO) -> list[Step]:
             return
         metrics = {
             WEIGHTS_EPOCH_METRIC: float(result.weights_epoch),
-            weights_metric(spec.objective.metric): result.weights_score,
+            weights_metric(spec.objective.key): result.weights_score,
         }
         tracker.log_metrics(result.run_id, metrics)
 

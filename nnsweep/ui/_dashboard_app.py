@@ -35,7 +35,7 @@ def main(argv: list[str]) -> int:
         print(f"{DASHBOARD_STORAGE_ENV} is not set", file=sys.stderr)
         return 2
     try:
-        run_server(storage_for(url), host=host, port=int(port))  # type: ignore[arg-type]
+        run_server(storage_for(url), host=host, port=int(port))
     except KeyboardInterrupt:
         return 0
     return 0

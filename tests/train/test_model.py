@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nnsweep.export.scores import test_metrics
+from nnsweep.export import scores
 from nnsweep.spec.config import ACTIVATIONS, OPTIMIZERS
 from nnsweep.tasks import Task
 from nnsweep.train.model import HyperParams, build_model, count_params, learning_rate
@@ -185,11 +185,11 @@ def test_table_models_beat_the_trivial_baseline_and_reload_in_safe_mode(
     model = build_model(hp, train_size=len(data.y_train), **data.model_kwargs())
     model.fit(data.x_train, data.y_train, validation_data=(data.x_val, data.y_val),
               epochs=hp.epochs, batch_size=hp.batch_size, verbose=0)  # fmt: skip
-    scores = test_metrics(
+    figures = scores.test_metrics(
         data.task,
         data.y_test, model.predict(data.x_test, verbose=0), data.class_names, data.y_train
     )
-    assert sign * scores[metric] > sign * scores["baseline"][metric] * (1.2 if sign > 0 else 0.8)
+    assert sign * figures[metric] > sign * figures["baseline"][metric] * (1.2 if sign > 0 else 0.8)
     model.save(tmp_path / "m.keras")
     again = keras.models.load_model(tmp_path / "m.keras")  # safe_mode=True
     np.testing.assert_allclose(
