@@ -15,24 +15,28 @@ the target column kept, as a user's file would have it; ``predict`` ignores it) 
 with ``nnsweep predict EXPORT ROWS.csv --csv > preds.csv``, one whole process per file size:
 by default 1,000 rows (TensorFlow's start-up and the model: the fixed cost), 100,000 and
 ``--rows``. Each run is timed from its start to its exit (so rows/s includes the start-up) and
-its peak RSS is read from GNU ``/usr/bin/time -v`` (else ``getrusage`` of the children). The
-child's stderr is a pseudo-terminal, as a user's is, so its progress bar is drawn; the last bar
-line is printed. The output is checked: a header and one line per row, the rows numbered 0 to
-N-1 in order. Peak RSS should stay flat as the rows grow tenfold: ``predict`` streams a CSV in
+its peak RSS is read from GNU ``/usr/bin/time -v`` (else ``getrusage`` of the children, an upper
+bound: it includes this script's own RSS when the child was started). The child's stderr is a
+pseudo-terminal, as a user's is, so its progress bar is drawn; the last bar line is printed.
+The output is checked: a header and one line per row, the rows numbered 0 to N-1 in order, the
+table's labels. Peak RSS should stay flat as the rows grow tenfold: ``predict`` streams a CSV in
 chunks (:mod:`nnsweep.predict.stream`).
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
 import pty
 import re
 import resource
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
+import termios
 import threading
 import time
 from pathlib import Path
@@ -167,8 +171,9 @@ def run_predict(model: Path, rows_csv: Path, preds: Path) -> dict[str, object]:
     report = preds.with_suffix(".time.txt")
     if timer:
         cmd = [timer, "-v", "-o", str(report), *cmd]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "COLUMNS": "100"}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     master, slave = pty.openpty()  # stderr a terminal, as a user's: the progress bar is drawn
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # else 0 wide
     tail: list[str] = []
     reader = threading.Thread(target=_drain, args=(master, tail), daemon=True)
     reader.start()
@@ -186,7 +191,7 @@ def run_predict(model: Path, rows_csv: Path, preds: Path) -> dict[str, object]:
     if timer:
         found = re.search(r"Maximum resident set size \(kbytes\): (\d+)", report.read_text())
         peak_kib = float(found.group(1)) if found else float("nan")
-    else:  # the largest child so far: valid while each size is bigger than the last
+    else:  # an upper bound: Linux folds this script's own RSS at fork into the child's on exec
         peak_kib = max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, before)
     return {"wall": wall, "peak_mib": peak_kib / 1024, "bar": tail[-1] if tail else "(none)"}
 

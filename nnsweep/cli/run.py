@@ -10,6 +10,18 @@ import typer
 
 from nnsweep.cli.learned import SaveSweep, WarmStartStorage, print_learned, warm_start_override
 from nnsweep.cli.options import JsonFlag, Storage, TrackingUri, resolve_stores, uri_flag
+from nnsweep.cli.run_options import (
+    DataPath,
+    Gpus,
+    Jobs,
+    Quiet,
+    Seed,
+    StudyOpt,
+    SweepArg,
+    Timeout,
+    Trials,
+    WarmStart,
+)
 from nnsweep.cli.zeroconfig import SaveResolved, Target, load_sweep, show_choices, sweep_text
 from nnsweep.urls import mask_url
 
@@ -21,63 +33,18 @@ if TYPE_CHECKING:
 
 
 def run(
-    sweep: Annotated[
-        Path,
-        typer.Argument(
-            metavar="SWEEP|DATA",
-            help="Sweep file, e.g. sweeps/quickstart.yaml, or a data file (.csv, .tsv, "
-            ".parquet, .npz) to sweep with the defaults for it (see --target).",
-        ),
-    ],
-    trials: Annotated[
-        int | None,
-        typer.Option(
-            min=1,
-            help="Trials wanted in total, COMPLETE ones unless the file says "
-            "trials_count: all (overrides file).",
-        ),
-    ] = None,
-    timeout: Annotated[
-        float | None, typer.Option(min=1, help="Stop starting trials after S seconds.")
-    ] = None,
-    study: Annotated[
-        str | None, typer.Option(help="Study name [default: the sweep's name].")
-    ] = None,
+    sweep: SweepArg,
+    trials: Trials = None,
+    timeout: Timeout = None,
+    study: StudyOpt = None,
     storage: Storage = None,
     tracking_uri: TrackingUri = None,
-    data_path: Annotated[
-        Path | None, typer.Option(help="Local dataset: an .npz or a folder of the 4 IDX files.")
-    ] = None,
-    seed: Annotated[int | None, typer.Option(min=0, help="Seed (overrides file).")] = None,
-    quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="Log lines only, no live bar.")
-    ] = False,
-    jobs: Annotated[
-        str,
-        typer.Option(
-            metavar="N|auto",
-            help="Worker processes on this machine sharing the study: auto (from the cores, "
-            "GPUs, model size, trials and memory; 1 on a SQLite storage) or N. --jobs 1 is one "
-            "process, reproducible trial for trial. Workers on other machines: run the same "
-            "command there.",
-        ),
-    ] = "auto",
-    gpus: Annotated[
-        str,
-        typer.Option(
-            metavar="auto|none|IDS",
-            help="GPUs to train on, one per worker: auto (every visible one), none, or ids "
-            "such as 0,1. Without a GPU (or CUDA) this changes nothing.",
-        ),
-    ] = "auto",
-    warm_start: Annotated[
-        str | None,
-        typer.Option(
-            metavar="NAME[:K]",
-            help="Begin a new study with the K (default 5) best trials of study NAME, mapped "
-            "into this space (overrides the file's warm_start).",
-        ),
-    ] = None,
+    data_path: DataPath = None,
+    seed: Seed = None,
+    quiet: Quiet = False,
+    jobs: Jobs = "auto",
+    gpus: Gpus = "auto",
+    warm_start: WarmStart = None,
     warm_start_storage: WarmStartStorage = None,
     save_sweep: SaveSweep = None,
     target: Target = None,

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import reprlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -246,6 +246,50 @@ def _check_bounds(
         raise ValueError(f"{what} must be <= {at_most:,}, but got {shown}")
 
 
+def _parse_range(
+    raw: dict[str, Any], kind: type, check: Callable[[float, str], None]
+) -> IntRange | FloatRange:
+    """``{low, high, step?, log?}`` as a range of ``kind``, each bound checked by ``check``."""
+    unknown = set(raw) - _RANGE_KEYS
+    if unknown:
+        first = sorted(map(str, unknown))[0]
+        raise ValueError(
+            f"unknown key {short_repr(first)} in a range; allowed: low, high, step, log"
+        )
+    if "low" not in raw or "high" not in raw:
+        raise ValueError("a range needs both low and high, e.g. {low: 1, high: 3}")
+    low = _number(raw["low"], kind, "low")
+    high = _number(raw["high"], kind, "high")
+    log = raw.get("log", False)
+    if not isinstance(log, bool):
+        raise ValueError(f"log must be true or false, but got {short_repr(log)}")
+    if low > high:
+        raise ValueError(
+            f"low <= high must hold, but got (low={short_repr(low, 36)}, "
+            f"high={short_repr(high, 36)})"
+        )
+    if log and low <= 0:
+        raise ValueError(
+            f"a log range needs low > 0, but got (low={short_repr(low)}); raise low above 0"
+        )
+    check(low, "low")
+    check(high, "high")
+    step_raw = raw.get("step")
+    if kind is int:
+        step = 1 if step_raw is None else int(_number(step_raw, int, "step"))
+        if step < 1:
+            raise ValueError(f"step must be >= 1, but got {short_repr(step)}")
+        if log and step != 1:
+            raise ValueError("step and log cannot be combined; drop one of them")
+        return IntRange(int(low), int(high), step, log)
+    step_f = None if step_raw is None else float(_number(step_raw, float, "step"))
+    if step_f is not None and step_f <= 0:
+        raise ValueError(f"step must be > 0, but got {step_f}")
+    if step_f is not None and log:
+        raise ValueError("step and log cannot be combined; drop one of them")
+    return FloatRange(float(low), float(high), step_f, log)
+
+
 def parse_numeric(
     raw: Any,
     kind: type,
@@ -277,44 +321,7 @@ def parse_numeric(
             raise ValueError(f"{what} must be > 0, but got {short_repr(value)}")
 
     if isinstance(raw, dict):
-        unknown = set(raw) - _RANGE_KEYS
-        if unknown:
-            first = sorted(map(str, unknown))[0]
-            raise ValueError(
-                f"unknown key {short_repr(first)} in a range; allowed: low, high, step, log"
-            )
-        if "low" not in raw or "high" not in raw:
-            raise ValueError("a range needs both low and high, e.g. {low: 1, high: 3}")
-        low = _number(raw["low"], kind, "low")
-        high = _number(raw["high"], kind, "high")
-        log = raw.get("log", False)
-        if not isinstance(log, bool):
-            raise ValueError(f"log must be true or false, but got {short_repr(log)}")
-        if low > high:
-            raise ValueError(
-                f"low <= high must hold, but got (low={short_repr(low, 36)}, "
-                f"high={short_repr(high, 36)})"
-            )
-        if log and low <= 0:
-            raise ValueError(
-                f"a log range needs low > 0, but got (low={short_repr(low)}); raise low above 0"
-            )
-        check(low, "low")
-        check(high, "high")
-        step_raw = raw.get("step")
-        if kind is int:
-            step = 1 if step_raw is None else int(_number(step_raw, int, "step"))
-            if step < 1:
-                raise ValueError(f"step must be >= 1, but got {short_repr(step)}")
-            if log and step != 1:
-                raise ValueError("step and log cannot be combined; drop one of them")
-            return IntRange(int(low), int(high), step, log)
-        step_f = None if step_raw is None else float(_number(step_raw, float, "step"))
-        if step_f is not None and step_f <= 0:
-            raise ValueError(f"step must be > 0, but got {step_f}")
-        if step_f is not None and log:
-            raise ValueError("step and log cannot be combined; drop one of them")
-        return FloatRange(float(low), float(high), step_f, log)
+        return _parse_range(raw, kind, check)
     if isinstance(raw, list):
         if not raw:
             raise ValueError("choices must not be empty; list at least one value")

@@ -303,6 +303,16 @@ def stop_server(proc: subprocess.Popen[Any], timeout: float = STOP_TIMEOUT) -> i
     return proc.wait()
 
 
+def _landing(found: Landing | None, base: str, echo: Callable[[str], None]) -> str:
+    """The URL the UI opens on (the sweep's runs, best first), said in one line."""
+    if found is None:
+        echo("no sweep in this store yet; run one with `nnsweep run SWEEP`")
+        return runs_url(base, None)
+    order = "lowest" if found.ascending else "highest"
+    echo(f"sweep {found.name!r}: its runs, {order} {found.metric} first")
+    return found.url(base)
+
+
 def serve(
     tracking_uri: str,
     *,
@@ -369,13 +379,7 @@ def serve(
                 if proc.poll() is not None:
                     check_port(host, port)  # lost a race for the port: say so plainly
                 raise
-            if found is None:
-                echo("no sweep in this store yet; run one with `nnsweep run SWEEP`")
-                url = runs_url(base, None)
-            else:
-                order = "lowest" if found.ascending else "highest"
-                echo(f"sweep {found.name!r}: its runs, {order} {found.metric} first")
-                url = found.url(base)
+            url = _landing(found, base, echo)
             echo(f"MLflow UI ready in {time.monotonic() - started:.0f} s: {url}")
             echo("press Ctrl-C to stop")
             code = proc.wait()

@@ -3,7 +3,9 @@
 
 Real sweeps (a table with numeric and text columns; the 5k MNIST digits), ``nnsweep export
 --register``, then the real ``mlflow models serve --env-manager local`` on a free loopback port
-(``dataframe_split`` and ``dataframe_records`` POSTs), ``mlflow models predict`` on a CSV and
+(``dataframe_split`` and ``dataframe_records`` POSTs), ``mlflow models predict`` (a CSV of the
+table's rows; a JSON ``dataframe_split`` of pixel rows, since ``-t csv`` reads a CSV without the
+signature, as int64 or float64, which a digit model's float32 tensor signature refuses) and
 ``mlflow.pyfunc.load_model(...).predict``, each compared with ``nnsweep predict models:/…``.
 """
 
@@ -96,11 +98,14 @@ def _free_port() -> int:
 
 
 def _env(stores: Stores) -> dict[str, str]:
-    """The serving process's environment: the store, and the venv's bin on PATH, where
+    """The serving process's environment: the store (registry included: an earlier test's
+    ``mlflow.set_registry_uri`` leaves MLFLOW_REGISTRY_URI in os.environ, which
+    ``set_registry_uri(None)`` does not clear), and the venv's bin on PATH, where
     `mlflow models serve` finds `uvicorn`."""
     return {
         **os.environ,
         "MLFLOW_TRACKING_URI": stores.tracking_uri,
+        "MLFLOW_REGISTRY_URI": stores.tracking_uri,
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
     }
 
@@ -185,7 +190,9 @@ def _records(rows: Any) -> list[dict[str, Any]]:
 
 
 @pytest.mark.slow
-def test_table_champion_serves_raw_rows_as_nnsweep_predict_answers(champions, tmp_path):
+def test_table_champion_serves_raw_rows_as_nnsweep_predict_answers(
+    champions, tmp_path, monkeypatch
+):
     import mlflow.pyfunc
     import pandas as pd
 
@@ -223,6 +230,8 @@ def test_table_champion_serves_raw_rows_as_nnsweep_predict_answers(champions, tm
     )  # fmt: skip
     predicted = json.loads(out.read_text())["predictions"]
     assert [p["prediction"] for p in predicted] == labels
+    # the registry too: MLFLOW_REGISTRY_URI may hold an earlier test's store (see _env)
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", stores.tracking_uri)
     mlflow.set_tracking_uri(stores.tracking_uri)
     try:
         model = mlflow.pyfunc.load_model(uri)
@@ -263,11 +272,11 @@ def test_digit_champion_serves_pixel_rows_as_nnsweep_predict_answers(champions, 
     assert [p["prediction"] for p in split["predictions"]] == expected
     assert [p["prediction"] for p in by_records["predictions"]] == expected
 
-    csv = tmp_path / "pixels.csv"
-    csv.write_text(",".join(columns) + "\n" + "\n".join(",".join(map(str, r)) for r in pixels))
+    rows = tmp_path / "pixels.json"  # 0-255 integers, cast to float32 by the signature
+    rows.write_text(json.dumps({"dataframe_split": {"columns": columns, "data": pixels.tolist()}}))
     out = tmp_path / "out.json"
     subprocess.run(
-        [str(BIN / "mlflow"), "models", "predict", "-m", uri, "-i", str(csv), "-t", "csv",
+        [str(BIN / "mlflow"), "models", "predict", "-m", uri, "-i", str(rows), "-t", "json",
          "--env-manager", "local", "-o", str(out)],
         env=_env(stores), check=True, timeout=300, capture_output=True,
     )  # fmt: skip

@@ -106,9 +106,9 @@ def test_a_fit_stops_between_batches_and_the_epoch_it_stopped_in_is_not_logged()
     callbacks after it never see the epoch it interrupted."""
     import keras
 
-    from nnsweep.train.objective import _callback_classes
+    from nnsweep.train.callbacks import callback_classes
 
-    Interrupter = _callback_classes()[0]
+    Interrupter = callback_classes()[0]
     logged: list[int] = []
 
     class Writer(keras.callbacks.Callback):

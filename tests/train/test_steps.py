@@ -1,13 +1,14 @@
 """Per-trial steps: fit diagnosis, learning curves and model text on each trial's MLflow run.
 
 The unit tests feed hand-written histories through the steps into a real SQLite MLflow store;
-the slow ones train real Keras models built to overfit, underfit or fit well, and read the tag
-back from the run the Objective opened.
+the slow ones train real Keras models built to overfit, show a generalisation gap, underfit or
+fit well, and read the tag back from the run the Objective opened.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from mlflow.entities import Run
 
 from nnsweep.data.load import Dataset, load_dataset, stratified_split
 from nnsweep.data.modelio import digits_io
+from nnsweep.names import FIT_RULE_TAG
 from nnsweep.spec.config import SweepSpec, parse_spec
 from nnsweep.track.tracker import Tracker
 from nnsweep.train.diagnosis import diagnose
@@ -191,15 +193,23 @@ def test_every_sweep_runs_the_fit_steps(tracker: Tracker) -> None:
 
 
 # -- real training -----------------------------------------------------------------------------
-def few_samples(n: int) -> Dataset:
-    """``n`` stratified training images of the bundled digits; the usual validation split."""
+def few_samples(n: int, wrong_labels: float = 0.0) -> Dataset:
+    """``n`` stratified training images of the bundled digits; the usual validation split.
+
+    ``wrong_labels``: that share of the training images (seeded) gets another digit's label,
+    drawn at random; validation labels stay true.
+    """
     full = load_dataset("mnist_5k", validation=0.1, seed=0)
     _, keep = stratified_split(full.y_train, n / len(full.y_train), seed=0)
+    y_train = full.y_train[keep].copy()
+    rng = np.random.default_rng(0)
+    wrong = rng.choice(n, round(wrong_labels * n), replace=False)
+    y_train[wrong] = (y_train[wrong] + rng.integers(1, 10, len(wrong))) % 10
     return Dataset(
         name=full.name,
         source=f"{full.source}, {n} training images",
         x_train=np.ascontiguousarray(full.x_train[keep]),
-        y_train=full.y_train[keep],
+        y_train=y_train,
         x_val=full.x_val,
         y_val=full.y_val,
         x_test=full.x_test,
@@ -225,28 +235,62 @@ def train_one(
     return trial, run
 
 
+@dataclass(frozen=True)
+class Fit:
+    """Settings meant to produce one verdict: a one-layer space, the train section, how many
+    training images (``None``: all 3,600), the share of them with a wrong label, and the
+    sweep's ``objective`` section (``None``: the default, best-epoch ``val_accuracy``)."""
+
+    space: dict[str, Any]
+    train: dict[str, Any]
+    rows: int | None = None
+    wrong_labels: float = 0.0
+    objective: dict[str, Any] | None = None
+
+    def spec(self) -> SweepSpec:
+        extra = {"objective": self.objective} if self.objective else {}
+        return spec_of(space={"n_layers": 1, **self.space}, train=self.train, **extra)
+
+    def data(self) -> Dataset:
+        if self.rows is None:
+            return load_dataset("mnist_5k", validation=0.1, seed=0)
+        return few_samples(self.rows, self.wrong_labels)
+
+
 FITS = {
-    # 512 hidden units for 300 images, 12 epochs, no dropout: memorises its training set.
-    "overfit": (
+    # Half of 300 training labels wrong, 512 units, 20 epochs, and the last epoch's weights kept
+    # (objective reduce: last): the model learns the digits for 2-3 epochs, then memorises the
+    # wrong labels, and val_loss climbs while the training loss falls. Sweep seeds 0-3: at epoch
+    # 20 the val_loss level is 39-50 % above its lowest (limit 15 %); judged at their best epoch
+    # (2-3) the same runs are "good", with a note that they overfit after it.
+    "overfit": Fit(
+        {"units": 512, "learning_rate": 3e-3, "dropout": 0.0},
+        {"epochs": 20, "batch_size": 32},
+        rows=300,
+        wrong_labels=0.5,
+        objective={"reduce": "last"},
+    ),
+    # 512 hidden units for 300 true-labelled images, 12 epochs, no dropout: it fits its
+    # training rows perfectly while val_loss levels off, so validation stays at its best with a
+    # wide stable gap. Sweep seeds 0-2: gap 0.13-0.15 (limit 0.02), error_ratio 26-30 (limit 1),
+    # val_loss level 0 % above its lowest at the kept (best) epoch.
+    "generalisation_gap": Fit(
         {"units": 512, "learning_rate": 1e-3, "dropout": 0.0},
         {"epochs": 12, "batch_size": 32},
-        300,
+        rows=300,
     ),
     # One linear unit, plain SGD at 1e-5, 2 epochs: cannot even fit the training data.
-    "underfit": (
+    "underfit": Fit(
         {"units": 1, "activation": "linear", "optimizer": "sgd", "learning_rate": 1e-5},
         {"epochs": 2, "batch_size": 128},
-        None,
     ),
     # 32 units with dropout 0.5 on all 3,600 images, trained until validation loss levels off.
     # A well-fitted MLP here ends ~0.03-0.05 above its 400 validation images by the dropout-off
-    # measure (their accuracy alone has a standard error of ~0.013), so the overfit line is
-    # close: this setting stayed "good" for sweep seeds 0-4 (gaps 0.032-0.050); dropout 0.3 or
-    # 10 epochs did not for every seed.
-    "good": (
+    # measure (their accuracy alone has a standard error of ~0.013): this setting stayed "good"
+    # for sweep seeds 0-4 (gaps 0.032-0.050); dropout 0.3 or 10 epochs did not for every seed.
+    "good": Fit(
         {"units": 32, "learning_rate": 3e-3, "dropout": 0.5},
         {"epochs": 16, "batch_size": 128},
-        None,
     ),
 }
 
@@ -254,16 +298,35 @@ FITS = {
 @pytest.mark.slow
 @pytest.mark.parametrize("expected", list(FITS))
 def test_real_training_is_tagged(tracker: Tracker, expected: str) -> None:
-    space, train, n_train = FITS[expected]
-    spec = spec_of(space={"n_layers": 1, **space}, train=train)
-    data = few_samples(n_train) if n_train else load_dataset("mnist_5k", validation=0.1, seed=0)
-    trial, run = train_one(tracker, spec, data)
+    """Each FITS setting, trained for real through the Objective, gets its verdict on the run,
+    with the rule that decided it: overfit by the val_loss rise at the kept (last) epoch, and
+    not overfit when the same history is judged at its best epoch; a generalisation gap with
+    validation still at its best; underfit by the training skill; good with a small gap."""
+    from nnsweep.track.tracker import fetch_history
+
+    fit = FITS[expected]
+    spec = fit.spec()
+    trial, run = train_one(tracker, spec, fit.data())
     assert trial.state.name == "COMPLETE"
-    assert run.data.tags[FIT_TAG] == expected, run.data.tags[FIT_REASON_TAG]
-    m = run.data.metrics
+    tags, m, rules = run.data.tags, run.data.metrics, spec.diagnosis
+    assert tags[FIT_TAG] == expected, tags[FIT_REASON_TAG]
     if expected == "overfit":
+        assert tags[FIT_RULE_TAG].startswith("val_loss_rise")
+        assert m["judged_epoch"] == 20  # reduce: last keeps the last epoch's weights
+        assert m["val_loss_rise"] > rules.val_loss_rise + 0.15  # 0.39-0.50, limit 0.15
+        # The same run judged at its best epoch (the weights reduce: best would keep): not
+        # overfit, and the reason says the run overfit after those weights.
+        history = fetch_history(tracker.client, run.info.run_id)
+        early = diagnose(history, rules, int(m["best_epoch"]))
+        assert early is not None and early.fit != "overfit", early.reason
+        assert early.judged_epoch < 5 and "overfit after them" in early.reason
+    elif expected == "generalisation_gap":
+        assert tags[FIT_RULE_TAG].startswith("error_ratio")
+        assert "validation is still at its best" in tags[FIT_REASON_TAG]
         assert m["gap_accuracy"] > 0.1  # ~1.00 train vs ~0.86 validation
+        assert m["val_loss_rise"] < rules.val_loss_rise / 2
     elif expected == "underfit":
+        assert tags[FIT_RULE_TAG].startswith("train_skill")
         assert m["best_val_accuracy"] < 0.3
     else:
         assert m["best_val_accuracy"] > 0.9 and abs(m["gap_accuracy"]) < 0.05
@@ -271,8 +334,8 @@ def test_real_training_is_tagged(tracker: Tracker, expected: str) -> None:
 
 @pytest.mark.slow
 def test_a_really_pruned_trial_is_tagged_pruned_not_a_fit(tracker: Tracker) -> None:
-    space, train, _ = FITS["underfit"]
-    spec = spec_of(space={"n_layers": 1, **space}, train={**train, "epochs": 4})
+    underfit = FITS["underfit"]
+    spec = spec_of(space={"n_layers": 1, **underfit.space}, train={**underfit.train, "epochs": 4})
     pruner = optuna.pruners.ThresholdPruner(lower=0.99, n_warmup_steps=2)  # stops it at epoch 2
     trial, run = train_one(tracker, spec, load_dataset("mnist_5k", validation=0.1, seed=0), pruner)
     assert trial.state.name == "PRUNED"

@@ -6,7 +6,9 @@ a subprocess as a user would; the URL it prints opened in Debian's headless Chro
 harness of test_browser.py), which must show the study's name, its trials and its best value;
 then Ctrl-C, after which no process it started is left and the port is free. The storage URL
 must reach the server through its environment only: no process that ``nnsweep dashboard``
-starts has it on its command line (``ps`` shows command lines to every local user).
+starts has it on its command line (``ps`` shows command lines to every local user). On
+PostgreSQL (with NNSWEEP_TEST_POSTGRES_URL, as CI sets it), the URL holds a real password, given
+in $NNSWEEP_STORAGE: it is on no command line and never printed.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+import urllib.parse
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -105,17 +108,27 @@ def _alive(pid: int) -> bool:
     return state != "Z"  # a zombie has stopped; only its parent's wait is missing
 
 
-@pytest.mark.parametrize("kind", ["journal", "sqlite"])
-def test_dashboard_serves_the_study_in_chromium(kind: str, tmp_path: Path) -> None:
+@pytest.fixture(params=["journal", "sqlite", "postgresql"])
+def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A storage of each kind the dashboard reads (PostgreSQL: a fresh database, or a skip)."""
+    if request.param == "journal":
+        return f"journal:///{tmp_path / 'optuna.log'}"
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'optuna.db'}"
+    fresh: Callable[[], str] = request.getfixturevalue("fresh_postgres")
+    return fresh()
+
+
+def test_dashboard_serves_the_study_in_chromium(storage_url: str, tmp_path: Path) -> None:
     require_browser()
-    if kind == "journal":
-        url = f"journal:///{tmp_path / 'optuna.log'}"
-    else:
-        url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    url = storage_url
+    kind = url.split(":", 1)[0].split("+", 1)[0]
     _make_study(url)
+    secret = urllib.parse.urlsplit(url).password if kind == "postgresql" else None
+    assert kind != "postgresql" or secret, "NNSWEEP_TEST_POSTGRES_URL should hold a password"
 
     # As a user starts it: with the URL on nnsweep's command line (journal), or in
-    # $NNSWEEP_STORAGE (SQLite), which keeps it off every command line.
+    # $NNSWEEP_STORAGE (SQLite, PostgreSQL), which keeps it off every command line.
     port = free_port()
     args = [STUDY, "--port", str(port)]
     env = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
@@ -136,8 +149,14 @@ def test_dashboard_serves_the_study_in_chromium(kind: str, tmp_path: Path) -> No
         assert len(started) >= 2, dash.output  # the guard and optuna-dashboard under it
         for pid in started:
             assert url not in _cmdline(pid), (pid, _cmdline(pid))
-        if kind == "sqlite":
+        if kind == "journal":  # where the user typed it: the check does read command lines
+            assert url in _cmdline(dash.proc.pid)
+        else:
             assert url not in _cmdline(dash.proc.pid)
+        if secret:
+            for pid in [dash.proc.pid, *started]:
+                assert secret not in _cmdline(pid), pid
+            assert secret not in dash.output  # the URL is printed masked
 
         with open_page(tmp_path) as page:
             page.open(page_url)
@@ -161,6 +180,7 @@ def test_dashboard_serves_the_study_in_chromium(kind: str, tmp_path: Path) -> No
     # -- Ctrl-C stops everything --------------------------------------------------------------
     assert code == 0, dash.output
     assert dash.lines[-1] == "Optuna dashboard stopped", dash.output
+    assert not secret or secret not in dash.output  # nor printed by the dashboard later
     deadline = time.monotonic() + 10
     while (left := [p for p in started if _alive(p)]) and time.monotonic() < deadline:
         time.sleep(0.2)
