@@ -13,8 +13,9 @@ the resuming invocation's parent run.
 The dataset section is taken whole, so keys added to it later are covered without a change
 here; only ``path`` is left out (and ``test_path`` kept only as "given"): it says where the
 data is (it differs between machines and mounts), the content's fingerprint says what it is.
-The task the data was trained as joins them (a table's task may be inferred, so the section alone does not say it); the objective is
-stored as the task resolved it (``val_accuracy`` or ``val_mae`` when the file names none).
+The task the data was trained as joins them (a table's task may be inferred, so the section
+alone does not say it); the objective is stored as the task resolved it (``val_accuracy``
+or ``val_mae`` when the file names none).
 """
 
 from __future__ import annotations

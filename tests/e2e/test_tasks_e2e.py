@@ -17,7 +17,6 @@ import pytest
 import yaml
 
 from nnsweep.track.tracker import DIGEST_CHARS
-
 from tests.conftest import CliResult, Stores
 
 SPACE = {

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-COUNTER = '''
+COUNTER = """
 import os
 import nnsweep.data.load as load
 import nnsweep.stores as stores
@@ -38,7 +38,7 @@ def counted(module, name):
 counted(load, "load_dataset")
 counted(stores, "check_storage")
 counted(stores, "check_tracking_uri")
-'''
+"""
 
 
 def _count(tmp_path: Path, sweep: Path, *args: str) -> dict[int, collections.Counter[str]]:
@@ -60,9 +60,7 @@ def _count(tmp_path: Path, sweep: Path, *args: str) -> dict[int, collections.Cou
         timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    per_process: dict[int, collections.Counter[str]] = collections.defaultdict(
-        collections.Counter
-    )
+    per_process: dict[int, collections.Counter[str]] = collections.defaultdict(collections.Counter)
     for line in out.read_text(encoding="utf-8").splitlines():
         pid, name = line.split()
         per_process[int(pid)][name] += 1

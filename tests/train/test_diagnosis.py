@@ -77,8 +77,14 @@ CASES = {
         "still_improving",
     ),
     "underfit: no better than the class frequencies on its training rows": (
-        off(hist([2.3, 2.25, 2.2, 2.21], [0.2, 0.25, 0.3, 0.3], [2.3, 2.2, 2.2, 2.21],
-                 [0.21, 0.26, 0.31, 0.3])),  # fmt: skip
+        off(
+            hist(
+                [2.3, 2.25, 2.2, 2.21],
+                [0.2, 0.25, 0.3, 0.3],
+                [2.3, 2.2, 2.2, 2.21],
+                [0.21, 0.26, 0.31, 0.3],
+            )
+        ),  # fmt: skip
         "underfit",
         "diagnosis.underfit_skill",
     ),

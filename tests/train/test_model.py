@@ -187,7 +187,10 @@ def test_table_models_beat_the_trivial_baseline_and_reload_in_safe_mode(
               epochs=hp.epochs, batch_size=hp.batch_size, verbose=0)  # fmt: skip
     figures = scores.test_metrics(
         data.task,
-        data.y_test, model.predict(data.x_test, verbose=0), data.class_names, data.y_train
+        data.y_test,
+        model.predict(data.x_test, verbose=0),
+        data.class_names,
+        data.y_train,
     )
     assert sign * figures[metric] > sign * figures["baseline"][metric] * (1.2 if sign > 0 else 0.8)
     model.save(tmp_path / "m.keras")

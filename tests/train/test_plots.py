@@ -88,7 +88,8 @@ def test_save_writes_a_png(tmp_path: Path) -> None:
 
 def test_importing_the_report_modules_loads_no_heavy_library() -> None:
     code = (
-        "import sys, nnsweep.train.plots, nnsweep.train.diagnosis, nnsweep.results.report, nnsweep.results.trials\n"
+        "import sys, nnsweep.train.plots, nnsweep.train.diagnosis\n"
+        "import nnsweep.results.report, nnsweep.results.trials\n"
         "import nnsweep.train.steps\n"
         "import nnsweep.train.plots as p\n"
         "heavy = [m for m in ('matplotlib', 'keras', 'tensorflow', 'mlflow', 'optuna', 'plotly',"
