@@ -360,7 +360,8 @@ def _array_inputs(rows: np.ndarray, schema: FeatureSchema) -> dict[str, Any]:
         raise DataError("rows: this model reads named columns; give a CSV or Parquet file")
     if rows.dtype.kind not in "iufb" or rows.ndim < 1:
         raise DataError(f"rows: an array of {rows.dtype} values; expected numbers")
-    matrix = rows.reshape(1, -1) if rows.ndim == 1 else rows.reshape(len(rows), -1)
+    width = int(np.prod(rows.shape[1:]))  # not -1: numpy cannot infer a width for 0 rows
+    matrix = rows.reshape(1, -1) if rows.ndim == 1 else rows.reshape(len(rows), width)
     if matrix.shape[1] != len(schema.numeric):
         raise DataError(
             f"rows: {matrix.shape[1]} values per row, but the model reads "

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -112,7 +112,7 @@ def gradient_boosting(data: Dataset, *, retrained: bool, seed: int) -> dict[str,
     if reason is not None or data.schema is None:
         return {"skipped": reason}
     x_fit, y_fit = data.train_and_val() if retrained else (data.x_train, data.y_train)
-    x, columns = feature_matrix(x_fit, data.schema)
+    x, columns = feature_matrix(cast(dict[str, Any], x_fit), data.schema)  # a table: named
     task = data.task
     cls = (
         HistGradientBoostingClassifier
@@ -128,7 +128,7 @@ def gradient_boosting(data: Dataset, *, retrained: bool, seed: int) -> dict[str,
         model.fit(x, np.asarray(y_fit))
     seconds = time.perf_counter() - start
     # every choice is made; the test split is read now, with the MLP's
-    x_test, _ = feature_matrix(data.x_test, data.schema)
+    x_test, _ = feature_matrix(cast(dict[str, Any], data.x_test), data.schema)
     output = _output(model, x_test, task.n_classes, task.kind)
     test = score_output(task, np.asarray(data.y_test), output, data.class_names, y_fit)
     test.pop("baseline", None)  # the trivial predictor is on the MLP's test section already

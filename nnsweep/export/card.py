@@ -207,7 +207,7 @@ def validation_summary(
     trial's weights at the epoch the refit ran to)."""
     epochs = len(history.get("loss", []))
     out: dict[str, Any] = {"epochs_trained": epochs, "n": int(n_val), "trials": int(n_trials)}
-    curve = history.get(spec.objective.metric)
+    curve = history.get(spec.objective.key)
     if curve:
         pick = max if spec.objective.direction == "maximize" else min
         out["best_epoch"] = curve.index(pick(curve)) + 1

@@ -39,36 +39,29 @@ from nnsweep.errors import ExportError
 from nnsweep.export import ensemble as ens
 from nnsweep.export.baseline import OFF, gradient_boosting
 from nnsweep.export.baseline import log_metrics as log_boosting_metrics
+from nnsweep.export.builder import KERAS_FILE, SAVED_MODEL_DIR, CardFacts, build_card
 from nnsweep.export.card import (
     CARD_FORMAT,
-    architecture,
-    diagnosis_of,
     evaluate,
-    trainable_count,
-    validation_summary,
-    versions,
-    weights_summary,
 )
 from nnsweep.export.card_md import render_markdown
-from nnsweep.export.crossval import cv_section, cv_weights
 from nnsweep.export.latency import deployment_figures, log_deployment
 from nnsweep.export.ledger import card_section, check_unread, record_read, scored_what
 from nnsweep.export.registry import log_test_metrics, register_model
 from nnsweep.export.source import logged_model, run_of, weights_of
 from nnsweep.names import COMPARABLE_ATTR, SPEC_ATTR
-from nnsweep.track.models import model_uri_of
 from nnsweep.track.tracker import fetch_history, open_reader
 from nnsweep.train.model import HyperParams
-from nnsweep.urls import mask_url
 
 if TYPE_CHECKING:
+    import keras
     import optuna
+    from mlflow import MlflowClient
+    from mlflow.entities import Run
 
     from nnsweep.data.load import Dataset
     from nnsweep.spec.config import SweepSpec
 
-KERAS_FILE = "model.keras"
-SAVED_MODEL_DIR = "saved_model"
 CARD_JSON = "model_card.json"
 CARD_MD = "MODEL_CARD.md"
 OUTPUTS = (KERAS_FILE, SAVED_MODEL_DIR, CARD_JSON, CARD_MD)
@@ -189,14 +182,7 @@ def export_best(
 
     io = ModelIO.of(dataset)
 
-    retrained: dict[str, Any] | None = None
-    if retrain:
-        from nnsweep.train.retrain import retrain as refit
-
-        model, retrained = refit(hp, dataset, seed=spec.seed + best["number"], epochs=epoch)
-    else:
-        model = logged_model(run, best["number"], tracking_uri)
-        io.check_model(model, f"best trial #{best['number']}'s logged model")
+    model, retrained = _the_model(best, run, spec, dataset, hp, epoch, retrain, tracking_uri)
     members: list[ens.Member] = []
     if len(trials) > 1:
         source = "retrained on train+validation" if retrain else "the sweep's trial"
@@ -221,70 +207,58 @@ def export_best(
     )
     read, every_read = record_read(study, trial=best["number"], retrained=retrain, scored=scored)
 
-    card = {
-        "format": CARD_FORMAT,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "study": study.study_name,
-        "trial": best["number"],
-        "mlflow": {
-            "tracking_uri": mask_url(tracking_uri),
-            "experiment_id": run.info.experiment_id,
-            "run_id": run.info.run_id,
-            "model_uri": model_uri_of(run),
-        },
-        "objective": {
-            "metric": spec.objective.metric,
-            "direction": spec.objective.direction,
-            "reduce": spec.objective.reduce,
-            "value": best["value"],
-        },
-        "task": {
-            "kind": dataset.task.kind,
-            "n_classes": dataset.task.n_classes,
-            "target": dataset.target,
-            "labels": list(io.class_names) if io.class_names is not None else None,
-        },
-        "params": best["params"],
-        "parameter_count": trainable_count(model),
-        "architecture": architecture(hp, io),
-        "validation": validation_summary(
-            history,
-            spec,
-            n_val=dataset.scored_rows,
-            n_trials=_n_complete(study),
-            weights_epoch=epoch,
-        ),
-        "weights": weights_summary(spec.objective.metric, epoch, score, retrained=retrain)
-        | (cv_weights(dataset.folds, epoch) if dataset.folds else {}),
-        "retrain": retrained,
-        "cross_validation": cv_section(
-            client, run, str(spec.objective.metric), dataset, refit_epochs=epoch
-        ),
-        "test": test,
-        "gradient_boosting": boosting,
-        "test_reads": card_section(read, every_read),
-        "dataset": {
-            "name": dataset.name,
-            "source": dataset.source,
-            "target": dataset.target,
-            "sizes": dataset.sizes,
-            "validation_fraction": None if dataset.folds else spec.dataset.validation,
-            "folds": dataset.folds,
-            "fingerprint": dataset.fingerprint,
-            "notes": list(dataset.notes),
-            "input": io.describe_input(),
-            "output": io.describe_output(),
-        },
-        "io": io.as_dict(),
-        "diagnosis": diagnosis_of(run),
-        "versions": versions(),
-        "registry": None,
-        "files": {"keras": KERAS_FILE, "saved_model": SAVED_MODEL_DIR + "/"},
-    }
-
+    card = build_card(
+        CardFacts(
+            study=study, best=best, run=run, client=client, tracking_uri=tracking_uri,
+            spec=spec, dataset=dataset, io=io, model=model, hp=hp, history=history,
+            epoch=epoch, score=score, retrain=retrain, retrained=retrained,
+            n_complete=_n_complete(study), test=test, boosting=boosting,
+            test_reads=card_section(read, every_read),
+        )
+    )  # fmt: skip
     if members and ensemble_test is not None:
         ens.apply(card, members, combined, ensemble_test)
         model = combined
+    _write(out, model, card, dataset=dataset, client=client, run=run, register=register,
+           ensemble=bool(members))  # fmt: skip
+    return ExportResult(out=out, card=card, seconds=time.perf_counter() - start)
+
+
+def _the_model(
+    best: dict[str, Any],
+    run: Run,
+    spec: SweepSpec,
+    dataset: Dataset,
+    hp: HyperParams,
+    epoch: int,
+    retrain: bool,
+    tracking_uri: str,
+) -> tuple[keras.Model, dict[str, Any] | None]:
+    """The best trial's model: refit for ``epoch`` epochs (and what the refit did), or the
+    one its run logged (checked to read and answer as the data does)."""
+    if retrain:
+        from nnsweep.train.retrain import retrain as refit
+
+        return refit(hp, dataset, seed=spec.seed + best["number"], epochs=epoch)
+    model = logged_model(run, best["number"], tracking_uri)
+    ModelIO.of(dataset).check_model(model, f"best trial #{best['number']}'s logged model")
+    return model, None
+
+
+def _write(
+    out: Path,
+    model: keras.Model,
+    card: dict[str, Any],
+    *,
+    dataset: Dataset,
+    client: MlflowClient,
+    run: Run,
+    register: str | None,
+    ensemble: bool,
+) -> None:
+    """Save, measure, register and log the export in a staging folder, then move it into
+    ``out``: a failure leaves ``out`` as it was."""
+    io = ModelIO.of(dataset)
     out.absolute().parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name or 'export'}-", dir=out.absolute().parent))
     try:
@@ -295,7 +269,7 @@ def export_best(
         if register is not None:
             example = take_rows(dataset.x_train, [0, 1] if dataset.sizes["train"] > 1 else [0])
             card["registry"] = register_model(client, register, run, model, card, example, io)
-        if members:
+        if ensemble:
             ens.log_metrics(client, run.info.run_id, card)
         else:
             log_test_metrics(client, run.info.run_id, card)
@@ -305,7 +279,6 @@ def export_best(
         _move_into(stage, out)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
-    return ExportResult(out=out, card=card, seconds=time.perf_counter() - start)
 
 
 # -- where the model and its story come from ------------------------------------------------

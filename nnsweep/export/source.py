@@ -74,7 +74,7 @@ def weights_of(
     nnsweep versions before those metrics hold the last epoch's weights, or the epoch early
     stopping restored: that is replayed with Keras' rule (a gain of more than ``min_delta``).
     """
-    metric = spec.objective.metric
+    metric = spec.objective.key
     logged = run.data.metrics
     if WEIGHTS_EPOCH_METRIC in logged:
         return int(logged[WEIGHTS_EPOCH_METRIC]), logged.get(weights_metric(metric))

@@ -213,9 +213,9 @@ def _flavor_problem(flavors: dict[Any, Any]) -> str | None:
     keras_conf = flavors.get("keras")
     if not isinstance(keras_conf, dict):
         return "not the keras flavour nor nnsweep's pyfunc"
-    extra = set(flavors) - {"keras", "python_function"}
-    if extra:
-        return f"{', '.join(sorted(map(str, extra)))} is not the keras flavour"
+    others = set(flavors) - {"keras", "python_function"}
+    if others:
+        return f"{', '.join(sorted(map(str, others)))} is not the keras flavour"
     if keras_conf.get("save_exported_model") or keras_conf.get("data", "data") != "data":
         return "the keras flavour holds no native .keras file"
     if pyfunc is not None and (

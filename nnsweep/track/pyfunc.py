@@ -139,7 +139,7 @@ def signature(contract: ModelIO) -> ModelSignature:
         )
     else:
         inputs = Schema([TensorSpec(np.dtype(np.float32), (-1, contract.input_width))])
-    outputs = [ColSpec(_label_type(contract), "prediction")]
+    outputs: list[ColSpec | TensorSpec] = [ColSpec(_label_type(contract), "prediction")]
     if contract.task.is_classification:
         outputs += [
             ColSpec(DataType.double, "probability"),

@@ -250,3 +250,13 @@ def _config_layers(path: Path) -> list[dict[str, object]]:
     with zipfile.ZipFile(path) as archive:
         config = json.loads(archive.read("config.json"))
     return list(config["config"]["layers"])
+
+
+def test_an_array_of_no_rows_gives_inputs_of_no_rows() -> None:
+    """Cross-validation leaves an array table's validation split empty: 0 rows of its width
+    are inputs of 0 rows, not a reshape error."""
+    schema = fit_array_schema(np.array([[1.0, 2.0], [3.0, 4.0]]))
+    inputs = to_inputs(np.empty((0, 2)), schema)
+    assert all(len(v) == 0 for v in inputs.values())
+    with pytest.raises(DataError, match="3 values per row"):
+        to_inputs(np.empty((0, 3)), schema)
