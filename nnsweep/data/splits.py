@@ -228,8 +228,14 @@ def resolve_folds(
     if not isinstance(validation, Folds):
         return None
     k = validation.folds
-    fix = f"use fewer folds ({{folds: {max(2, min(k - 1, len(y)))}}}) or a holdout (0.2)"
     label, count = _smallest_class(y, task)
+    # the largest K that works, suggested in the fix
+    fits = min(k - 1, len(y) // 2, count if task.is_classification else len(y))
+    fix = (
+        f"use fewer folds ({{folds: {fits}}}) or a holdout (0.2)"
+        if fits >= 2
+        else "use a holdout (0.2)"
+    )
     if task.is_classification and count < k:
         name = class_names[label] if class_names and label < len(class_names) else label
         raise DataError(

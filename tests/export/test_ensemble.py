@@ -1,0 +1,192 @@
+"""`nnsweep export --ensemble K` on a real sweep: the exported model.keras is the mean of its K
+members' logged models, the card gives the ensemble's and the best trial's own test figures,
+K = 1 is the single best model, and a K the study cannot give is refused before any read."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.export._study import copy_stores, dataset_of, sweep
+
+STUDY = "wine_ens"
+TRIALS = 4
+K = 3
+
+
+def _export(stores: Any, out: Path, *args: str) -> tuple[int, str, str]:
+    from nnsweep.cli.main import main
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        code = main(["export", STUDY, "--out", str(out), *args, *stores.args])
+    return code, stdout.getvalue(), stderr.getvalue()
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A 4-trial sweep on wine (every trial logs its model), exported with --ensemble 3 and,
+    from a copy of the stores (a ledger with no read), with --ensemble 1."""
+    root = tmp_path_factory.mktemp("ensemble")
+    (root / "sweep").mkdir()
+    stores, _ = sweep(root / "sweep", STUDY, trials=TRIALS)
+    out: dict[str, Any] = {"root": root, "stores": stores}
+    for k in (K, 1):
+        copy = copy_stores(stores, root / f"k{k}")
+        folder = root / f"k{k}" / "out"
+        code, stdout, stderr = _export(copy, folder, "--ensemble", str(k))
+        assert code == 0, stderr
+        card = json.loads((folder / "model_card.json").read_text(encoding="utf-8"))
+        out[k] = {"stores": copy, "out": folder, "card": card, "stdout": stdout}
+    return out
+
+
+def _member_models(stores: Any, run_ids: list[str]) -> list[Any]:
+    """Each run's logged Keras model, fetched from MLflow and loaded in plain Keras."""
+    import tempfile
+
+    import keras
+    from mlflow import MlflowClient
+
+    from nnsweep.track.models import MODEL_URI_TAG, download_model
+
+    client = MlflowClient(tracking_uri=stores.tracking_uri)
+    models = []
+    for run_id in run_ids:
+        uri = client.get_run(run_id).data.tags[MODEL_URI_TAG]
+        with tempfile.TemporaryDirectory() as tmp:
+            local = download_model(uri, tmp, stores.tracking_uri)
+            models.append(keras.saving.load_model(next(Path(local).rglob("*.keras"))))
+    return models
+
+
+def _accuracy(probs: np.ndarray, y: np.ndarray) -> float:
+    return float((probs.argmax(axis=1) == y).mean())
+
+
+@pytest.mark.slow
+def test_ensemble_is_the_mean_of_its_members(swept):
+    """model.keras (plain Keras, safe mode) answers the mean of the K best trials' logged
+    models' answers on the test rows; the members are the K best COMPLETE trials, best first."""
+    import keras
+    import optuna
+
+    entry = swept[K]
+    card = entry["card"]
+    members = card["ensemble"]["members"]
+    assert card["ensemble"]["k"] == K == len(members)
+    study = optuna.load_study(study_name=STUDY, storage=entry["stores"].storage)
+    done = sorted(
+        (t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE),
+        key=lambda t: (-t.value, t.number),
+    )
+    assert len(done) == TRIALS
+    assert members[0]["trial"] == card["trial"] == study.best_trial.number
+    assert {m["trial"] for m in members} == {t.number for t in done[:K]}
+    assert all(m["source"] == "the sweep's trial" for m in members)
+
+    data = dataset_of(entry["stores"], STUDY)
+    ensemble = keras.saving.load_model(entry["out"] / "model.keras", safe_mode=True)
+    answers = [
+        np.asarray(m.predict(data.x_test, verbose=0), dtype=np.float64)
+        for m in _member_models(entry["stores"], [m["run_id"] for m in members])
+    ]
+    got = np.asarray(ensemble.predict(data.x_test, verbose=0), dtype=np.float64)
+    assert got.shape == answers[0].shape == (len(data.y_test), 3)
+    # the members differ, so the mean is not any one of them
+    assert max(np.abs(a - answers[0]).max() for a in answers[1:]) > 1e-3
+    np.testing.assert_allclose(got, np.mean(answers, axis=0), atol=1e-5, rtol=0)
+    assert len([layer for layer in ensemble.layers if isinstance(layer, keras.Model)]) == K
+
+
+@pytest.mark.slow
+def test_card_gives_the_ensembles_and_the_best_models_test_figures(swept):
+    """The card's test figures are the ensemble's, ensemble.best_single the best trial's own,
+    each equal to a computation from the models' answers; the page and the summary say both."""
+    entry = swept[K]
+    card = entry["card"]
+    data = dataset_of(entry["stores"], STUDY)
+    y = np.asarray(data.y_test)
+    members = card["ensemble"]["members"]
+    answers = [
+        np.asarray(m.predict(data.x_test, verbose=0), dtype=np.float64)
+        for m in _member_models(entry["stores"], [m["run_id"] for m in members])
+    ]
+    ens_acc = _accuracy(np.mean(answers, axis=0), y)
+    single_acc = _accuracy(answers[0], y)
+    assert card["test"]["n"] == len(y)
+    assert card["test"]["accuracy"] == pytest.approx(ens_acc, abs=1e-9)
+    assert card["ensemble"]["best_single"]["accuracy"] == pytest.approx(single_acc, abs=1e-9)
+    # the same best model exported alone scores what the ensemble card calls the best alone
+    alone = swept[1]["card"]
+    assert "ensemble" not in alone and alone["trial"] == card["trial"]
+    for key in ("accuracy", "loss", "n"):
+        assert alone["test"][key] == pytest.approx(card["ensemble"]["best_single"][key], rel=1e-5)
+    trials = ", ".join(f"#{m['trial']}" for m in members)
+    line = (
+        f"ensemble of {K} (trials {trials}): accuracy {ens_acc:.4f} vs the best trial alone "
+        f"{single_acc:.4f} (same test rows)"
+    )
+    assert line in entry["stdout"]
+    page = (entry["out"] / "MODEL_CARD.md").read_text(encoding="utf-8")
+    assert "## Ensemble" in page and line in page
+    assert f"- the best trial alone: accuracy {single_acc:.4f}" in page
+    for m in members:
+        assert f"| #{m['trial']} | {m['value']:.4f} | the sweep's trial |" in page
+    # one read of the test split, recorded once, for both figures
+    assert card["test_reads"]["count"] == 1
+    assert "the mean of trials " + trials in card["test_reads"]["this"]["scored"]
+
+
+@pytest.mark.slow
+def test_ensemble_1_is_the_single_best_model(swept):
+    """--ensemble 1 exports the best trial's own logged model: no ensemble section, the same
+    answers as that model."""
+    import keras
+
+    entry = swept[1]
+    card = entry["card"]
+    assert "ensemble" not in card and "ensemble of" not in entry["stdout"]
+    page = (entry["out"] / "MODEL_CARD.md").read_text(encoding="utf-8")
+    assert "## Ensemble" not in page
+    data = dataset_of(entry["stores"], STUDY)
+    model = keras.saving.load_model(entry["out"] / "model.keras", safe_mode=True)
+    (best,) = _member_models(entry["stores"], [card["mlflow"]["run_id"]])
+    np.testing.assert_allclose(
+        model.predict(data.x_test, verbose=0), best.predict(data.x_test, verbose=0), atol=1e-6
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("k", [0, -1, TRIALS + 1, 21])
+def test_a_bad_ensemble_size_is_refused_and_nothing_is_written(swept, k, tmp_path):
+    """K outside 1..20 or above the COMPLETE trials: exit 2, one stderr line naming
+    --ensemble and the fix; no folder, no test read recorded, no test metric logged."""
+    import optuna
+    from mlflow import MlflowClient
+
+    from nnsweep.export.ledger import reads
+    from nnsweep.names import RUN_ID_ATTR
+
+    stores = copy_stores(swept["stores"], tmp_path / "stores")
+    out = tmp_path / "out"
+    code, stdout, stderr = _export(stores, out, "--ensemble", str(k))
+    assert code == 2
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and f"--ensemble {k}" in lines[0], stderr
+    fix = f"give --ensemble {TRIALS} or fewer" if k == TRIALS + 1 else "--ensemble 5, or 1"
+    assert fix in lines[0]
+    assert not out.exists()
+    study = optuna.load_study(study_name=STUDY, storage=stores.storage)
+    assert reads(study) == []
+    client = MlflowClient(tracking_uri=stores.tracking_uri)
+    for trial in study.trials:
+        run = client.get_run(trial.user_attrs[RUN_ID_ATTR])
+        assert not any(key.startswith(("test_", "ensemble_test_", "gbm_test_"))
+                       for key in run.data.metrics)  # fmt: skip
