@@ -9,7 +9,8 @@ test split, in the same read, with the same metrics and 95 % intervals
 run (``gbm_test_*``) show it beside the MLP, so a user sees whether the MLP is any good.
 
 Columns are the ones the MLP reads (its :class:`~nnsweep.data.features.FeatureSchema`: the same
-dropped identifiers, the same training-time vocabularies). Numeric columns go in raw, missing
+dropped identifiers, the same training-time vocabularies). Numeric columns go in unscaled, as
+the MLP reads them (float32, so a value differs from the file's in the 8th digit), missing
 values as NaN (boosting routes them itself, nothing is imputed). Categorical columns use the
 native categorical handling (``categorical_features``), coded by the schema's vocabulary; a
 category outside it (rare in training, or new) is a missing value. A categorical column whose
@@ -58,8 +59,8 @@ class Columns:
 
 def feature_matrix(x: dict[str, Any], schema: FeatureSchema) -> tuple[np.ndarray, Columns]:
     """The model's input dict (see :func:`nnsweep.data.features.to_inputs`) as a float matrix:
-    numeric columns raw (non-finite → NaN), then categorical columns as vocabulary codes
-    (outside the vocabulary → NaN)."""
+    numeric columns unscaled, at the model's float32 (non-finite → NaN), then categorical
+    columns as vocabulary codes (outside the vocabulary → NaN)."""
     parts: list[np.ndarray] = []
     names: list[str] = []
     native: list[bool] = []

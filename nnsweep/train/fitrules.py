@@ -166,6 +166,8 @@ def _good(f: Figures, s: Series, epoch: int) -> Verdict:
         rule = f"loss_ratio {f.loss_ratio:.3f}"
         shown, figure = f"val_loss/loss {f.loss_ratio + 1:.2f}", f.loss_ratio
     skill = f", skill {f.train_skill:.2f}" if f.train_skill is not None else ""
+    if f.gap_accuracy is None and f.gap_baseline is not None:  # why a ratio can still be good
+        skill = f", {f.gap_baseline:.1%} of the trivial predictor's loss apart{skill}"
     return (
         "good",
         rule,

@@ -2,7 +2,7 @@
 
 The gap rules read the dropout-off accuracy when it was logged. Tasks without accuracy
 (regression) and their loss rules: test_diagnosis_loss.py; the cases the verdicts were
-rewritten for (trivial baseline, capped task, judged epoch): test_diagnosis_verdicts.py.
+rewritten for (trivial baseline, capped task, judged epoch): test_diagnosis_cases.py.
 """
 
 from __future__ import annotations
