@@ -153,10 +153,10 @@ def test_a_csv_with_target_runs_a_real_sweep_and_its_resolved_file_resumes_it(
     assert SPACE_NOTE not in again.out + again.err  # the file names its space now
     assert "study iris already has its target of 1 trials" in again.out, again.out
     assert len(_study(stores, "iris").trials) == 1
-    edited = dict(written, space={**written["space"], "dropout": {"low": 0.0, "high": 0.1}})
-    saved.write_text(yaml.safe_dump(edited, sort_keys=False), encoding="utf-8")
-    other = cli("run", saved, "--trials", "2", "--jobs", "1", "-q", *stores.args)
-    assert other.code == 2 and "--study" in other.err, other.err  # another space: not resumed
+    # ... and is checked as such: another seed (other folds) is not resumed into it
+    other = cli("run", saved, "--seed", str(written["seed"] + 1), "--trials", "2", "--jobs", "1",
+                "-q", *stores.args)  # fmt: skip
+    assert other.code == 2 and "seed" in other.err, other.err
     assert len(_study(stores, "iris").trials) == 1
 
 
@@ -188,8 +188,8 @@ def test_a_file_without_space_or_trials_gets_the_default_space_and_budget(
     from nnsweep.spec.defaults import DEFAULT_TRIALS, SMALL_TABLE_TIMEOUT
     from nnsweep.sweep.prepare import prepare
 
-    sweep = _write(tmp_path, "bare", {"name": "bare", "dataset": {"path": str(tables["iris.csv"]),
-                                                                  "target": "species"}})  # fmt: skip
+    dataset = {"path": str(tables["iris.csv"]), "target": "species"}
+    sweep = _write(tmp_path, "bare", {"name": "bare", "dataset": dataset})
     notes: list[str] = []
     spec, _ = prepare(load_spec(sweep), notes)
     assert (spec.trials, spec.timeout) == (DEFAULT_TRIALS, SMALL_TABLE_TIMEOUT)
