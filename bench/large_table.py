@@ -24,7 +24,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-from _common import machine_line  # noqa: E402
+from _common import machine  # noqa: E402
 
 TEXT = {
     "workclass": ["private", "self-emp", "gov", "never-worked", "without-pay"],
@@ -87,7 +87,7 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=30_000)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    print(machine_line(), flush=True)
+    print(machine(), flush=True)
     exe = str(Path(sys.executable).with_name("nnsweep"))
     with tempfile.TemporaryDirectory(prefix="nnsweep-large-") as tmp:
         folder = Path(tmp)
@@ -110,7 +110,7 @@ def main() -> None:
             f"gradient boosting {gbm_test if gbm_test is None else round(gbm_test, 4)}; "
             f"{card['validation'].get('trials')} trials"
         )
-    print(machine_line(), flush=True)
+    print(machine(), flush=True)
 
 
 if __name__ == "__main__":
