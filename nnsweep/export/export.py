@@ -46,7 +46,14 @@ from nnsweep.export.card import (
 )
 from nnsweep.export.card_md import render_markdown
 from nnsweep.export.latency import deployment_figures, log_deployment
-from nnsweep.export.ledger import card_section, check_unread, record_read, scored_what
+from nnsweep.export.ledger import (
+    card_section,
+    check_unread,
+    claim_read,
+    record_read,
+    scored_what,
+    withdraw,
+)
 from nnsweep.export.registry import log_test_metrics, register_model
 from nnsweep.export.source import logged_model, run_of, weights_of
 from nnsweep.names import COMPARABLE_ATTR, SPEC_ATTR
@@ -194,7 +201,12 @@ def export_best(
         combined = ens.average(members, dataset)
     # Every choice (trial, weights, refit) is made: the test split is read now, once; the
     # single model, the ensemble and gradient boosting are all scored in this read.
-    test = evaluate(model, dataset)
+    claim = claim_read(study, reread_test)  # two exports at once: only the first reads
+    try:
+        test = evaluate(model, dataset)
+    except BaseException:
+        withdraw(study, claim)  # no figure came of it
+        raise
     ensemble_test = evaluate(combined, dataset) if members else None
     boosting = {"skipped": OFF}
     if baseline:
@@ -205,7 +217,9 @@ def export_best(
         members=[int(t["number"]) for t in trials] if members else None,
         boosting=baseline and "skipped" not in boosting,
     )
-    read, every_read = record_read(study, trial=best["number"], retrained=retrain, scored=scored)
+    read, every_read = record_read(
+        study, trial=best["number"], retrained=retrain, scored=scored, key=claim
+    )
 
     card = build_card(
         CardFacts(

@@ -12,6 +12,11 @@ and two reads never share a key, so two exports that run at once both land in th
 without a read-modify-write that one of them could lose. :func:`reads` lists them in time
 order. A read is recorded right after the test metrics are computed, before anything else is
 written, so an export that fails later still counts the read it made.
+
+Two first exports started at once must not both read: each *claims* the read under its key
+before scoring (:func:`claim_read`), then lists the ledger; the one whose claim is not the
+earliest withdraws it and is refused. A claim whose export died before recording counts as a
+read (whether the split was scored is unknown); one that failed before scoring is withdrawn.
 """
 
 from __future__ import annotations
@@ -62,10 +67,12 @@ class TestRead:
 
 
 def reads(study: optuna.Study) -> list[TestRead]:
-    """Every recorded read of ``study``'s test split, oldest first."""
+    """Every recorded read (and standing claim) of ``study``'s test split, oldest first."""
     found = []
     for key, value in study.user_attrs.items():
         if not key.startswith(READ_PREFIX) or not isinstance(value, dict):
+            continue
+        if value.get("withdrawn"):
             continue
         found.append(
             TestRead(
@@ -100,16 +107,49 @@ def check_unread(study: optuna.Study, reread: bool) -> list[TestRead]:
     return earlier
 
 
+def claim_read(study: optuna.Study, reread: bool) -> str:
+    """Claim this export's read of the test split before scoring it; returns the claim's key.
+
+    Raises:
+        ExportError: without ``reread``, another export read or claimed the split first
+            (this claim is withdrawn).
+    """
+    key = f"{READ_PREFIX}{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    study.set_user_attr(
+        key,
+        {
+            "time": now,
+            "trial": None,
+            "retrained": False,
+            "scored": "claimed by an export that did not record what it scored",
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+        },
+    )
+    if not reread:
+        first = [r for r in reads(study) if r.key < key]
+        if first:
+            withdraw(study, key)
+            check_unread(study, reread=False)  # names the earlier reads, in the same words
+    return key
+
+
+def withdraw(study: optuna.Study, key: str) -> None:
+    """Withdraw a claim whose export did not score the test split."""
+    study.set_user_attr(key, {"withdrawn": True})
+
+
 def record_read(
-    study: optuna.Study, *, trial: int | None, retrained: bool, scored: str
+    study: optuna.Study, *, trial: int | None, retrained: bool, scored: str, key: str | None = None
 ) -> tuple[TestRead, list[TestRead]]:
-    """Record one read of the test split on ``study``.
+    """Record one read of the test split on ``study`` (under its claim's ``key`` if given).
 
     Returns:
         This read, and every read recorded so far (this one and any that a concurrent export
         recorded meanwhile included), oldest first.
     """
-    key = f"{READ_PREFIX}{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
+    key = key or f"{READ_PREFIX}{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
     this = TestRead(
         time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         trial=trial,

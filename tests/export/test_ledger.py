@@ -110,10 +110,10 @@ def _export_at_once(stores: Any, outs: list[Path], *args: str) -> list[subproces
 
 
 @pytest.mark.slow
-def test_two_first_exports_at_once_record_every_read(swept, tmp_path):
-    """Two exports of an unread study at the same time: each one that succeeds has its read in
-    the ledger (none lost) and its card counts the reads recorded before it; one that is
-    refused wrote nothing and says why in one line."""
+def test_two_first_exports_at_once_read_the_test_split_once(swept, tmp_path):
+    """Two exports of an unread study at the same time, without --reread-test: exactly one
+    reads the test split (each claims the read before scoring; the later claim withdraws),
+    the other is refused in one line and writes nothing; the ledger holds the one read."""
     stores = copy_stores(swept, tmp_path / "stores")
     outs = [tmp_path / "a", tmp_path / "b"]
     done = _export_at_once(stores, outs)
@@ -123,9 +123,9 @@ def test_two_first_exports_at_once_record_every_read(swept, tmp_path):
             assert proc.returncode == 2, proc.stderr
             assert "already read once" in proc.stderr.strip().splitlines()[-1]
             assert not out.exists()
-    assert ok, [p.stderr[-500:] for p in done]
+    assert len(ok) == 1, [p.stderr[-500:] for p in done]
     every = _reads(stores)
-    assert len(every) == len(ok)
+    assert len(every) == len(ok) == 1
     cards = sorted((_card(out)["test_reads"] for out in ok), key=lambda s: s["this"]["key"])
     assert [s["this"]["key"] for s in cards] == [r.key for r in every]
     assert cards[-1]["count"] == len(ok)  # the later read sees every read before it
