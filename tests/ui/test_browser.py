@@ -33,6 +33,21 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 SHOTS_ENV = "NNSWEEP_UPDATE_SCREENSHOTS"
 DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 
+# A link whose text is arguments[0], scrolled into view; else every scrolled box moves down a step
+SCROLL_TO_LINK = """
+const link = [...document.querySelectorAll('a')].find(a => a.textContent.trim() === arguments[0]);
+if (link) { link.scrollIntoView({block: 'center'}); return true; }
+for (const el of document.querySelectorAll('*')) {
+  const style = getComputedStyle(el);
+  if (el.scrollHeight > el.clientHeight + 10 && /(auto|scroll)/.test(style.overflowY)) {
+    el.scrollTop = el.scrollTop + el.clientHeight / 2 >= el.scrollHeight - el.clientHeight
+      ? 0 : el.scrollTop + el.clientHeight / 2;
+  }
+}
+window.scrollBy(0, window.innerHeight / 2);
+return false;
+"""
+
 TRIALS, EPOCHS = 3, 3
 MODEL_NAME = "tiny-mlp"
 ROW = "//div[contains(concat(' ', normalize-space(@class), ' '), ' ag-row ')]"  # a table row
@@ -257,6 +272,11 @@ def _walk_the_ui(page: Page, url: str, base: str, exp_id: str, expected: dict[st
         )
     page.click("Compare", "//button[normalize-space(.)='Compare']")
     page.wait_text(f"Comparing {TRIALS} Runs")
+    # The comparison lists every metric of the runs (with the export's deploy_* and the
+    # diagnosis figures, dozens); its rows render as they scroll into view, so scroll to it.
+    page.wait(
+        "the val_accuracy row", lambda: page.driver.execute_script(SCROLL_TO_LINK, "val_accuracy")
+    )
     page.click("val_accuracy", "//a[normalize-space(.)='val_accuracy']")
     page.wait("a val_accuracy curve per trial", lambda: page.lines_drawn() >= TRIALS)
     page.wait_text(*(f"{n} (val_accuracy)" for n in trials))
