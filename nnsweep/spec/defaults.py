@@ -153,7 +153,7 @@ def _with_default_space(
     stop = spec.train.early_stopping
     patience_note = f", early stopping after {stop.patience} without improvement" if stop else ""
     return spec, (
-        f"default space for {n_rows:,} training rows of {n_features:,} inputs: {shown}; "
+        f"default space for fits on {n_rows:,} rows of {n_features:,} inputs: {shown}; "
         f"up to {spec.train.epochs} epochs{patience_note} (each trial keeps its best epoch)"
     )
 
