@@ -30,7 +30,7 @@ def test_harness_times_what_it_calls_and_stops_at_its_cap() -> None:
     seconds = time_calls(lambda: time.sleep(0.002), 20, warmup=0)
     assert len(seconds) == 20 and seconds.min() >= 0.002  # never less than the call itself
     capped = time_calls(lambda: time.sleep(0.01), 1000, warmup=0, cap_s=0.05)
-    assert 1 <= len(capped) <= 10
+    assert 0 < len(capped) <= 10  # the 50 ms cap stops 10 ms calls after at most 10
     summary = latency_summary(np.array([0.001, 0.002, 0.003, 0.004]))
     assert summary == {
         "p50_ms": pytest.approx(2.5),
