@@ -19,16 +19,13 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
-from typing import Any
 
 from nnsweep._proc import interrupt_on_signals
 from nnsweep.errors import ExposureError, ServerError, StorageError
 from nnsweep.names import DASHBOARD_STORAGE_ENV
 from nnsweep.ui.exposure import LOOPBACK, is_loopback
-from nnsweep.ui.server import base_url, check_port, guarded, stop_server
+from nnsweep.ui.server import base_url, check_port, guarded, stop_server, supervise, wait_until_up
 from nnsweep.urls import mask_url
 
 DEFAULT_PORT = 8080
@@ -69,29 +66,6 @@ def study_url(base: str, storage_url: str, study: str | None) -> str:
 
     study_id = open_storage(storage_url).get_study_id_from_name(study)
     return f"{base}/dashboard/studies/{study_id}"
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2.0) as resp:
-            return bool(resp.status == 200)
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
-
-
-def wait_until_up(proc: subprocess.Popen[Any], url: str, timeout: float) -> None:
-    """Poll ``url`` until it answers 200. Raises :class:`ServerError` if the child exits first
-    or ``timeout`` seconds pass."""
-    deadline = time.monotonic() + timeout
-    while not _answers(url):
-        if (code := proc.poll()) is not None:
-            raise ServerError(
-                f"optuna-dashboard exited with status {code} before it answered; its messages "
-                "are above"
-            )
-        if time.monotonic() > deadline:
-            raise ServerError(f"optuna-dashboard did not answer {url} within {timeout:.0f} s")
-        time.sleep(0.25)
 
 
 def serve_dashboard(
@@ -139,18 +113,13 @@ def serve_dashboard(
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C reaches nnsweep only, which stops the child
         )
-        try:
-            wait_until_up(proc, base + "/api/studies", startup_timeout)
-            url = study_url(base, storage_url, study)
-            echo(f"Optuna dashboard ready in {time.monotonic() - started:.0f} s: {url}")
-            echo("press Ctrl-C to stop")
-            code = proc.wait()
-        except KeyboardInterrupt:
-            stop_server(proc)
-            echo("Optuna dashboard stopped")
+
+        def ready() -> str:
+            wait_until_up(proc, base + "/api/studies", startup_timeout, "optuna-dashboard")
+            return study_url(base, storage_url, study)
+
+        code = supervise(proc, ready, "Optuna dashboard", started, echo)
+        if code is None:
             return 0
-        except BaseException:
-            stop_server(proc)
-            raise
     stop_server(proc)
     raise ServerError(f"optuna-dashboard stopped by itself with status {code}")

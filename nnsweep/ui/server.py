@@ -264,8 +264,10 @@ def _answers(url: str, timeout: float = 2.0) -> bool:
         return False
 
 
-def wait_until_up(proc: subprocess.Popen[Any], url: str, timeout: float) -> None:
-    """Poll ``url`` until it answers 200.
+def wait_until_up(
+    proc: subprocess.Popen[Any], url: str, timeout: float, what: str = "the MLflow server"
+) -> None:
+    """Poll ``url`` until it answers 200 (``what``: the server, as messages name it).
 
     Raises:
         ServerError: the server process exited first, or ``timeout`` seconds passed.
@@ -275,11 +277,10 @@ def wait_until_up(proc: subprocess.Popen[Any], url: str, timeout: float) -> None
         code = proc.poll()
         if code is not None:
             raise ServerError(
-                f"the MLflow server exited with status {code} before it answered; "
-                "its messages are above"
+                f"{what} exited with status {code} before it answered; its messages are above"
             )
         if time.monotonic() > deadline:
-            raise ServerError(f"the MLflow server did not answer {url} within {timeout:.0f} s")
+            raise ServerError(f"{what} did not answer {url} within {timeout:.0f} s")
         time.sleep(0.25)
 
 
@@ -301,6 +302,30 @@ def stop_server(proc: subprocess.Popen[Any], timeout: float = STOP_TIMEOUT) -> i
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)  # stragglers, e.g. a worker stuck on a request
     return proc.wait()
+
+
+def supervise(
+    proc: subprocess.Popen[Any],
+    ready: Callable[[], str],
+    what: str,
+    started: float,
+    echo: Callable[[str], None],
+) -> int | None:
+    """Wait for ``ready()`` (the URL to open, once the server answers), say it, and wait for
+    the server to end: ``None`` after Ctrl-C/SIGTERM/SIGHUP (stopped here), else the status
+    it exited with by itself. Any error stops it before it is raised."""
+    try:
+        url = ready()
+        echo(f"{what} ready in {time.monotonic() - started:.0f} s: {url}")
+        echo("press Ctrl-C to stop")
+        return proc.wait()
+    except KeyboardInterrupt:
+        stop_server(proc)
+        echo(f"{what} stopped")
+        return None
+    except BaseException:
+        stop_server(proc)
+        raise
 
 
 def _landing(found: Landing | None, base: str, echo: Callable[[str], None]) -> str:
@@ -371,7 +396,8 @@ def serve(
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C reaches nnsweep only, which stops the server
         )
-        try:
+
+        def ready() -> str:
             found = find_experiment(tracking_uri, experiment)  # while the server boots
             try:
                 wait_until_up(proc, base + "/health", startup_timeout)
@@ -379,17 +405,11 @@ def serve(
                 if proc.poll() is not None:
                     check_port(host, port)  # lost a race for the port: say so plainly
                 raise
-            url = _landing(found, base, echo)
-            echo(f"MLflow UI ready in {time.monotonic() - started:.0f} s: {url}")
-            echo("press Ctrl-C to stop")
-            code = proc.wait()
-        except KeyboardInterrupt:
-            stop_server(proc)
-            echo("MLflow UI stopped")
+            return _landing(found, base, echo)
+
+        code = supervise(proc, ready, "MLflow UI", started, echo)
+        if code is None:
             return 0
-        except BaseException:
-            stop_server(proc)
-            raise
     stop_server(proc)
     raise ServerError(
         f"the MLflow server stopped by itself with status {code}; its messages are above"
