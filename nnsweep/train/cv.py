@@ -127,16 +127,19 @@ class CrossValidation:
 
 
 def mean_history(histories: list[dict[str, list[float]]]) -> dict[str, list[float]]:
-    """Per key and epoch, the mean over the folds that reached that epoch (finite values only;
-    NaN when no fold has a finite one)."""
+    """Per key and epoch, the mean over the folds (finite values only; NaN when no fold has a
+    finite one). A fold that stopped early counts with its last value at the later epochs:
+    averaging only the folds still running would show the survivors, a late curve better than
+    any model the folds have."""
     keys = [k for h in histories for k in h]
     out: dict[str, list[float]] = {}
     for key in dict.fromkeys(keys):
         curves = [h[key] for h in histories if h.get(key)]
         length = max((len(c) for c in curves), default=0)
+        curves = [c + [c[-1]] * (length - len(c)) for c in curves]
         means = []
         for i in range(length):
-            values = [c[i] for c in curves if len(c) > i and math.isfinite(c[i])]
+            values = [c[i] for c in curves if math.isfinite(c[i])]
             means.append(statistics.fmean(values) if values else math.nan)
         out[key] = means
     return out

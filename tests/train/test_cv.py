@@ -105,14 +105,19 @@ def test_regression_folds_are_seeded_kfold() -> None:
         assert np.array_equal(a, np.sort(c)) and np.array_equal(b, np.sort(d))
 
 
-def test_mean_history_averages_the_folds_that_reached_each_epoch() -> None:
+def test_mean_history_carries_a_stopped_fold_forward() -> None:
+    """A fold that stopped early counts with its last value later (no survivor curve); a
+    non-finite value is left out of its epoch's mean."""
     folds = [
         {"val_accuracy": [0.5, 0.7, 0.8]},
-        {"val_accuracy": [0.6, 0.9]},  # stopped early
+        {"val_accuracy": [0.6, 0.9]},  # stopped early: 0.9 at epoch 3 too
         {"val_accuracy": [math.nan, 0.5, 0.6]},
     ]
     mean = mean_history(folds)["val_accuracy"]
-    assert mean == pytest.approx([0.55, 0.7, 0.7])
+    assert mean == pytest.approx([0.55, 0.7, (0.8 + 0.9 + 0.6) / 3])
+    # the mean curve's best never exceeds the mean of the folds' bests (the trial's value)
+    bests = [max(v for v in f["val_accuracy"] if math.isfinite(v)) for f in folds]
+    assert max(mean) <= sum(bests) / len(bests)
 
 
 def test_a_resume_with_other_folds_or_a_holdout_is_refused(tmp_path: Path, stores: Stores) -> None:
