@@ -21,10 +21,11 @@ def free_port() -> int:
 
 
 class UiProcess:
-    """``nnsweep ui ARGS`` in a subprocess, its output collected line by line by a thread.
+    """``nnsweep ui ARGS`` (or another ``subcommand``: ``dashboard``) in a subprocess, its
+    output collected line by line by a thread.
 
     Args:
-        args: the arguments after ``ui``.
+        args: the arguments after the subcommand.
         cwd: the folder it runs in.
         env: variables added to this process's environment (MLflow telemetry is always off).
         command: how to start nnsweep; default the venv's ``nnsweep`` console script.
@@ -37,6 +38,7 @@ class UiProcess:
         *,
         env: dict[str, str] | None = None,
         command: list[str] | None = None,
+        subcommand: str = "ui",
     ) -> None:
         command = command or [str(Path(sys.executable).with_name("nnsweep"))]
         env = {
@@ -47,7 +49,7 @@ class UiProcess:
         }
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
-            [*command, "ui", *args],
+            [*command, subcommand, *args],
             cwd=cwd,
             env=env,
             stdin=subprocess.DEVNULL,

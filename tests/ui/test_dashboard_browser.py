@@ -14,9 +14,6 @@ in $NNSWEEP_STORAGE: it is on no command line and never printed.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
@@ -34,25 +31,6 @@ STUDY = "dash-study"
 OTHER = "other-study"  # a second study in the same storage: the printed URL must pick STUDY
 LEARNING_RATES = [1e-3, 3e-3, 1e-2, 3e-2, 1e-1]
 VALUES = [0.8125, 0.8438, 0.9317, 0.875, 0.7969]  # val accuracy; trial 2 is the best
-
-
-class DashboardProcess(UiProcess):
-    """``nnsweep dashboard ARGS`` in a subprocess (UiProcess's reader, waits and Ctrl-C)."""
-
-    def __init__(self, args: list[str], cwd: Path, env: dict[str, str]) -> None:
-        self.started = time.monotonic()
-        self.proc = subprocess.Popen(
-            [str(Path(sys.executable).with_name("nnsweep")), "dashboard", *args],
-            cwd=cwd,
-            env={**os.environ, **env},
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
 
 
 def _make_study(url: str) -> None:
@@ -136,7 +114,7 @@ def test_dashboard_serves_the_study_in_chromium(storage_url: str, tmp_path: Path
         args += ["--storage", url]
     else:
         env["NNSWEEP_STORAGE"] = url
-    dash = DashboardProcess(args, cwd=tmp_path, env=env)
+    dash = UiProcess(args, cwd=tmp_path, env=env, subcommand="dashboard")
     started: list[int] = []
     try:
         ready = dash.wait_for(r"Optuna dashboard ready in \d+ s: (\S+)", timeout=60)
