@@ -121,7 +121,12 @@ def warm_start_seed(args: argparse.Namespace, seed: int, tmp: Path) -> dict[str,
     )
     study, trials = _own_trials(first_store, first)
     maximize = study.direction.name == "MAXIMIZE"
-    row: dict[str, Any] = {"seed": seed, "first_best": study.best_value, "first_s": secs}
+    row: dict[str, Any] = {
+        "seed": seed,
+        "first_best": study.best_value,
+        "first_s": secs,
+        "maximize": maximize,
+    }
     print(
         f"seed {seed}: first sweep {len(trials)} trials in {secs:.0f} s, "
         f"best val {study.best_value:.4f}",
@@ -192,6 +197,7 @@ def summarize_warm(rows: list[dict[str, Any]], second: int) -> None:
             + (f"; refused in {refused}" if refused else "")
             + f"; final best val {statistics.fmean(best):.4f} (mean)"
         )
+    print_anytime(rows, second)
     for way in ("enqueue", "history"):
         pairs = [
             (r["cold"]["reach"], r[way].get("reach") or second + 1)
@@ -201,6 +207,39 @@ def summarize_warm(rows: list[dict[str, Any]], second: int) -> None:
         if pairs:
             fewer = sum(w < c for c, w in pairs)
             print(f"  {way} needed fewer trials than cold in {fewer} of {len(pairs)} seed(s)")
+
+
+def best_so_far(trials: list[Any], k: int, maximize: bool) -> float | None:
+    """The best value among the first ``k`` trials (None if none finished)."""
+    values = [t.value for t in trials[:k] if t.value is not None]
+    if not values:
+        return None
+    return max(values) if maximize else min(values)
+
+
+def print_anytime(rows: list[dict[str, Any]], second: int) -> None:
+    """Best-so-far validation value after k of its own trials, mean ± sd over the seeds: the
+    anytime view (what a user who stops after k trials gets), beside the reach count."""
+    ks = sorted({k for k in (1, 3, 5, 10, second) if k <= second})
+    print("\n== best validation value after k trials (mean ± sd over seeds)")
+    print("  way       " + "".join(f"{f'k={k}':>18s}" for k in ks))
+    for way in WAYS:
+        done = [r for r in rows if "refused" not in r[way]]
+        if not done:
+            continue
+        cells = []
+        for k in ks:
+            got = [
+                v
+                for r in done
+                if (v := best_so_far(r[way]["trials"], k, r.get("maximize", True))) is not None
+            ]
+            if not got:
+                cells.append(f"{'-':>18s}")
+                continue
+            sd = statistics.stdev(got) if len(got) > 1 else 0.0
+            cells.append(f"{statistics.fmean(got):>10.4f} ± {sd:.4f}")
+        print(f"  {way:8s}" + "".join(cells))
 
 
 # -- part 2: the stop rule, replayed on finished studies ------------------------------------------

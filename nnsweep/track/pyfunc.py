@@ -8,7 +8,11 @@ model whose *loader module* is this module (``loader_module: nnsweep.track.pyfun
 * **signature**: a table's own feature columns, in order: numeric columns ``double`` and text
   (categorical) columns ``string``; every column must be present, and a missing value (null,
   NaN) is allowed in any of them, since the model imputes it as at training. Digit and other
-  array models take float32 rows of their width (784 pixel values for MNIST, 0–1 or 0–255).
+  array models declare no input schema (their signature has outputs only): MLflow enforces a
+  tensor's dtype and shape exactly, so it would refuse a CSV of 0–255 integers, a float64
+  ``dataframe_split`` or a 28×28 array before the model saw them. The model checks such rows
+  itself (784 pixel values per row or 28×28 images, 0–1 or 0–255; other array models: their
+  input width) and answers 400 with the reason when they do not fit.
 * **output**: one row per input row: ``prediction`` (the original label, or the value for
   regression) and, for classification, ``probability`` (of that label) and ``probabilities``
   (every label's).
@@ -124,12 +128,13 @@ def _numbers(rows: Any) -> np.ndarray:
 
 # -- what the logged model declares ------------------------------------------------------------
 def signature(contract: ModelIO) -> ModelSignature:
-    """The model's MLflow signature: the table's columns with their types, or float32 rows of
-    the input width; outputs as :func:`predict_frame` gives them."""
+    """The model's MLflow signature: the table's columns with their types (array models: no
+    input schema, see the module's docstring); outputs as :func:`predict_frame` gives them."""
     from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, DataType, Schema, TensorSpec
+    from mlflow.types import ColSpec, DataType, Schema
     from mlflow.types.schema import Map
 
+    inputs = None
     if contract.schema is not None:
         inputs = Schema(
             [
@@ -137,9 +142,7 @@ def signature(contract: ModelIO) -> ModelSignature:
                 for c in contract.schema.columns
             ]
         )
-    else:
-        inputs = Schema([TensorSpec(np.dtype(np.float32), (-1, contract.input_width))])
-    outputs: list[ColSpec | TensorSpec] = [ColSpec(_label_type(contract), "prediction")]
+    outputs: list[ColSpec] = [ColSpec(_label_type(contract), "prediction")]
     if contract.task.is_classification:
         outputs += [
             ColSpec(DataType.double, "probability"),

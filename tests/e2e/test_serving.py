@@ -3,10 +3,10 @@
 
 Real sweeps (a table with numeric and text columns; the 5k MNIST digits), ``nnsweep export
 --register``, then the real ``mlflow models serve --env-manager local`` on a free loopback port
-(``dataframe_split`` and ``dataframe_records`` POSTs), ``mlflow models predict`` (a CSV of the
-table's rows; a JSON ``dataframe_split`` of pixel rows, since ``-t csv`` reads a CSV without the
-signature, as int64 or float64, which a digit model's float32 tensor signature refuses) and
-``mlflow.pyfunc.load_model(...).predict``, each compared with ``nnsweep predict models:/…``.
+(``dataframe_split`` and ``dataframe_records`` POSTs; for digits also ``inputs`` as 28×28
+arrays), ``mlflow models predict`` (a CSV of the table's rows; a CSV of 0–255 pixel integers and
+a JSON ``dataframe_split``) and ``mlflow.pyfunc.load_model(...).predict``, each compared with
+``nnsweep predict models:/…``.
 """
 
 from __future__ import annotations
@@ -248,6 +248,8 @@ def test_table_champion_serves_raw_rows_as_nnsweep_predict_answers(
 
 @pytest.mark.slow
 def test_digit_champion_serves_pixel_rows_as_nnsweep_predict_answers(champions, tmp_path):
+    import pandas as pd
+
     from nnsweep.data._digits import load_raw
 
     stores, uri = champions["stores"], "models:/digits@champion"
@@ -269,10 +271,25 @@ def test_digit_champion_serves_pixel_rows_as_nnsweep_predict_answers(champions, 
         records = [dict(zip(columns, row, strict=True)) for row in pixels.tolist()]  # 0-255
         code, by_records = _post(url, {"dataframe_records": records})
         assert code == 200, by_records
+        code, images = _post(url, {"inputs": pixels.reshape(8, 28, 28).tolist()})
+        assert code == 200, images
+        code, refused = _post(url, {"inputs": pixels[:, :100].tolist()})  # not 784 pixels
+        assert code == 400 and "784 pixel values" in refused["message"], refused
     assert [p["prediction"] for p in split["predictions"]] == expected
     assert [p["prediction"] for p in by_records["predictions"]] == expected
+    assert [p["prediction"] for p in images["predictions"]] == expected
 
-    rows = tmp_path / "pixels.json"  # 0-255 integers, cast to float32 by the signature
+    csv = tmp_path / "pixels.csv"  # a header and 0-255 integers, as MNIST CSVs come
+    pd.DataFrame(pixels, columns=[f"pixel{i}" for i in range(784)]).to_csv(csv, index=False)
+    out = tmp_path / "csv_out.json"
+    subprocess.run(
+        [str(BIN / "mlflow"), "models", "predict", "-m", uri, "-i", str(csv), "-t", "csv",
+         "--env-manager", "local", "-o", str(out)],
+        env=_env(stores), check=True, timeout=300, capture_output=True,
+    )  # fmt: skip
+    assert [p["prediction"] for p in json.loads(out.read_text())["predictions"]] == expected
+
+    rows = tmp_path / "pixels.json"  # 0-255 integers
     rows.write_text(json.dumps({"dataframe_split": {"columns": columns, "data": pixels.tolist()}}))
     out = tmp_path / "out.json"
     subprocess.run(
