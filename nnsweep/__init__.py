@@ -2,7 +2,8 @@
 
 The public API mirrors the CLI: load a sweep file (:func:`load_spec`) or build a spec in code
 (:func:`spec_from_dict`), run it (:func:`run_sweep`, as ``nnsweep run --jobs 1``) and read its
-best trial (:func:`best_trial`, as ``nnsweep best --json``). Errors are the types below. Heavy
+best trial (:func:`best_trial`, as ``nnsweep best --json``; with a second objective, by the
+primary value, with the Pareto front beside it). Errors are the types below. Heavy
 libraries (TensorFlow, MLflow, Optuna, pydantic) are imported only when a function needs them.
 
     from nnsweep import best_trial, run_sweep, spec_from_dict

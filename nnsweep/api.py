@@ -98,15 +98,18 @@ def run_sweep(
 def best_trial(study: str, *, storage: str | None = None) -> dict[str, Any]:
     """The study's best COMPLETE trial, as ``nnsweep best --json`` prints it: ``number``,
     ``value``, ``params`` (every hyperparameter, fixed ones too) and ``run_id`` (its MLflow
-    run). ``storage`` defaults as in :func:`run_sweep`.
+    run). A multi-objective study (``objective.also``): the best by the primary value, plus
+    ``also`` (the second metric), ``also_value`` (this trial's) and ``front`` (the Pareto
+    front, best primary first: ``number``, ``value``, ``also``, ``run_id``). ``storage``
+    defaults as in :func:`run_sweep`.
 
     Raises:
         StudyNotFoundError: the storage holds no such study.
         NoCompleteTrialError: the study has no COMPLETE trial yet.
     """
     from nnsweep.stores import pinned, resolve
-    from nnsweep.study.storage import best_trial as best
+    from nnsweep.study.status import best_summary
     from nnsweep.study.storage import load_study
 
     storage_url = pinned(resolve(storage, None)[0])
-    return best(load_study(study, storage_url))
+    return best_summary(load_study(study, storage_url))

@@ -26,8 +26,9 @@ def report(
     trials.csv and trials.md (every trial's fit diagnosis, best first by the objective),
     Optuna's optimization-history, parallel-coordinate and param-importance plots (HTML), train
     vs validation curves of the task's metric (accuracy, or mae for regression) for the top and
-    the worst-fitting trials (PNG), runs by fit tag. `nnsweep run` logs the same files under
-    report/ on its parent run."""
+    the worst-fitting trials (PNG), runs by fit tag; with two objectives (objective.also), the
+    Pareto front as pareto_front.png and pareto_front.html (each trial's MLflow run link).
+    `nnsweep run` logs the same files under report/ on its parent run."""
     from nnsweep.paths import child_dir
     from nnsweep.results.report import study_report
 
@@ -40,6 +41,12 @@ def report(
     for note in result.notes:
         typer.echo(f"  not drawn: {note}")
     typer.echo("fit: " + ", ".join(f"{n} {tag}" for tag, n in result.counts.items()))
+    if result.front is not None:  # two objectives: pareto_front.png / .html above
+        front = result.front
+        typer.echo(
+            f"Pareto front of {front.metric} and {front.also}: {len(front.points)} trials, "
+            + " ".join(f"#{n}" for n in front.numbers)
+        )
     if result.learned is not None:  # importances, the best ranges and bound warnings
         for line in result.learned.lines():
             typer.echo(line)
@@ -73,9 +80,12 @@ def compare(
     One row per trial, ranked by the value the objective scored it with: state, the params
     that vary, the task's validation scores (classification: best and final val accuracy and
     the train minus validation gap; regression: the objective, val_mae, val_loss, loss ratio
-    and training R²), fit tag, duration and MLflow run id. With --json: an object with study,
-    task, metric, reduce, direction, sort, n_trials, fit_counts and trials (every trials.csv
-    column, params nested, in the printed order; missing numbers are null)."""
+    and training R²), fit tag, duration and MLflow run id. A study with a second objective
+    (objective.also) is ranked by its primary value and adds that second value and a front
+    column: ✓ marks the trials on the Pareto front. With --json: an object with study, task,
+    metric, reduce, direction (also, for two objectives), sort, n_trials, fit_counts and trials
+    (every trials.csv column, params nested, in the printed order; missing numbers are null;
+    also and pareto for two objectives)."""
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
@@ -131,6 +141,12 @@ def compare(
         console = Console(width=max(console.width, 200, whole))
     console.print(table)
     typer.echo("fit: " + ", ".join(f"{n} {tag}" for tag, n in fit_counts(frame).items()))
+    if scoring.also is not None:
+        front = ordered[ordered["pareto"]]["trial"].tolist()
+        typer.echo(
+            f"Pareto front (✓) of {scoring.metric} and {scoring.also}: {len(front)} trials, "
+            + " ".join(f"#{n}" for n in front)
+        )
 
 
 def ui(
@@ -206,7 +222,7 @@ def export(
     ] = False,
     force: Annotated[
         bool,
-        typer.Option("--force", help="Write into a non-empty --out (replaces the 4 outputs)."),
+        typer.Option("--force", help="Write into a non-empty --out (replaces an earlier export)."),
     ] = False,
     data_path: Annotated[
         Path | None,
@@ -240,6 +256,25 @@ def export(
             help="Skip gradient boosting beside the MLP (for very large tables).",
         ),
     ] = False,
+    onnx: Annotated[
+        bool,
+        typer.Option(
+            "--onnx",
+            help="Also write model.onnx (preprocessing inside) for onnxruntime, checked against "
+            "Keras on the test rows already read. Needs `pip install 'nnsweep[onnx]'`.",
+        ),
+    ] = False,
+    pick: Annotated[
+        str,
+        typer.Option(
+            "--pick",
+            metavar="RULE",
+            help="Which Pareto-front trial a study with two objectives (objective.also) "
+            "exports: best (the best primary value), smallest-within:POINTS (the smallest "
+            "second value within POINTS of the best: accuracy points, or the metric's units "
+            "for a loss or error), or knee. A single-objective study takes best only.",
+        ),
+    ] = "best",
     storage: Storage = None,
     tracking_uri: TrackingUri = None,
     as_json: JsonFlag = False,
@@ -251,12 +286,16 @@ def export(
     The test metrics are also logged to the trial's run. On a table, gradient boosting with
     scikit-learn's defaults is fit on the same rows and scored beside it (--no-baseline
     skips it); --ensemble K exports the mean of the K best trials' models. Each read of the
-    test split is recorded on the study; a second export is refused without --reread-test."""
+    test split is recorded on the study; a second export is refused without --reread-test.
+    A study with two objectives exports the Pareto-front trial --pick names; the card states
+    the rule and the front trials it passed over."""
     from nnsweep.export.baseline import comparison_line
     from nnsweep.export.card import test_headline, unit_of, validation_line
     from nnsweep.export.ensemble import summary_line as ensemble_line
     from nnsweep.export.export import export_best
     from nnsweep.export.latency import deployment_line
+    from nnsweep.export.onnx import summary_line as onnx_summary
+    from nnsweep.export.pick import summary_line as pick_line
     from nnsweep.export.provenance import test_lines
 
     storage_url, uri = resolve_stores(storage, tracking_uri)
@@ -272,6 +311,8 @@ def export(
         reread_test=reread_test,
         ensemble=ensemble,
         baseline=not no_baseline,
+        onnx=onnx,
+        pick=pick,
     )
     card = result.card
     if as_json:
@@ -285,6 +326,8 @@ def export(
         f"exported study {card['study']}, trial #{card['trial']} (run "
         f"{card['mlflow']['run_id']}) to {out} in {result.seconds:.1f}s"
     )
+    if picked := pick_line(card):  # two objectives: the rule that chose this front trial
+        typer.echo(f"  {picked}")
     retrained = f" (retrained {card['retrain']['epochs']} epochs)" if card["retrain"] else ""
     typer.echo(f"  test{retrained}: {test_headline(card['test'], unit_of(card))}")
     for line in (ensemble_line(card), comparison_line(card)):
@@ -295,6 +338,8 @@ def export(
     typer.echo(f"  sweep: {validation_line(card)}")
     if deployment := deployment_line(card.get("deployment")):
         typer.echo(f"  {deployment}")
+    if onnx_line := onnx_summary(card):
+        typer.echo(f"  {onnx_line}")
     if card["registry"]:
         reg = card["registry"]
         typer.echo(f"  registered {reg['uri']} (version {reg['version']})")

@@ -23,9 +23,12 @@ from nnsweep.cli.run_options import (
     WarmStart,
 )
 from nnsweep.cli.zeroconfig import SaveResolved, Target, load_sweep, show_choices, sweep_text
+from nnsweep.study.objectives import also_metric
 from nnsweep.urls import mask_url
 
 if TYPE_CHECKING:
+    import optuna
+
     from nnsweep.sweep.prepare import Prepared
     from nnsweep.sweep.progress import SweepProgress
     from nnsweep.sweep.workers import JobsResult
@@ -91,7 +94,7 @@ def run(
         overrides["target"] = target
         with interrupt_on_signals():
             done = _run_jobs(sweep, prepared, plan, overrides, progress)
-        _finish(done.study_name, spec.objective.key, done.best, tracking_uri)
+        _finish(done.study_name, spec.objective.key, done.best, tracking_uri, done.study)
         print_learned(storage_url, done.study_name, save_sweep, study=done.study)
         if done.code:
             typer.echo(
@@ -117,7 +120,7 @@ def run(
     ran = ", ".join(f"{n} {s}" for s, n in sorted(result.ran.items())) or "no trials"
     if result.parent_run_id is not None:
         typer.echo(f"study {result.study_name}: ran {ran}; {result.n_complete} COMPLETE in total")
-    _finish(result.study_name, spec.objective.key, result.best, tracking_uri)
+    _finish(result.study_name, spec.objective.key, result.best, tracking_uri, result.study)
     print_learned(storage_url, result.study_name, save_sweep, study=result.study)
 
 
@@ -129,12 +132,25 @@ def _already_done(study_name: str, target: int | None, n_complete: int) -> None:
 
 
 def _finish(
-    study_name: str, metric: str, best: dict[str, Any] | None, tracking_uri: str | None
+    study_name: str,
+    metric: str,
+    best: dict[str, Any] | None,
+    tracking_uri: str | None,
+    study: optuna.Study | None = None,
 ) -> None:
     if best is not None:
         typer.echo(
             f"best trial #{best['number']}: {metric}="
             f"{best['value']:.4f}  params={json.dumps(best['params'])}"
+        )
+    if best is not None and study is not None and (also := also_metric(study)) is not None:
+        from nnsweep.study.front import own_front
+
+        front = own_front(study)
+        typer.echo(
+            f"Pareto front ({metric} vs {also}): {len(front)} trial(s), #"
+            + ", #".join(str(t.number) for t in front)
+            + f"; `nnsweep status {study_name}` lists them"
         )
     typer.echo(
         f"browse: {_browse(study_name, tracking_uri)}   export: nnsweep export "
@@ -191,7 +207,9 @@ def status(
     as_json: JsonFlag = False,
 ) -> None:
     """Trial counts by state and the best value, for one study or all of them, with each
-    study's task and objective (``minimize val_mae``, ``maximize val_accuracy``)."""
+    study's task and objective (``minimize val_mae``, ``maximize val_accuracy``). A study with
+    a second objective (objective.also) is ranked by its primary value, and a line under the
+    table gives its Pareto front: its size and trials, best primary value first."""
     from nnsweep.study.status import study_summaries
 
     storage_url, _ = resolve_stores(storage, tracking_uri)
@@ -208,7 +226,7 @@ def status(
 
     table = Table("study", "task", "COMPLETE", "PRUNED", "FAIL", "RUNNING", "best", "metric")
     for s in summaries:
-        st = s["states"]
+        st, multi_s = s["states"], "also" in s
         best = "—"
         if s["best"]:
             value = s["best"]["value"]
@@ -222,9 +240,23 @@ def status(
             str(st["FAIL"]),
             str(st["RUNNING"]),
             best,
-            escape(f"{s['direction']} {s['metric']}"),
+            escape(f"{s['direction']} {s['metric']}" + (f", min {s.get('also')}" * multi_s)),
         )
     Console().print(table)
+    for s in summaries:  # two objectives: the front under the table, one line per study
+        if "also" in s:
+            typer.echo(_front_line(s))
+
+
+def _front_line(summary: dict[str, Any], shown: int = 12) -> str:
+    """``mo: Pareto front of val_accuracy and params: 3 trials, #4 #1 #7`` (best primary
+    first)."""
+    front = summary.get("front") or []
+    numbers = " ".join(f"#{p['number']}" for p in front[:shown]) + (" …" * (len(front) > shown))
+    return (
+        f"{summary['study']}: Pareto front of {summary['metric']} and {summary['also']}: "
+        f"{len(front)} trial{'s' * (len(front) != 1)}" + (f", {numbers}" if front else "")
+    )
 
 
 def best(
@@ -234,13 +266,17 @@ def best(
     as_json: JsonFlag = False,
 ) -> None:
     """The best COMPLETE trial: number, value (the objective it was scored with, best in the
-    objective's direction), params and MLflow run id."""
+    objective's direction), params and MLflow run id. A study with a second objective
+    (objective.also) is ranked by its primary value, and its Pareto front follows as a table:
+    trial, both values, run id, the best-primary trial marked (--json: also, also_value and
+    front)."""
     from nnsweep.results.trials import scoring_of
-    from nnsweep.study.storage import best_trial, load_study
+    from nnsweep.study.status import best_summary
+    from nnsweep.study.storage import load_study
 
     storage_url, _ = resolve_stores(storage, tracking_uri)
     found = load_study(study, storage_url)
-    info = best_trial(found)
+    info = best_summary(found)
     if as_json:
         typer.echo(json.dumps(info, indent=2))
         return
@@ -251,3 +287,26 @@ def best(
     )
     for key, value in info["params"].items():
         typer.echo(f"  {key:<14} {value}")
+    if "front" in info:
+        for line in _front_lines(info, scoring.metric):
+            typer.echo(line)
+
+
+def _front_lines(info: dict[str, Any], metric: str) -> list[str]:
+    """``nnsweep best``'s Pareto-front table: one line per front trial, best primary first."""
+    from nnsweep.results.table import fmt_also, fmt_score
+
+    also, front = str(info["also"]), info["front"]
+    width = max(len(metric), 10)
+    lines = [
+        f"Pareto front: {len(front)} trial{'s' if len(front) != 1 else ''} no other beats on "
+        f"both {metric} and {also} (* best {metric})",
+        f"  {'trial':>7}  {metric:>{width}}  {also:>12}  run",
+    ]
+    for p in front:
+        mark = "*" if p["number"] == info["number"] else " "
+        lines.append(
+            f"  {mark}{'#' + str(p['number']):>6}  {fmt_score(p['value']):>{width}}  "
+            f"{fmt_also(p['also']):>12}  {p['run_id'] or '—'}"
+        )
+    return lines

@@ -63,6 +63,8 @@ class CardFacts:
     test: dict[str, Any]
     boosting: dict[str, Any]
     test_reads: dict[str, Any]
+    onnx: dict[str, Any] | None = None  # export --onnx: nnsweep.export.onnx.check
+    pick: dict[str, Any] | None = None  # two objectives: nnsweep.export.pick.card_section
 
 
 def build_card(f: CardFacts) -> dict[str, Any]:
@@ -89,6 +91,7 @@ def build_card(f: CardFacts) -> dict[str, Any]:
             "reduce": objective.reduce,
             "value": f.best["value"],
         },
+        "pick": f.pick,
         "task": {
             "kind": data.task.kind,
             "n_classes": data.task.n_classes,
@@ -123,5 +126,10 @@ def build_card(f: CardFacts) -> dict[str, Any]:
         "diagnosis": diagnosis_of(f.run),
         "versions": versions(),
         "registry": None,
-        "files": {"keras": KERAS_FILE, "saved_model": SAVED_MODEL_DIR + "/"},
+        "files": {
+            "keras": KERAS_FILE,
+            "saved_model": SAVED_MODEL_DIR + "/",
+            **({"onnx": f.onnx["file"]} if f.onnx and f.onnx.get("file") else {}),
+        },
+        **({"onnx": f.onnx} if f.onnx is not None else {}),
     }

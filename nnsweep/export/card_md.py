@@ -8,6 +8,8 @@ from nnsweep.export.baseline import markdown as boosting_markdown
 from nnsweep.export.card import test_headline, unit_of, validation_line
 from nnsweep.export.ensemble import markdown as ensemble_markdown
 from nnsweep.export.latency import deployment_line
+from nnsweep.export.onnx import markdown as onnx_markdown
+from nnsweep.export.pick import markdown as pick_markdown
 from nnsweep.export.provenance import test_lines
 
 MAX_MATRIX_CLASSES = 30  # a bigger confusion matrix stays in model_card.json only
@@ -72,6 +74,8 @@ def render_markdown(card: dict[str, Any]) -> str:
     lines += [f"- {line}" for line in test_lines(card)]
     lines += ensemble_markdown(card) + boosting_markdown(card)
     lines += _deployment(card.get("deployment"))
+    lines += onnx_markdown(card)
+    lines += pick_markdown(card)  # two objectives: the rule and the front it passed over
     lines += [
         "",
         "## Validation (during the sweep)",

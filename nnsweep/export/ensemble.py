@@ -73,35 +73,36 @@ def check_size(k: int) -> None:
 
 def top_trials(study: optuna.Study, k: int, best: dict[str, Any]) -> list[dict[str, Any]]:
     """The ``k`` best COMPLETE trials as :func:`nnsweep.study.storage.best_trial` gives them,
-    ``best`` first, then by value in the study's direction (ties: the earlier trial).
+    ``best`` first, then by value in the study's direction (ties: the earlier trial); a study
+    with two objectives ranks by its primary value (ties: the smaller second value).
 
     Raises:
         ExportError: fewer than ``k`` COMPLETE trials.
     """
-    from optuna.study import StudyDirection
     from optuna.trial import TrialState
+
+    from nnsweep.study.objectives import primary_direction, primary_order, primary_value
 
     done = [
         t
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if t.value is not None
+        if primary_value(t) is not None
     ]
     if len(done) < k:
         raise ExportError(
             f"--ensemble {k}: study {study.study_name!r} has {len(done)} COMPLETE trial(s); "
             f"give --ensemble {len(done)} or fewer, or run more trials"
         )
-    sign = -1.0 if study.direction == StudyDirection.MAXIMIZE else 1.0
     rest = sorted(
         (t for t in done if t.number != best["number"]),
-        key=lambda t: (sign * float(t.value), t.number),  # type: ignore[arg-type]
+        key=primary_order(primary_direction(study)),
     )
     picked = [best]
     for t in rest[: k - 1]:
         picked.append(
             {
                 "number": t.number,
-                "value": t.value,
+                "value": primary_value(t),
                 "params": t.user_attrs.get(PARAMS_ATTR, t.params),
                 "run_id": t.user_attrs.get(RUN_ID_ATTR),
             }

@@ -5,10 +5,14 @@
 * ``model.keras``: Keras 3 native file; plain ``keras.saving.load_model`` (safe mode on)
   loads it in any process, without nnsweep.
 * ``saved_model/``: TensorFlow SavedModel from ``model.export()``, for TF Serving.
+* ``model.onnx`` (with ``onnx``): the same model for onnxruntime, checked against Keras on the
+  test rows (:mod:`nnsweep.export.onnx`).
 * ``model_card.json`` and ``MODEL_CARD.md``: where the model comes from, what it reads and
   answers (task, target, feature columns, label mapping: the ``io`` section that
   ``nnsweep predict`` reads), and how good it is.
 
+For a study with two objectives, ``pick`` names the front trial exported instead of the best
+one (:mod:`nnsweep.export.pick`); the card states the rule and the front trials passed over.
 The model is the one the sweep logged on the best trial's MLflow run (see
 :mod:`nnsweep.train.modellog`), or, with ``retrain``, the best params refit on train+validation for
 as many epochs as the trial's model saw (:mod:`nnsweep.train.retrain`). The held-out test split is
@@ -37,6 +41,8 @@ from nnsweep.data.load import sweep_dataset
 from nnsweep.data.modelio import ModelIO
 from nnsweep.errors import ExportError
 from nnsweep.export import ensemble as ens
+from nnsweep.export import onnx as onnx_file
+from nnsweep.export import pick as picks
 from nnsweep.export.baseline import OFF, gradient_boosting
 from nnsweep.export.baseline import log_metrics as log_boosting_metrics
 from nnsweep.export.builder import KERAS_FILE, SAVED_MODEL_DIR, CardFacts, build_card
@@ -71,7 +77,7 @@ if TYPE_CHECKING:
 
 CARD_JSON = "model_card.json"
 CARD_MD = "MODEL_CARD.md"
-OUTPUTS = (KERAS_FILE, SAVED_MODEL_DIR, CARD_JSON, CARD_MD)
+OUTPUTS = (KERAS_FILE, SAVED_MODEL_DIR, CARD_JSON, CARD_MD, onnx_file.ONNX_FILE)
 
 
 @dataclass
@@ -143,6 +149,8 @@ def export_best(
     reread_test: bool = False,
     ensemble: int = 1,
     baseline: bool = True,
+    onnx: bool = False,
+    pick: str = "best",
 ) -> ExportResult:
     """Export the best COMPLETE trial of ``study_name`` to ``out`` (see the module docstring).
 
@@ -151,7 +159,11 @@ def export_best(
     whose test split was read before (:mod:`nnsweep.export.ledger`) is refused unless
     ``reread_test``. ``ensemble`` > 1 exports the mean of that many best trials' models
     (:mod:`nnsweep.export.ensemble`); ``baseline`` fits gradient boosting beside the MLP on a
-    table (:mod:`nnsweep.export.baseline`).
+    table (:mod:`nnsweep.export.baseline`); ``onnx`` also writes ``model.onnx``
+    (:mod:`nnsweep.export.onnx`), refused before the test read for a model it cannot hold.
+    ``pick`` names the rule that picks the trial of a study with two objectives
+    (:mod:`nnsweep.export.pick`: ``best``, ``smallest-within:POINTS``, ``knee``); a
+    single-objective study takes ``best`` only.
 
     Raises:
         ExportError: bad ``out`` or ``register``, the run or its model is missing, or MLflow
@@ -160,7 +172,7 @@ def export_best(
     """
     from mlflow import MlflowClient
 
-    from nnsweep.study.storage import best_trial, load_study
+    from nnsweep.study.storage import load_study
 
     start = time.perf_counter()
     out = Path(out)
@@ -168,9 +180,12 @@ def export_best(
     ens.check_size(ensemble)
     if register is not None:
         check_registry_name(register)
+    if onnx:
+        onnx_file.require()
+    rule = picks.parse_rule(pick)
     open_reader(tracking_uri)  # refuses a missing store before MLflow creates one
     study = load_study(study_name, storage_url)
-    best = best_trial(study)
+    best, chosen = _chosen(study, rule)
     check_unread(study, reread_test)
     trials = ens.top_trials(study, ensemble, best) if ensemble > 1 else [best]
     spec = _spec_of(study)
@@ -199,6 +214,10 @@ def export_best(
             retrain=retrain,
         )  # fmt: skip
         combined = ens.average(members, dataset)
+    # converted before the test read: a model ONNX cannot hold is refused with nothing read
+    final = combined if members else model
+    what = f"trial #{best['number']}'s model" + (" (in an ensemble)" if members else "")
+    converted = onnx_file.convert(final, io, what) if onnx else None
     # Every choice (trial, weights, refit) is made: the test split is read now, once; the
     # single model, the ensemble and gradient boosting are all scored in this read.
     claim = claim_read(study, reread_test)  # two exports at once: only the first reads
@@ -220,6 +239,8 @@ def export_best(
     read, every_read = record_read(
         study, trial=best["number"], retrained=retrain, scored=scored, key=claim
     )
+    # the rows this read loaded, beside Keras' answers on them: not a second read
+    onnx_check = onnx_file.check(converted, final, dataset.x_test) if converted else None
 
     card = build_card(
         CardFacts(
@@ -227,15 +248,35 @@ def export_best(
             spec=spec, dataset=dataset, io=io, model=model, hp=hp, history=history,
             epoch=epoch, score=score, retrain=retrain, retrained=retrained,
             n_complete=_n_complete(study), test=test, boosting=boosting,
-            test_reads=card_section(read, every_read),
+            test_reads=card_section(read, every_read), onnx=onnx_check,
+            pick=picks.card_section(chosen, study) if chosen else None,
         )
     )  # fmt: skip
     if members and ensemble_test is not None:
         ens.apply(card, members, combined, ensemble_test)
         model = combined
     _write(out, model, card, dataset=dataset, client=client, run=run, register=register,
-           ensemble=bool(members))  # fmt: skip
+           ensemble=bool(members), onnx=converted)  # fmt: skip
     return ExportResult(out=out, card=card, seconds=time.perf_counter() - start)
+
+
+def _chosen(study: optuna.Study, rule: picks.Rule) -> tuple[dict[str, Any], picks.Pick | None]:
+    """The trial to export, as :func:`nnsweep.study.storage.best_trial` gives one, and, for a
+    study with two objectives, the :class:`~nnsweep.export.pick.Pick` that chose it.
+
+    Raises:
+        ExportError: a rule other than ``best`` on a single-objective study.
+        NoCompleteTrialError: no COMPLETE trial.
+    """
+    from nnsweep.results.pareto import metric_of
+    from nnsweep.study.objectives import is_multi
+    from nnsweep.study.storage import best_trial
+
+    picks.check_rule(rule, study)
+    if not is_multi(study):
+        return best_trial(study), None
+    made = picks.pick_in(study, rule, metric_of(study))
+    return picks.trial_info(made.trial), made
 
 
 def _the_model(
@@ -269,6 +310,7 @@ def _write(
     run: Run,
     register: str | None,
     ensemble: bool,
+    onnx: onnx_file.OnnxModel | None = None,
 ) -> None:
     """Save, measure, register and log the export in a staging folder, then move it into
     ``out``: a failure leaves ``out`` as it was."""
@@ -280,6 +322,8 @@ def _write(
         card["deployment"] = deployment_figures(stage / KERAS_FILE, io, dataset)
         log_deployment(client, run.info.run_id, card["deployment"])
         model.export(str(stage / SAVED_MODEL_DIR), verbose=False)
+        if onnx is not None and (card.get("onnx") or {}).get("file"):
+            (stage / onnx_file.ONNX_FILE).write_bytes(onnx.data)
         if register is not None:
             example = take_rows(dataset.x_train, [0, 1] if dataset.sizes["train"] > 1 else [0])
             card["registry"] = register_model(client, register, run, model, card, example, io)
@@ -341,4 +385,6 @@ def _move_into(stage: Path, out: Path) -> None:
             shutil.rmtree(target)
         elif target.exists() or target.is_symlink():
             target.unlink()
+        if name == onnx_file.ONNX_FILE and not (stage / name).exists():
+            continue  # written with --onnx only; an earlier export's is removed above
         (stage / name).replace(target)

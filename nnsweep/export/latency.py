@@ -20,64 +20,33 @@ model on this machine, not a guarantee.
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+# the timing core lives below export, where a sweep's latency objective uses it too
+from nnsweep.train.timing import TIME_CAP_S, WARMUP_CALLS, cores, latency_summary, time_calls
 
 if TYPE_CHECKING:
     from nnsweep.data.load import Dataset
     from nnsweep.data.modelio import ModelIO
 
 ONE_ROW_CALLS = 300
-WARMUP_CALLS = 10
 BATCH_ROWS = 1000
 BATCH_REPEATS = 3
-TIME_CAP_S = 30.0
 METRIC_PREFIX = "deploy_"
 SERVING = (
     "MLflow pyfunc with loader module nnsweep.track.pyfunc (no code or pickle in the model); "
     "`nnsweep predict models:/…` trusts only the data/model.keras of such a model (or of "
     "MLflow's keras flavour), loaded in Keras' safe mode"
 )
-
-
-def time_calls(
-    fn: Callable[[], Any], calls: int, *, warmup: int = WARMUP_CALLS, cap_s: float = TIME_CAP_S
-) -> np.ndarray:
-    """Seconds each of up to ``calls`` calls of ``fn`` took (after ``warmup`` untimed calls),
-    stopping once ``cap_s`` seconds of timed calls have passed (at least one call runs)."""
-    for _ in range(warmup):
-        fn()
-    clock = time.perf_counter
-    took: list[float] = []
-    deadline = clock() + cap_s
-    for _ in range(max(calls, 1)):
-        start = clock()
-        fn()
-        end = clock()
-        took.append(end - start)
-        if end > deadline:
-            break
-    return np.asarray(took, dtype=np.float64)
-
-
-def latency_summary(seconds: np.ndarray) -> dict[str, Any]:
-    """p50 and p99 (milliseconds) of call durations, and how many calls they cover."""
-    return {
-        "p50_ms": float(np.percentile(seconds, 50) * 1e3),
-        "p99_ms": float(np.percentile(seconds, 99) * 1e3),
-        "calls": int(len(seconds)),
-    }
-
-
-def cores() -> dict[str, int | None]:
-    """Logical CPU cores of the machine, and those this process may run on."""
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-    return {"cpu_count": os.cpu_count(), "usable_cores": usable}
+__all__ = [
+    "TIME_CAP_S", "WARMUP_CALLS", "cores", "latency_summary", "time_calls",
+    "deployment_figures", "deployment_line", "deployment_metrics", "log_deployment",
+    "training_rows",
+]  # fmt: skip
 
 
 def training_rows(data: Dataset, io: ModelIO, n: int) -> Any:

@@ -23,7 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 from nnsweep.names import BOUNDS_TAG
 from nnsweep.results.bounds import Bounds, bounds_of, dimension_of, widen
-from nnsweep.study.own import own_complete
+from nnsweep.study.front import quiet_optuna
+from nnsweep.study.objectives import is_multi, primary_direction
+from nnsweep.study.own import own_complete, ranked
 
 if TYPE_CHECKING:
     import optuna
@@ -115,20 +117,25 @@ class Learned:
 
 
 def importances(study: optuna.Study) -> tuple[dict[str, float], str | None]:
-    """fANOVA importance of each param over the study's own COMPLETE trials, highest first;
-    ({}, why) when they cannot be computed."""
+    """fANOVA importance of each param over the study's own COMPLETE trials, highest first,
+    for the primary objective (a multi-objective study's first value); ({}, why) when they
+    cannot be computed."""
     import optuna
     from optuna.importance import FanovaImportanceEvaluator, get_param_importances
 
     trials = own_complete(study)
     if len(trials) < MIN_IMPORTANCE_TRIALS:
         return {}, f"importances need {MIN_IMPORTANCE_TRIALS} COMPLETE trials, found {len(trials)}"
-    copy = optuna.create_study(direction=study.direction)  # in memory: own trials only
+    with quiet_optuna():  # in memory: own trials only
+        copy = optuna.create_study(directions=study.directions)
     copy.add_trials(trials)
+    target = (lambda t: t.values[0]) if is_multi(study) else None  # the primary objective
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            found = get_param_importances(copy, evaluator=FanovaImportanceEvaluator(seed=0))
+            found = get_param_importances(
+                copy, evaluator=FanovaImportanceEvaluator(seed=0), target=target
+            )
     except (ValueError, RuntimeError) as exc:
         return {}, f"importances not computed: {exc}"
     if not found:
@@ -137,10 +144,8 @@ def importances(study: optuna.Study) -> tuple[dict[str, float], str | None]:
 
 
 def best_trials(study: optuna.Study, k: int = TOP) -> list[optuna.trial.FrozenTrial]:
-    """The ``k`` best own COMPLETE trials, best first in the study's direction."""
-    maximize = study.direction.name == "MAXIMIZE"
-    done = [t for t in own_complete(study) if t.value is not None]
-    return sorted(done, key=lambda t: (-t.value if maximize else t.value, t.number))[:k]  # type: ignore[operator]
+    """The ``k`` best own COMPLETE trials, best first by the primary value in its direction."""
+    return ranked(study)[:k]
 
 
 def current_distributions(study: optuna.Study) -> dict[str, Any]:
@@ -209,7 +214,7 @@ def what_we_learned(study: optuna.Study, k: int = TOP) -> Learned:
     """Importances, the ``k`` best trials' ranges of the most important params, warnings."""
     found, why = importances(study)
     done = own_complete(study)
-    learned = Learned(study.study_name, len(done), study.direction.name.lower(), found)
+    learned = Learned(study.study_name, len(done), primary_direction(study), found)
     if why:
         learned.notes.append(why)
     best = best_trials(study, k)

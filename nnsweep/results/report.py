@@ -12,7 +12,10 @@ run); this module renders it. :func:`write_report` writes, into one folder:
   ``val_auc`` objective): the task's metric on the training data (dropout off, where the run
   has the ``train_eval_*`` curve) vs validation, for the top trials, the worst over- and
   underfitters, and the pruned trials (a panel of their own);
-* ``fit_counts.csv``: runs by fit group (``pruned`` apart from the three verdicts).
+* ``fit_counts.csv``: runs by fit group (``pruned`` apart from the three verdicts);
+* a multi-objective study's Pareto front (:mod:`nnsweep.results.pareto`): ``pareto_front.png``,
+  ``pareto_front.html`` (each trial's MLflow run link in its hover; a click opens it) and
+  ``pareto_front.json``. Optuna's plots and the importances read the primary objective.
 
 ``nnsweep run`` logs the folder under ``report/`` on its parent run (:func:`log_study_report`);
 ``nnsweep report`` writes it to disk; ``nnsweep compare`` prints the table. Validation scores
@@ -38,10 +41,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nnsweep.results.importance import Learned, log_learned, write_learned
+from nnsweep.results.pareto import FRONT_HTML, FRONT_PNG, Front, read_front, write_front
+from nnsweep.results.pareto import OUTPUTS as FRONT_OUTPUTS
 from nnsweep.results.table import (
     TEXT_COLUMNS,
     display_frame,
     fmt,
+    fmt_also,
     fmt_score,
     size_label,
     to_markdown,
@@ -116,7 +122,7 @@ def overlay_name(metric: str) -> str:
 
 
 OVERLAYS = tuple(overlay_name(m) for m in ("accuracy", "auc", "mae"))
-OUTPUTS = (TABLE_CSV, TABLE_MD, COUNTS_CSV, *OVERLAYS, *OPTUNA_PLOTS)
+OUTPUTS = (TABLE_CSV, TABLE_MD, COUNTS_CSV, *OVERLAYS, *OPTUNA_PLOTS, *FRONT_OUTPUTS)
 REPORT_ARTIFACT_DIR = "report"
 TOP_K = 3
 WORST = 2
@@ -134,6 +140,7 @@ class Report:
     val_sizes: list[int] = field(default_factory=list)  # images in the validation split(s)
     scoring: Scoring = field(default_factory=Scoring)  # the study's task and objective
     learned: Learned | None = None  # importances and bound warnings (results/importance.py)
+    front: Front | None = None  # a multi-objective study's Pareto front (results/pareto.py)
 
 
 # -- the figures ------------------------------------------------------------------------------
@@ -215,6 +222,10 @@ def _write_optuna_plots(
     import optuna
     import optuna.visualization as vis
 
+    from nnsweep.study.objectives import is_multi
+
+    # a multi-objective study: each plot reads the primary objective
+    primary = {"target": lambda t: t.values[0]} if is_multi(study) else {}
     written, notes = [], []
     for name, (func, needs) in OPTUNA_PLOTS.items():
         if n_complete < needs:
@@ -226,7 +237,7 @@ def _write_optuna_plots(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             warnings.simplefilter("ignore", UserWarning)
-            fig = getattr(vis, func)(study, target_name=target)
+            fig = getattr(vis, func)(study, target_name=target, **primary)
         fig.write_html(out / name, include_plotlyjs=True, full_html=True)
         written.append(name)
     return written, notes
@@ -273,6 +284,9 @@ def write_report(
 
     report.learned, learned_files = write_learned(study, folder)  # what mattered
     report.files += learned_files
+    if scoring.also is not None:  # multi-objective: the front, drawn
+        report.front = read_front(study, client)
+        report.files += write_front(report.front, folder)
     (folder / TABLE_MD).write_text(
         _markdown_page(study.study_name, ordered, report), encoding="utf-8"
     )
@@ -311,6 +325,8 @@ def _markdown_page(study: str, ordered: pd.DataFrame, report: Report) -> str:
     objective = f"{scoring.direction} {scoring.metric}"
     if scoring.reduce != "best":  # best is the default: the line reads as before
         objective += f" ({scoring.reduce} epoch)"
+    if scoring.also is not None:
+        objective += f", traded against {scoring.also} (minimised)"
     task = f"task: {scoring.kind}; " if unit != "images" else ""
     parts = [
         f"# Study {study}",
@@ -321,6 +337,8 @@ def _markdown_page(study: str, ordered: pd.DataFrame, report: Report) -> str:
         "",
         to_markdown(_counts_frame(report.counts)),
     ]
+    if report.front is not None:
+        parts += _front_section(report.front)
     if report.counts.get(PRUNED):
         parts += [
             f"`{PRUNED}`: stopped early by the pruner. A history cut short on purpose is no fit",
@@ -338,6 +356,24 @@ def _markdown_page(study: str, ordered: pd.DataFrame, report: Report) -> str:
     if report.notes:
         parts += ["", "Not drawn:", "", *[f"- {note}" for note in report.notes]]
     return "\n".join(parts) + "\n"
+
+
+def _front_section(front: Front) -> list[str]:
+    """The markdown page's Pareto-front table: trial, both values, the run link."""
+    parts = [
+        "## Pareto front",
+        "",
+        f"{len(front.points)} trials no other trial beats on both {front.metric} and "
+        f"{front.also}, best {front.metric} first ([png]({FRONT_PNG}), [html]({FRONT_HTML})):",
+        "",
+        f"| trial | {front.metric} | {front.also} | run |",
+        "| ---: | ---: | ---: | --- |",
+    ]
+    for p in front.points:
+        best = " (best)" if p.trial == front.best else ""
+        run = f"[{p.run_id}]({p.link})" if p.link else (p.run_id or "—")
+        parts.append(f"| {p.trial}{best} | {fmt_score(p.primary)} | {fmt_also(p.second)} | {run} |")
+    return [*parts, ""]
 
 
 def log_study_report(study: optuna.Study, tracker: Tracker, parent_run_id: str) -> Report | None:

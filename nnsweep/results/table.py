@@ -32,6 +32,19 @@ def fmt_score(value: Any) -> str:
     return fmt(value)
 
 
+def fmt_also(value: Any) -> str:
+    """A second objective's value: a count with thousands separators (``12,345``), a latency
+    with 4 significant digits (``0.8123``)."""
+    if not isinstance(value, int | float) or not math.isfinite(value):
+        return fmt(value)
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:.4g}"
+
+
+def also_header(metric: str) -> str:
+    """The second objective's column header: ``n_params`` (``params`` heads the params)."""
+    return "n_params" if metric == "params" else metric
+
+
 def _short(value: Any) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
@@ -43,7 +56,9 @@ def size_label(sizes: list[int]) -> str:
 
 def display_frame(frame: pd.DataFrame, scoring: Scoring | None = None) -> pd.DataFrame:
     """The table as people read it (strings): trial, state, params, the task's validation
-    scores, fit, duration, run id. ``params`` lists only the hyperparameters that vary between
+    scores, fit, duration, run id; a multi-objective study adds its second value (headed by
+    its metric: ``n_params``, ``latency_ms``) and ``front`` (✓ on the Pareto front) after the
+    scores. ``params`` lists only the hyperparameters that vary between
     the trials of ``frame`` (all of them when none does).
 
     Classification (``scoring`` absent: a digit study): best and final val accuracy and their
@@ -78,6 +93,9 @@ def display_frame(frame: pd.DataFrame, scoring: Scoring | None = None) -> pd.Dat
     if "cv_std" in frame:  # cross-validated: the value is the folds' mean, this their std
         columns["± folds"] = [fmt_score(v) for v in frame["cv_std"]]
     columns |= {f"{label}{n}": [fmt_score(v) for v in frame[col]] for label, col in scores}
+    if scoring.also is not None and "also" in frame:  # multi-objective: the second value
+        columns[also_header(scoring.also)] = [fmt_also(v) for v in frame["also"]]
+        columns[FRONT_COLUMN] = [FRONT_MARK if bool(v) else "" for v in frame["pareto"]]
     if len(sizes) > 1:
         columns["val n"] = [fmt(int(v) if not math.isnan(v) else v) for v in frame["val_size"]]
     gaps = [("gap", "gap_accuracy")] if scoring.is_classification else _REGRESSION_GAPS
@@ -97,7 +115,8 @@ def display_frame(frame: pd.DataFrame, scoring: Scoring | None = None) -> pd.Dat
 
 _REGRESSION_GAPS = [("loss ratio", "loss_ratio"), ("train R²", "train_r2")]
 # display columns that hold text; every other one is a number (right-aligned by compare)
-TEXT_COLUMNS = ("state", "params", "fit", "fit by", "run id")
+TEXT_COLUMNS = ("state", "params", "front", "fit", "fit by", "run id")
+FRONT_COLUMN, FRONT_MARK = "front", "✓"  # a multi-objective study's Pareto-front trials
 
 
 def _score_columns(scoring: Scoring) -> list[tuple[str, str]]:

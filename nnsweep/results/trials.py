@@ -29,6 +29,14 @@ from nnsweep.names import (
     SPEC_ATTR,
     SURPLUS_ATTR,
 )
+from nnsweep.study.front import own_front
+from nnsweep.study.objectives import (
+    also_metric,
+    is_multi,
+    primary_direction,
+    primary_value,
+    trial_also,
+)
 from nnsweep.tasks import (
     BINARY,
     MAXIMIZE,
@@ -83,8 +91,10 @@ class Scoring:
 
     ``kind``: the task (``binary``, ``multiclass``, ``regression``); ``metric``, ``reduce`` and
     ``direction``: the objective (the trials' ``value`` is ``metric`` at the ``reduce`` epoch,
-    best first in ``direction``); ``unit``: what the validation split counts (``images`` for
-    the digit datasets, ``rows`` for tables).
+    best first in ``direction``; on a multi-objective study the primary one); ``unit``: what
+    the validation split counts (``images`` for the digit datasets, ``rows`` for tables);
+    ``also``: a multi-objective study's second metric (``params``, ``latency_ms``; minimised),
+    None for one objective.
     """
 
     kind: str = MULTICLASS
@@ -92,6 +102,7 @@ class Scoring:
     reduce: str = "best"
     direction: str = MAXIMIZE
     unit: str = "images"
+    also: str | None = None
 
     @property
     def is_classification(self) -> bool:
@@ -128,8 +139,11 @@ class Scoring:
         return ("best_val_accuracy", True) if self.is_classification else ("best_val_loss", False)
 
     def as_dict(self) -> dict[str, str]:
-        return {"task": self.kind, "metric": self.metric, "reduce": self.reduce,
-                "direction": self.direction}  # fmt: skip
+        out = {"task": self.kind, "metric": self.metric, "reduce": self.reduce,
+               "direction": self.direction}  # fmt: skip
+        if self.also is not None:
+            out["also"] = self.also
+        return out
 
 
 def scoring_of(study: optuna.Study, runs: dict[str, Run] | None = None) -> Scoring:
@@ -156,8 +170,9 @@ def scoring_of(study: optuna.Study, runs: dict[str, Run] | None = None) -> Scori
         kind=kind,
         metric=metric,
         reduce=str(reduce or "best"),
-        direction=study.direction.name.lower(),
+        direction=primary_direction(study),
         unit="images" if kind == MULTICLASS and is_digit_study(attrs) else "rows",
+        also=also_metric(study),
     )
 
 
@@ -224,17 +239,19 @@ def _val_sizes(client: MlflowClient, study: optuna.Study, runs: dict[str, Run]) 
 def trials_frame(study: optuna.Study, client: MlflowClient) -> pd.DataFrame:
     """One row per trial: Optuna's view joined with the diagnosis on its MLflow run.
 
-    Columns: ``trial``, ``state``, ``value`` (the objective value the trial was scored with;
-    NaN unless COMPLETE), one ``params.<name>`` per hyperparameter, the diagnosis columns of
-    the study's task (:attr:`Scoring.columns`: accuracy ones for classification, loss ones and
-    the last ``val_mae`` for regression), ``val_size`` (images or rows in the validation split
-    the trial was scored on; NaN when its sweep did not log it; under cross-validation the
+    Columns: ``trial``, ``state``, ``value`` (the objective value the trial was scored with; NaN
+    unless COMPLETE; a multi-objective study's primary value, then ``also``, its second value,
+    pruned trials' too where measured, and ``pareto``, True for the trials on the Pareto front,
+    :mod:`nnsweep.study.front`), one ``params.<name>`` per hyperparameter, the diagnosis columns
+    of the study's task (:attr:`Scoring.columns`: accuracy ones for classification, loss ones
+    and the last ``val_mae`` for regression), ``val_size`` (images or rows in the validation
+    split the trial was scored on; NaN when its sweep did not log it; under cross-validation the
     training rows, each validated once, and then ``cv_std``, the standard deviation over folds
-    of the value, and ``cv_folds`` follow ``value``), ``fit``
-    (``underfit``, ``good``, ``generalisation_gap``, ``overfit``; ``pruned`` for every PRUNED
-    trial; ``none`` when undiagnosed), ``fit_rule`` (the figure that decided it, e.g.
-    ``val_loss_rise 0.274 > 0.15``; tag ``nnsweep.fit_rule``), ``epochs``, ``duration_s`` and
-    ``run_id``. Rows are in trial order.
+    of the value, and ``cv_folds`` follow ``value``), ``fit`` (``underfit``, ``good``,
+    ``generalisation_gap``, ``overfit``; ``pruned`` for every PRUNED trial; ``none`` when
+    undiagnosed), ``fit_rule`` (the figure that decided it, e.g. ``val_loss_rise 0.274 > 0.15``;
+    tag ``nnsweep.fit_rule``), ``epochs``, ``duration_s`` and ``run_id``. Rows are in trial
+    order.
 
     Raises:
         NoCompleteTrialError: the study has no trial yet.
@@ -268,6 +285,7 @@ def scored_frame(study: optuna.Study, client: MlflowClient) -> tuple[Scoring, pd
     size_of = _val_sizes(client, study, runs)
     scoring = scoring_of(study, runs)
     columns = scoring.columns
+    front = _front_numbers(study)
     rows = []
     for t in trials:
         run_id = t.user_attrs.get(RUN_ID_ATTR)
@@ -277,8 +295,10 @@ def scored_frame(study: optuna.Study, client: MlflowClient) -> tuple[Scoring, pd
         row: dict[str, Any] = {
             "trial": t.number,
             "state": t.state.name,
-            "value": t.value if t.value is not None else math.nan,
+            "value": _or_nan(primary_value(t) if t.state == TrialState.COMPLETE else None),
         }
+        if front is not None:
+            row["also"], row["pareto"] = _or_nan(trial_also(t)), t.number in front
         row.update({f"params.{k}": v for k, v in params.items()})
         row.update({k: metrics.get(_LAST_OF.get(k, k), math.nan) for k in columns})
         row["val_size"] = size_of.get(str(run_id), math.nan)
@@ -298,9 +318,21 @@ def scored_frame(study: optuna.Study, client: MlflowClient) -> tuple[Scoring, pd
     if frame["cv_std"].isna().all():  # holdout studies keep their columns
         frame = frame.drop(columns=["cv_std", "cv_folds"])
     tail = [*columns, "val_size", "fit", "fit_rule", "epochs", "duration_s", "run_id"]
-    head = ["trial", "state", "value", *(["cv_std", "cv_folds"] if "cv_std" in frame else [])]
+    mo = ["also", "pareto"] if front is not None else []
+    head = ["trial", "state", "value", *mo, *(["cv_std", "cv_folds"] if "cv_std" in frame else [])]
     middle = [c for c in frame.columns if c not in head and c not in tail]
     return scoring, frame[head + middle + tail]
+
+
+def _or_nan(value: float | None) -> float:
+    return math.nan if value is None else float(value)
+
+
+def _front_numbers(study: optuna.Study) -> set[int] | None:
+    """The numbers of a multi-objective study's Pareto-front trials; None for one objective."""
+    if not is_multi(study):
+        return None
+    return {t.number for t in own_front(study)}
 
 
 def val_sizes(frame: pd.DataFrame) -> list[int]:
@@ -329,7 +361,8 @@ def sort_trials(
     direction: str = "maximize",
     reverse: bool = False,
 ) -> pd.DataFrame:
-    """Rows in a useful order: ``value`` best first (by ``direction``), a validation score
+    """Rows in a useful order: ``value`` best first (by ``direction``), ``also`` (a second
+    objective) smallest first, ``pareto`` front trials first, a validation score
     (``best_val_loss``, ``final_val_mae``, ``final_val_accuracy``, …) best first by its own
     direction, ``trial`` and text columns ascending, other numbers largest first (the worst
     overfitter by ``gap_accuracy``); NaN always last; ``reverse`` flips it.
@@ -343,6 +376,8 @@ def sort_trials(
     score = col.partition("_")[2] if col.startswith(("best_val_", "final_val_")) else ""
     if col == "value":
         ascending = direction == "minimize"
+    elif col == "also":  # a second objective is minimised: smallest first
+        ascending = True
     elif score in OBJECTIVE_DIRECTIONS:
         ascending = OBJECTIVE_DIRECTIONS[score] != MAXIMIZE
     elif col == "trial" or not pd.api.types.is_numeric_dtype(frame[col]):

@@ -47,6 +47,7 @@ from nnsweep.spec.limits import (
     max_param_count,
     model_size_problem,
 )
+from nnsweep.spec.multi import multi_objective_problem
 from nnsweep.spec.space import (
     Dimension,
     Fixed,
@@ -116,11 +117,17 @@ class ObjectiveSpec(_Strict):
     for a named dataset or a table with ``dataset.task``, after loading for an inferred one.
     ``direction`` follows the metric (accuracy and AUC are maximised, losses and errors
     minimised); giving the other one is an error.
+
+    ``also`` (``params`` or ``latency``) makes the study multi-objective: the metric is traded
+    against the trial model's trainable parameters or its one-row CPU latency p50 (ms), both
+    minimised (:mod:`nnsweep.study.objectives`); pruning still judges the metric alone
+    (:mod:`nnsweep.train.prune`).
     """
 
     metric: Literal["val_accuracy", "val_loss", "val_auc", "val_mae"] | None = None
     direction: Literal["maximize", "minimize"] | None = None
     reduce: Literal["best", "last"] = "best"
+    also: Literal["params", "latency"] | None = None
 
     @model_validator(mode="after")
     def _direction_matches(self) -> ObjectiveSpec:
@@ -154,7 +161,9 @@ class ObjectiveSpec(_Strict):
 
 
 class SamplerSpec(_Strict):
-    name: Literal["tpe", "random", "grid", "cmaes", "qmc"] = "tpe"
+    """The sampler; ``nsga2`` is Optuna's NSGA-II, made for ``objective.also`` studies."""
+
+    name: Literal["tpe", "random", "grid", "cmaes", "qmc", "nsga2"] = "tpe"
     n_startup_trials: int | None = Field(None, ge=0, le=MAX_TRIALS)
 
 
@@ -262,6 +271,8 @@ class SweepSpec(_Strict):
             raise ValueError(problem)
         if isinstance(self.space.dropout, FloatRange) and self.space.dropout.log:
             raise ValueError("space.dropout cannot be a log range (it may be 0)")
+        if problem := multi_objective_problem(self):
+            raise ValueError(problem)
         # a table's input width is known once it is loaded (the sweep's pre-flight checks
         # again then); 1 input and 1 output give a lower bound that is still worth checking
         shape = KNOWN_SHAPES.get(str(self.dataset.name), (1, 1))
@@ -347,7 +358,9 @@ def _objective_for(objective: ObjectiveSpec, kind: str) -> ObjectiveSpec:
     check_objective_for(kind, metric, objective.direction)
     if metric == objective.metric:
         return objective
-    return ObjectiveSpec(metric=metric, direction=objective.direction, reduce=objective.reduce)
+    return ObjectiveSpec(
+        metric=metric, direction=objective.direction, reduce=objective.reduce, also=objective.also
+    )
 
 
 def _format_error(err: dict[str, Any]) -> str:

@@ -4,7 +4,8 @@ A trial's score depends on the data it was trained and validated on (the dataset
 the sweep file, and the data's content), how it was validated (``dataset.validation``: a
 holdout fraction or ``"K folds"``, as ``auto`` resolved it), the seed (which draws the
 validation split or the folds), the
-objective (metric, reduction over epochs, direction) and the epoch budget. A study stores
+objective (metric, reduction over epochs, direction, and the second objective
+``objective.also`` of a multi-objective study) and the epoch budget. A study stores
 these settings when it is created; a resume with any of them changed is refused with the
 field, both values and the fix. Everything else (more trials, a timeout, a wider space,
 another sampler or pruner) keeps trials comparable: such changes are allowed and recorded on

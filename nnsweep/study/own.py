@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from nnsweep.names import HISTORY_ATTR
+from nnsweep.study.objectives import primary_direction, primary_order, primary_value
 
 if TYPE_CHECKING:
     import optuna
@@ -31,19 +32,22 @@ def own_complete(study: optuna.Study) -> list[FrozenTrial]:
 
 
 def ranked(study: optuna.Study) -> list[FrozenTrial]:
-    """:func:`own_complete` trials with a value, best first in the study's direction (ties:
-    the earlier trial first)."""
-    maximize = study.direction.name == "MAXIMIZE"
-    done = [t for t in own_complete(study) if t.value is not None]
-    return sorted(done, key=lambda t: (-t.value if maximize else t.value, t.number))  # type: ignore[operator]
+    """:func:`own_complete` trials with a value, best first by the primary value in the
+    primary objective's direction (ties: a multi-objective study's smaller second value, then
+    the earlier trial; :func:`nnsweep.study.objectives.primary_order`)."""
+    done = [t for t in own_complete(study) if primary_value(t) is not None]
+    return sorted(done, key=primary_order(primary_direction(study)))
 
 
 def own_best(study: optuna.Study) -> FrozenTrial | None:
-    """The best COMPLETE trial the study ran itself, or None. Without history: Optuna's
-    ``best_trial`` (its pick among ties)."""
+    """The best COMPLETE trial the study ran itself, or None: by the primary value on a
+    multi-objective study. Single-objective without history: Optuna's ``best_trial`` (its
+    pick among ties)."""
     done = ranked(study)
     if not done:
         return None
-    if not any(is_history(t) for t in study.get_trials(deepcopy=False)):
+    if len(study.directions) == 1 and not any(
+        is_history(t) for t in study.get_trials(deepcopy=False)
+    ):
         return study.best_trial
     return done[0]

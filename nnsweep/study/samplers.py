@@ -5,7 +5,7 @@ study draw the same first trials. Here every trial gets a fresh sampler seeded f
 seed and the trial's number, which the storage hands out uniquely across processes: workers
 never repeat each other's draws, a resumed sweep never replays its first ones, and one process
 on fresh stores draws exactly the same trials every time. Model-based samplers lose nothing:
-TPE, CMA-ES and the grid keep their state in the study, not in the sampler object.
+TPE, CMA-ES, NSGA-II and the grid keep their state in the study, not in the sampler object.
 """
 
 from __future__ import annotations
@@ -60,7 +60,11 @@ def make_sampler(spec: SweepSpec, seed: int | None = None) -> BaseSampler:
             warnings.simplefilter("ignore", ExperimentalWarning)
             return s.QMCSampler(seed=seed, warn_independent_sampling=False)
     if name == "grid":
-        return GridSampler(grid_space(spec), seed=seed)
+        # always the sweep's seed: it shuffles the grid, and Optuna gives trial N the N-th
+        # point of that order; a seed per trial would shuffle it anew and repeat points
+        return GridSampler(grid_space(spec), seed=spec.seed)
+    if name == "nsga2":  # its generations live in the study's trials, not in the object
+        return s.NSGAIISampler(seed=seed)
     raise ValueError(f"unknown sampler {name!r}")
 
 

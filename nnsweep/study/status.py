@@ -5,15 +5,26 @@ of ~2 s on 1,000 trials. Optuna's RDB tables are plain SQL, so :func:`read_summa
 from them directly; :func:`study_summaries` is what callers use: it takes that answer when
 there is one and asks Optuna otherwise (a journal storage, an unknown study or schema), so
 the answer and the errors are always Optuna's.
+
+A multi-objective study (:mod:`nnsweep.study.objectives`) is summarised by its primary
+objective (``direction``, ``metric``, ``best``), plus ``also`` (the second metric) and
+``front`` (its own Pareto-front trials, best primary first: ``number``, ``value``, ``also``),
+which Optuna computes (:func:`nnsweep.study.front.own_front`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from nnsweep.names import COMPARABLE_ATTR, OBJECTIVE_ATTR, SPEC_ATTR
+from nnsweep.names import COMPARABLE_ATTR, HISTORY_ATTR, OBJECTIVE_ATTR, SPEC_ATTR
 from nnsweep.stores import connect_args, journal_path, sqlite_path
 from nnsweep.tasks import task_of
+
+if TYPE_CHECKING:
+    import optuna
+
+# where Optuna keeps ``Study.set_metric_names`` (a study system attribute, a JSON list)
+METRIC_NAMES_KEY = "study:metric_names"
 
 TRIAL_STATES = ("RUNNING", "COMPLETE", "PRUNED", "FAIL", "WAITING")  # Optuna's TrialState
 
@@ -46,9 +57,17 @@ def read_summaries(storage_url: str, names: list[str] | None = None) -> list[dic
             out = []
             for name in wanted:
                 sid = {"sid": studies[name]}
-                (direction,) = conn.execute(
-                    sa.text("SELECT direction FROM study_directions WHERE study_id = :sid"), sid
-                ).one()
+                directions = [
+                    str(d)
+                    for (d,) in conn.execute(
+                        sa.text(
+                            "SELECT direction FROM study_directions WHERE study_id = :sid "
+                            "ORDER BY objective"
+                        ),
+                        sid,
+                    ).all()
+                ]
+                direction = directions[0]  # the primary objective's
                 attrs = {
                     key: json.loads(value)
                     for key, value in conn.execute(
@@ -74,30 +93,88 @@ def read_summaries(storage_url: str, names: list[str] | None = None) -> list[dic
                     ).all()
                 )
                 order = "DESC" if direction == "MAXIMIZE" else "ASC"
-                best = conn.execute(
-                    sa.text(
-                        "SELECT t.number, v.value FROM trials t JOIN trial_values v "
-                        "ON v.trial_id = t.trial_id WHERE t.study_id = :sid "
-                        "AND t.state = 'COMPLETE' AND v.objective = 0 "
-                        f"AND v.value_type = 'FINITE' ORDER BY v.value {order}, t.number LIMIT 1"
-                    ),
-                    sid,
-                ).first()
-                out.append(
-                    {
-                        "study": name,
-                        "direction": direction.lower(),
-                        "metric": attrs.get(OBJECTIVE_ATTR) or "value",
-                        "n_trials": sum(counts.values()),
-                        "states": {st: counts.get(st, 0) for st in TRIAL_STATES},
-                        "best": {"number": best[0], "value": best[1]} if best else None,
-                        "task": task_of(attrs),
-                    }
-                )
+                best = _best_row(conn, sid, order)
+                summary = {
+                    "study": name,
+                    "direction": direction.lower(),
+                    "metric": attrs.get(OBJECTIVE_ATTR) or "value",
+                    "n_trials": sum(counts.values()),
+                    "states": {st: counts.get(st, 0) for st in TRIAL_STATES},
+                    "best": {"number": best[0], "value": best[1]} if best else None,
+                    "task": task_of(attrs),
+                }
+                if len(directions) > 1:
+                    summary["also"] = _also_name(conn, sid)
+                out.append(summary)
         engine.dispose()
         return out
     except Exception:  # any surprise: let Optuna answer (and word the error)
         return None
+
+
+def _best_row(conn: Any, sid: dict[str, int], order: str) -> Any:
+    """(number, primary value) of the study's best own COMPLETE trial, or None: history a
+    warm start copied in is left out, as :mod:`nnsweep.study.own` does."""
+    import sqlalchemy as sa
+
+    return conn.execute(
+        sa.text(
+            "SELECT t.number, v.value FROM trials t JOIN trial_values v "
+            "ON v.trial_id = t.trial_id WHERE t.study_id = :sid "
+            "AND t.state = 'COMPLETE' AND v.objective = 0 "
+            "AND v.value_type = 'FINITE' AND NOT EXISTS (SELECT 1 FROM "
+            "trial_user_attributes a WHERE a.trial_id = t.trial_id AND "
+            f"a.key = :history) ORDER BY v.value {order}, t.number LIMIT 1"
+        ),
+        {**sid, "history": HISTORY_ATTR},
+    ).first()
+
+
+def _also_name(conn: Any, sid: dict[str, int]) -> str:
+    """A multi-objective study's second metric name, as ``objectives.also_metric`` reads it."""
+    import json
+
+    import sqlalchemy as sa
+
+    row = conn.execute(
+        sa.text(
+            "SELECT value_json FROM study_system_attributes WHERE study_id = :sid AND key = :key"
+        ),
+        {**sid, "key": METRIC_NAMES_KEY},
+    ).first()
+    names = json.loads(row[0]) if row else None
+    return str(names[1]) if names and len(names) > 1 and names[1] else "objective_1"
+
+
+def front_of(study: optuna.Study) -> list[dict[str, Any]]:
+    """A multi-objective study's own Pareto front as ``status --json`` gives it: ``number``,
+    ``value`` (primary), ``also`` (second value) and ``run_id`` (its MLflow run) per trial,
+    best primary first."""
+    from nnsweep.names import RUN_ID_ATTR
+    from nnsweep.study.front import own_front
+    from nnsweep.study.objectives import also_value, primary_value
+
+    return [
+        {
+            "number": t.number,
+            "value": primary_value(t),
+            "also": also_value(t),
+            "run_id": t.user_attrs.get(RUN_ID_ATTR),
+        }
+        for t in own_front(study)
+    ]
+
+
+def _multi(summary: dict[str, Any], study: optuna.Study) -> dict[str, Any]:
+    """``summary`` with a multi-objective study's ``also`` and ``front`` (others unchanged)."""
+    from nnsweep.study.objectives import also_metric, is_multi
+
+    if is_multi(study):
+        front = front_of(study)
+        # the best by the primary value; ties: the smaller second value (front order)
+        best = {"number": front[0]["number"], "value": front[0]["value"]} if front else None
+        summary = {**summary, "best": best, "also": also_metric(study), "front": front}
+    return summary
 
 
 def study_summaries(storage_url: str, names: list[str] | None = None) -> list[dict[str, Any]]:
@@ -112,8 +189,36 @@ def study_summaries(storage_url: str, names: list[str] | None = None) -> list[di
     from nnsweep.study.storage import list_studies, load_study, summarize
 
     fast = read_summaries(storage_url, names)
-    if fast is not None:
-        return fast
+    if fast is not None:  # a multi-objective study's front: Optuna's, over its own trials
+        return [_multi(s, load_study(s["study"], storage_url)) if "also" in s else s for s in fast]
 
     wanted = names if names is not None else list_studies(storage_url)
-    return [summarize(load_study(name, storage_url)) for name in wanted]
+    out = []
+    for name in wanted:
+        study = load_study(name, storage_url)
+        out.append(_multi(summarize(study), study))
+    return out
+
+
+def best_summary(study: optuna.Study) -> dict[str, Any]:
+    """The best COMPLETE trial as ``nnsweep best --json`` prints it
+    (:func:`nnsweep.study.storage.best_trial`: by the primary value), plus a multi-objective
+    study's ``also`` (second metric), the best trial's ``also_value`` and ``front``
+    (:func:`front_of`).
+
+    Raises:
+        NoCompleteTrialError: the study has no COMPLETE trial yet.
+    """
+    from nnsweep.study.objectives import also_metric, also_value, is_multi
+    from nnsweep.study.storage import best_trial
+
+    info = best_trial(study)
+    if not is_multi(study):
+        return info
+    best = study.get_trials(deepcopy=False)[info["number"]]  # trials are listed by number
+    return {
+        **info,
+        "also": also_metric(study),
+        "also_value": also_value(best),
+        "front": front_of(study),
+    }

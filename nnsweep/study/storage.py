@@ -31,6 +31,12 @@ from nnsweep.names import (
 )
 from nnsweep.stores import check_storage, connect_args, journal_path, retry_race
 from nnsweep.study.comparable import check_resume, comparable_settings, settings_of_spec
+from nnsweep.study.objectives import (
+    ALSO_METRICS,
+    primary_direction,
+    primary_value,
+    study_directions,
+)
 from nnsweep.study.own import own_best
 from nnsweep.urls import mask_url
 
@@ -97,8 +103,9 @@ def create_or_resume(
         dataset: the loaded data, so its content fingerprint is stored and compared too.
 
     Raises:
-        StorageError: the study exists with another direction or other comparable settings;
-            nothing has been written then.
+        StorageError: the study exists with another direction, other objectives (a second
+            objective added, dropped or changed: ``objective.also``) or other comparable
+            settings; nothing has been written then.
     """
     storage = open_storage(storage_url)
     return retry_race(
@@ -124,13 +131,11 @@ def _create_or_resume(
         existing = optuna.load_study(study_name=study_name, storage=storage)
     except KeyError:
         existing = None
+    obj = spec.objective
+    directions = study_directions(str(obj.direction), obj.also)
     if existing is not None:
         n_existing = len(existing.get_trials(deepcopy=False))
-        if existing.direction.name.lower() != spec.objective.direction:
-            raise StorageError(
-                f"study {study_name!r} already exists and is "
-                f"{existing.direction.name.lower()}d; pick another name with --study"
-            )
+        _check_objectives(study_name, existing, directions, _metric_names(spec))
         stored = existing.user_attrs.get(COMPARABLE_ATTR) or {}
         if not stored:  # a study from before the settings were stored: read its spec
             stored, upgrade = settings_of_spec(existing.user_attrs.get(SPEC_ATTR)), True
@@ -141,16 +146,54 @@ def _create_or_resume(
         storage=storage,
         sampler=sweep_sampler(spec),
         pruner=make_pruner(spec),
-        direction=spec.objective.direction,
+        directions=directions,  # type: ignore[arg-type]  # "maximize"/"minimize", checked
         load_if_exists=True,
     )
     if n_existing == 0:
+        if obj.also is not None:
+            with warnings.catch_warnings():  # experimental since Optuna 3.2, stable in use
+                warnings.simplefilter("ignore")
+                study.set_metric_names(_metric_names(spec))
         study.set_user_attr(SPEC_ATTR, spec.model_dump(mode="json"))
         study.set_user_attr(OBJECTIVE_ATTR, spec.objective.metric)
         study.set_user_attr(COMPARABLE_ATTR, settings)
     elif upgrade or settings.keys() - stored.keys():  # fill in what was not stored yet
         study.set_user_attr(COMPARABLE_ATTR, {**settings, **stored})
     return study
+
+
+def _metric_names(spec: SweepSpec) -> list[str]:
+    """The study's metric names: the primary metric, and the second objective's."""
+    obj = spec.objective
+    return [obj.key] if obj.also is None else [obj.key, ALSO_METRICS[obj.also]]
+
+
+def _check_objectives(
+    study_name: str, existing: optuna.Study, directions: list[str], names: list[str]
+) -> None:
+    """Refuse to resume ``existing`` with other objectives (count, directions, the second one).
+
+    Raises:
+        StorageError: naming what the study optimises and the fix.
+    """
+    have = [d.name.lower() for d in existing.directions]
+    stored_names: list[str | None] = list(existing.metric_names or [])
+    same_second = len(names) < 2 or not stored_names or stored_names[1:] == names[1:]
+    if have == directions and same_second:
+        return
+    if len(have) == len(directions) == 1:
+        raise StorageError(
+            f"study {study_name!r} already exists and is {have[0]}d; pick another name with --study"
+        )
+    was = " and ".join(
+        f"{d}s {n}" if n else f"{d}s"
+        for d, n in zip(have, stored_names or [None] * len(have), strict=False)
+    )
+    now = " and ".join(f"{d}s {n}" for d, n in zip(directions, names, strict=False))
+    raise StorageError(
+        f"study {study_name!r} already exists and {was}, but this sweep "
+        f"{now} (objective.also); pick another name with --study"
+    )
 
 
 def load_study(study_name: str, storage_url: str) -> optuna.Study:
@@ -243,20 +286,21 @@ def summarize(study: optuna.Study) -> dict[str, Any]:
     counts = count_states(study)
     summary: dict[str, Any] = {
         "study": study.study_name,
-        "direction": study.direction.name.lower(),
+        "direction": primary_direction(study),
         "metric": study.user_attrs.get(OBJECTIVE_ATTR, "value"),
         "n_trials": sum(counts.values()),
         "states": {s.name: counts.get(s.name, 0) for s in TrialState},
         "best": None,
     }
     if counts.get(TrialState.COMPLETE.name) and (best := own_best(study)) is not None:
-        summary["best"] = {"number": best.number, "value": best.value}
+        summary["best"] = {"number": best.number, "value": primary_value(best)}
     summary["task"] = task_of(study.user_attrs)
     return summary
 
 
 def best_trial(study: optuna.Study) -> dict[str, Any]:
-    """The best COMPLETE trial: number, value, full params, MLflow run id."""
+    """The best COMPLETE trial: number, value, full params, MLflow run id (multi-objective:
+    the best primary value, :func:`nnsweep.study.own.own_best`)."""
     best = own_best(study)
     if best is None:
         raise NoCompleteTrialError(
@@ -265,7 +309,7 @@ def best_trial(study: optuna.Study) -> dict[str, Any]:
         )
     return {
         "number": best.number,
-        "value": best.value,
+        "value": primary_value(best),
         "params": best.user_attrs.get(PARAMS_ATTR, best.params),
         "run_id": best.user_attrs.get(RUN_ID_ATTR),
     }

@@ -125,6 +125,7 @@ def plan_warm_start(
             params, _ = map_params(_full_params(t), dims, plan.notes)
             plan.enqueue.append(params)
         return plan
+    _check_same_objectives(spec, earlier)
     stored = earlier.user_attrs.get(COMPARABLE_ATTR) or settings_of_spec(
         earlier.user_attrs.get(SPEC_ATTR)
     )
@@ -140,6 +141,29 @@ def plan_warm_start(
     if skipped:
         plan.notes.append(f"{skipped} trial(s) outside the new space left out")
     return plan
+
+
+def _check_same_objectives(spec: SweepSpec, earlier: optuna.Study) -> None:
+    """History trials carry the earlier study's values: it must optimise what this sweep
+    does, one objective or the same two (``objective.also``).
+
+    Raises:
+        SpecError: naming both, and the fix.
+    """
+    from nnsweep.study.objectives import ALSO_METRICS, also_metric
+
+    also = spec.objective.also
+    wanted = ALSO_METRICS[also] if also is not None else None
+    had = also_metric(earlier)
+    if had == wanted:
+        return
+    them = f"trades it against {had}" if had else "is single-objective"
+    now = f"objective.also is {also}" if also else "this sweep has no objective.also"
+    raise SpecError(
+        f"warm_start.mode: history needs a study with the same objectives, but study "
+        f"{earlier.study_name!r} {them} and {now}; use mode: enqueue to start from its best "
+        "trials instead"
+    )
 
 
 def apply_warm_start(study: optuna.Study, plan: WarmPlan) -> bool:
@@ -249,7 +273,7 @@ def history_trials(
             optuna.trial.create_trial(
                 params=params,
                 distributions={k: distributions[_dim_name(k)] for k in params},
-                value=t.value,
+                values=t.values,  # one value, or [primary, second] (same objectives)
                 user_attrs={HISTORY_ATTR: f"{source}#{t.number}", PARAMS_ATTR: full},
             )
         )

@@ -1,6 +1,8 @@
 """What a running sweep shows: a line per finished trial, and (unless --quiet) a live bar.
 
-The bar has the trials done/total, the best value so far and the ETA."""
+The bar has the trials done/total, the best value so far and the ETA. In a multi-objective
+study (``objective.also``) each line also has the trial's second objective, and "best" is the
+best primary value followed by the size of the Pareto front so far (``front 3``)."""
 
 from __future__ import annotations
 
@@ -8,8 +10,17 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+from nnsweep.study.objectives import also_metric, primary_direction, primary_value, trial_also
+
 if TYPE_CHECKING:
     import optuna
+
+
+def front_size(study: optuna.Study) -> int:
+    """Trials on the Pareto front of a multi-objective study's own COMPLETE trials."""
+    from nnsweep.study.front import own_front
+
+    return len(own_front(study))
 
 
 class SweepProgress:
@@ -28,6 +39,8 @@ class SweepProgress:
         self.task: Any = None
         self.best: float | None = None
         self.best_number: int | None = None
+        self.direction: str = "maximize"  # both set by on_start, from the study
+        self.also: str | None = None
         self.started = time.monotonic()
         # a line shown once the sweep starts (what data it trains on), after every check passed
         self.heading: str | None = None
@@ -37,7 +50,8 @@ class SweepProgress:
         from rich.markup import escape
 
         self.started = time.monotonic()
-        self.direction = study.direction.name.lower()
+        self.direction = primary_direction(study)
+        self.also = also_metric(study)
         if self.heading:
             self.console.print(self.heading, markup=False)
         if done:
@@ -85,18 +99,24 @@ class SweepProgress:
         if trial.user_attrs.get(SURPLUS_ATTR):
             return
         seconds = trial.duration.total_seconds() if trial.duration else 0.0
-        value = f"{self.metric}={trial.value:.4f}" if trial.value is not None else ""
-        if trial.state == TrialState.COMPLETE and trial.value is not None:
+        primary = primary_value(trial)
+        value = f"{self.metric}={primary:.4f}" if primary is not None else ""
+        if self.also is not None and (second := trial_also(trial)) is not None:
+            shown = f"{second:,.0f}" if second.is_integer() else f"{second:.3g}"
+            value = f"{value} {self.also}={shown}".strip()
+        if trial.state == TrialState.COMPLETE and primary is not None:
             better = (
                 self.best is None
-                or (self.direction == "maximize" and trial.value > self.best)
-                or (self.direction == "minimize" and trial.value < self.best)
+                or (self.direction == "maximize" and primary > self.best)
+                or (self.direction == "minimize" and primary < self.best)
             )
             if better:
-                self.best, self.best_number = trial.value, trial.number
+                self.best, self.best_number = primary, trial.number
         if trial.state == TrialState.FAIL:
             value = trial.user_attrs.get(FAIL_REASON_KEY, "failed")
         best = f"{self.best:.4f} (#{self.best_number})" if self.best is not None else "—"
+        if self.also is not None and self.best is not None:
+            best = f"{best} front {front_size(study)}"
         line = f"trial {trial.number:>3} {trial.state.name:<8} {value}  {seconds:.1f}s  best {best}"
         if self.progress is not None:
             self.progress.console.print(escape(line))  # a reason may hold "[...]"

@@ -196,9 +196,11 @@ def run_sweep(
         result.n_complete = n_complete(study)
         result.best = _best(study)
 
+    from nnsweep.results.pareto import log_front
     from nnsweep.results.report import log_study_report  # trials table, Optuna plots, fit counts
 
     log_study_report(study, tracker, parent)
+    log_front(study, tracker, parent)  # objective.also: the Pareto front (else logs nothing)
 
     if budget.ran and not budget.ran.get("COMPLETE") and budget.ran.get("FAIL"):
         shown = "; ".join(budget.reasons[-3:])
@@ -262,6 +264,7 @@ def _start_parent(
             OBJECTIVE_METRIC_PARAM: spec.objective.metric,
             OBJECTIVE_REDUCE_PARAM: spec.objective.reduce,
             DIRECTION_PARAM: spec.objective.direction,
+            **({"objective_also": spec.objective.also} if spec.objective.also else {}),
             "target_trials": spec.trials,
             "timeout": spec.timeout,
             "seed": spec.seed,
@@ -294,7 +297,7 @@ class _BestSoFar:
 def _trial_loop(
     study: optuna.Study,
     spec: SweepSpec,
-    objective: Callable[[optuna.Trial], float],
+    objective: Callable[[optuna.Trial], float | list[float]],
     budget: _Budget,
     rule: Any,
     callbacks: list[Any],

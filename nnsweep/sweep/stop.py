@@ -20,6 +20,9 @@ read back as one figure. Here the two figures are logged on the parent run for e
 the study (``nnsweep.stopped``, with the COMPLETE count it was decided at), so ``nnsweep run``
 can say why whichever worker decided. Every worker evaluates the rule on the shared study before
 it starts a trial, so all of them stop at the same point.
+
+A multi-objective sweep (``objective.also``) cannot ask for the rule (the sweep file is refused:
+a front improves at its small end while its best primary value stands still).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from nnsweep.names import STOP_KEY, SURPLUS_ATTR
+from nnsweep.study.objectives import primary_value
 from nnsweep.study.own import own_complete
 
 if TYPE_CHECKING:
@@ -104,14 +108,14 @@ class StopRule:
     def decide(self, study: optuna.Study) -> Decision:
         """The rule on the study as it is now."""
         trials = sorted(
-            (t for t in own_complete(study) if t.value is not None),
+            (t for t in own_complete(study) if primary_value(t) is not None),
             key=lambda t: (t.datetime_complete is None, t.datetime_complete, t.number),
         )
         n, patience = len(trials), self.spec.patience
         if n <= patience:
             return Decision(n)
         pick = max if self.maximize else min
-        values = [float(t.value) for t in trials]  # type: ignore[arg-type]
+        values = [float(primary_value(t)) for t in trials]  # type: ignore[arg-type]
         before, now = pick(values[: n - patience]), pick(values)
         improvement = abs(now - before)
         threshold, what = self.threshold(now)

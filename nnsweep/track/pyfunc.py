@@ -142,7 +142,7 @@ def signature(contract: ModelIO) -> ModelSignature:
                 for c in contract.schema.columns
             ]
         )
-    outputs: list[ColSpec] = [ColSpec(_label_type(contract), "prediction")]
+    outputs: list[Any] = [ColSpec(_label_type(contract), "prediction")]
     if contract.task.is_classification:
         outputs += [
             ColSpec(DataType.double, "probability"),

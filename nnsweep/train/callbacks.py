@@ -9,9 +9,8 @@ from typing import TYPE_CHECKING, Any
 from nnsweep._proc import check_interrupt
 
 if TYPE_CHECKING:
-    import optuna
-
     from nnsweep.track.tracker import Tracker
+    from nnsweep.train.prune import PruneGate
 
 
 @cache
@@ -59,19 +58,19 @@ def callback_classes() -> tuple[type, type, type, type]:
                 self.model.stop_training = True
 
     class PruningCallback(keras.callbacks.Callback):
-        """Reports the validation metric to Optuna every epoch; stops the fit when pruned."""
+        """Hands the validation metric to the trial's :class:`~nnsweep.train.prune.PruneGate`
+        every epoch; stops the fit when pruned."""
 
-        def __init__(self, trial: optuna.Trial, metric: str):
+        def __init__(self, gate: PruneGate, metric: str):
             super().__init__()
-            self.trial, self.metric = trial, metric
+            self.gate, self.metric = gate, metric
             self.pruned_at: int | None = None
 
         def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
             value = float((logs or {}).get(self.metric, float("nan")))
             if not math.isfinite(value):
                 return
-            self.trial.report(value, step=epoch + 1)
-            if self.trial.should_prune():
+            if self.gate.report(value, step=epoch + 1):
                 self.pruned_at = epoch + 1
                 self.model.stop_training = True
 

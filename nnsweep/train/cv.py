@@ -15,7 +15,8 @@ same fold and epoch in every trial), the mean over folds so far: the values of t
 ``0 … k-1`` and the current fold's value so far (its best, or last, epoch yet). The last
 report of a finished trial is therefore its value. Optuna's pruners compare a trial with the
 others at the same step, i.e. on the same folds: a trial is cut on what its folds have
-shown, never on a fold it has not reached.
+shown, never on a fold it has not reached. The means go through the trial's
+:class:`~nnsweep.train.prune.PruneGate`, which judges a multi-objective trial the same way.
 
 **MLflow.** Each fold's epochs are logged live as ``fold<k>_<key>`` (``fold0_val_accuracy``,
 step = epoch); when the trial ends the usual keys (``val_accuracy``, ``loss``, …) get the fold
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from nnsweep.data.load import Dataset
     from nnsweep.spec.config import SweepSpec
     from nnsweep.track.tracker import Tracker
+    from nnsweep.train.prune import PruneGate
 
 FOLD_PREFIX = "fold{k}_"
 CV_FOLDS_METRIC = "cv_folds"
@@ -61,7 +63,7 @@ def cv_std_metric(metric: str) -> str:
 
 
 FitFold = Callable[..., None]
-"""``fit(trial, result, data, prefix=…, pruning=…)``: one fit of a trial's hyperparameters
+"""``fit(trial, result, data, prefix=…, pruning=…, gate=…)``: one fit of a trial's hyperparameters
 (:meth:`nnsweep.train.objective.Objective._fit`)."""
 
 
@@ -73,7 +75,7 @@ class CrossValidation:
         self.folds: list[Fold] = make_folds(dataset, spec.seed)
         self.step_span = spec.max_epochs  # steps reserved per fold
 
-    def run(self, trial: optuna.Trial, result: TrialResult, fit: FitFold) -> None:
+    def run(self, trial: optuna.Trial, result: TrialResult, fit: FitFold, gate: PruneGate) -> None:
         """Fit every fold (or until pruned), then set ``result``: mean history, value, weights
         epoch and score, seconds, the last fold's model and :class:`FoldScores` (``result.cv``).
 
@@ -89,12 +91,12 @@ class CrossValidation:
                 one = TrialResult(result.number, result.run_id, result.params, None)
                 histories.append(one.history)
                 reporter = _reporter_class()(
-                    trial, obj.metric, obj.direction == "maximize", obj.reduce,
+                    gate, obj.metric, obj.direction == "maximize", obj.reduce,
                     done=list(scores.values), first_step=fold.number * self.step_span,
                 )  # fmt: skip
                 try:
                     fit(trial, one, fold.data, prefix=FOLD_PREFIX.format(k=fold.number),
-                        pruning=reporter)  # fmt: skip
+                        pruning=reporter, gate=gate)  # fmt: skip
                 finally:
                     result.seconds += one.seconds
                     result.model = one.model
@@ -163,7 +165,7 @@ def _reporter_class() -> type:
 
         def __init__(
             self,
-            trial: optuna.Trial,
+            gate: PruneGate,
             metric: str,
             maximize: bool,
             how: str,
@@ -172,7 +174,7 @@ def _reporter_class() -> type:
             first_step: int,
         ) -> None:
             super().__init__()
-            self.trial, self.metric, self.maximize, self.how = trial, metric, maximize, how
+            self.gate, self.metric, self.maximize, self.how = gate, metric, maximize, how
             self.done, self.first_step = done, first_step
             self.current: float | None = None
             self.pruned_at: int | None = None
@@ -188,8 +190,7 @@ def _reporter_class() -> type:
                 self.current = value
             assert self.current is not None
             mean = statistics.fmean([*self.done, self.current])
-            self.trial.report(mean, step=self.first_step + epoch + 1)
-            if self.trial.should_prune():
+            if self.gate.report(mean, step=self.first_step + epoch + 1):
                 self.pruned_at = epoch + 1
                 self.model.stop_training = True
 

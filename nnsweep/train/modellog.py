@@ -3,8 +3,9 @@
 Reading models back (``models:/`` URIs, downloads) is :mod:`nnsweep.track.models`.
 
 With ``log_models: best`` (the default) a COMPLETE trial whose objective value ties or beats
-the study's best COMPLETE value logs its fitted Keras model on its own child run, so the best
-trial of a finished study always has its weights in MLflow; ``all`` also logs every other
+the study's best COMPLETE value (multi-objective: that no earlier COMPLETE trial dominates)
+logs its fitted Keras model on its own child run, so the best trial (every trial of the
+front) of a finished study has its weights in MLflow; ``all`` also logs every other
 COMPLETE or PRUNED trial, ``none`` logs nothing (``nnsweep export --retrain`` still works).
 A cross-validated trial logs none: its models are its folds', each fitted on part of the
 training rows, and export refits on all of them (:mod:`nnsweep.train.cv`).
@@ -41,6 +42,7 @@ from nnsweep.names import (
     STUDY_TAG,
     TRIAL_TAG,
 )
+from nnsweep.study.objectives import ALSO_ATTR, is_multi
 from nnsweep.track.pyfunc import IO_FILE as PYFUNC_IO_FILE
 from nnsweep.track.pyfunc import PYFUNC_KERAS_FILE
 from nnsweep.urls import mask_url
@@ -188,13 +190,35 @@ class ModelLogger:
     def _beats_study(self, trial: optuna.Trial, result: TrialResult) -> bool:
         """True if this trial's value ties or beats the best COMPLETE trial before it.
 
-        Ties count, so whichever of two equal trials Optuna calls best has a model.
+        Ties count, so whichever of two equal trials Optuna calls best has a model. In a
+        multi-objective study: no COMPLETE trial before it dominates it (it joins the front
+        as it stands), so every trial of the final front has its model.
         """
         value = result.value
         if value is None:
             return False
+        if is_multi(trial.study):
+            return not _dominated(trial.study, value, trial.user_attrs.get(ALSO_ATTR))
         try:
             best = trial.study.best_value
         except ValueError:  # no COMPLETE trial yet
             return True
         return value >= best if self.spec.objective.direction == "maximize" else value <= best
+
+
+def _dominated(study: optuna.Study, primary: float, also: float | None) -> bool:
+    """Whether a COMPLETE trial the study ran itself dominates (``primary``, ``also``): at
+    least as good on both objectives and better on one (the second is minimised)."""
+    from nnsweep.study.objectives import primary_direction
+    from nnsweep.study.own import own_complete
+
+    if also is None:
+        return False
+    sign = 1.0 if primary_direction(study) == "maximize" else -1.0
+    for t in own_complete(study):
+        if not t.values or len(t.values) < 2:
+            continue
+        p, a = sign * float(t.values[0]), float(t.values[1])
+        if p >= sign * primary and a <= also and (p > sign * primary or a < float(also)):
+            return True
+    return False

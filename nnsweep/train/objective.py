@@ -18,6 +18,12 @@ Under K-fold cross-validation (``dataset.validation: {folds: K}``, or ``auto`` o
 table) the trial fits once per fold and its value is the mean of the folds' values; how it is
 pruned and logged is :mod:`nnsweep.train.cv`'s.
 
+With ``objective.also`` the study is multi-objective: right after the model is built (before
+it trains) the trial measures its second objective (trainable parameters, or the one-row CPU
+latency p50 of :func:`nnsweep.train.timing.trial_latency_ms`), stores it as the trial's ``also``
+attribute, logs it on the run (``params`` / ``latency_ms``), and a COMPLETE trial returns
+``[value, second]``. Pruning judges the primary metric (:mod:`nnsweep.train.prune`).
+
 A trial whose loss turns NaN/inf stops at the end of that epoch and fails with the reason;
 any exception inside a trial fails that trial alone (the sweep catches it and goes on).
 """
@@ -36,12 +42,15 @@ import numpy as np
 from nnsweep.data.features import take_rows
 from nnsweep.errors import first_line
 from nnsweep.names import FAIL_REASON_KEY, HOST_KEY, PARAMS_ATTR, PID_KEY, RUN_ID_ATTR, SURPLUS_ATTR
+from nnsweep.study.objectives import ALSO_ATTR, ALSO_METRICS, also_metric
 from nnsweep.track.tracker import dataset_input
 from nnsweep.train.callbacks import callback_classes
 from nnsweep.train.cv import CrossValidation, pruned_where
 from nnsweep.train.model import HyperParams, build_model, count_params
 from nnsweep.train.pipeline import eval_batches, train_batches
+from nnsweep.train.prune import PruneGate
 from nnsweep.train.result import Step, TrialFailure, TrialResult
+from nnsweep.train.timing import trial_latency_ms
 from nnsweep.train.traineval import train_eval_callback
 from nnsweep.urls import mask_url
 
@@ -105,11 +114,14 @@ def failure_reason(exc: BaseException) -> str:
     return mask_url(f"{type(exc).__name__}: {first}" if first else type(exc).__name__)[:500]
 
 
-def pruned_reason(epoch: int, pruner: optuna.pruners.BasePruner, where: str | None = None) -> str:
+def pruned_reason(
+    epoch: int, pruner: optuna.pruners.BasePruner, where: str | None = None, judged: str = ""
+) -> str:
     """``"pruned at epoch 3 by the median pruner"``, from Optuna's class name of ``pruner``;
-    ``where`` replaces ``epoch 3`` (``"fold 2 of 5, epoch 3"``)."""
+    ``where`` replaces ``epoch 3`` (``"fold 2 of 5, epoch 3"``); ``judged`` (a multi-objective
+    trial: :meth:`nnsweep.train.prune.PruneGate.describe`) follows."""
     words = re.sub(r"(?<!^)(?=[A-Z])", "_", type(pruner).__name__.removesuffix("Pruner"))
-    return f"pruned at {where or f'epoch {epoch}'} by the {words.lower()} pruner"
+    return f"pruned at {where or f'epoch {epoch}'} by the {words.lower()} pruner{judged}"
 
 
 def reduce_history(history: dict[str, list[float]], metric: str, direction: str, how: str) -> float:
@@ -212,7 +224,7 @@ class Objective:
         )
         return done + running_before >= self.target
 
-    def __call__(self, trial: optuna.Trial) -> float:
+    def __call__(self, trial: optuna.Trial) -> float | list[float]:
         import optuna
 
         from nnsweep.train.runtime import release_trial_memory
@@ -232,22 +244,28 @@ class Objective:
         self.tracker.log_dataset(run_id, self.data_input)
 
         result = TrialResult(trial.number, run_id, hp, self.input_example)
+        gate = PruneGate(trial)  # the second objective is set once the model is built
+        obj = self.spec.objective
         try:
             if self.cv is not None:  # K fits; result.value is the folds' mean
-                self.cv.run(trial, result, self._fit)
+                self.cv.run(trial, result, self._fit, gate)
             else:
-                self._fit(trial, result)
+                self._fit(trial, result, gate=gate)
             if result.pruned_at is not None:
                 result.state = "PRUNED"
                 where = pruned_where(result.cv, result.pruned_at)
-                result.reason = pruned_reason(result.pruned_at, trial.study.pruner, where)
+                judged = gate.describe(obj.key, also_metric(trial.study))
+                result.reason = pruned_reason(result.pruned_at, trial.study.pruner, where, judged)
                 raise optuna.TrialPruned(result.reason)
-            obj = self.spec.objective
             if result.cv is None:
                 result.value = reduce_history(result.history, obj.key, obj.goal, obj.reduce)
             if result.value is None:  # a fit always reports its objective; never a silent NaN
                 raise RuntimeError(f"trial {trial.number} finished without a {obj.key} value")
             result.state = "COMPLETE"
+            if gate.multi:  # [primary, second], as the study's directions and metric names
+                if gate.also is None:
+                    raise RuntimeError(f"trial {trial.number} finished without its {obj.also}")
+                return [result.value, gate.also]
             return result.value
         except optuna.TrialPruned:
             raise
@@ -280,10 +298,12 @@ class Objective:
         *,
         prefix: str = "",
         pruning: Any = None,
+        gate: PruneGate,
     ) -> None:
         """Fit ``result.params`` on ``data`` (default: the sweep's splits; a fold's under
         cross-validation, whose epochs are logged under ``prefix`` and reported by ``pruning``,
-        a callback with ``pruned_at``, instead of the per-epoch pruning callback)."""
+        a callback with ``pruned_at``, instead of the per-epoch pruning callback). ``gate``
+        decides on pruning, and gets the trial's second objective on its first fit."""
         import keras
 
         Interrupter, EpochLogger, PruningCallback, WeightKeeper = callback_classes()
@@ -302,10 +322,12 @@ class Objective:
             hp, input_dim=data.input_width, output_units=data.n_outputs, schema=data.schema
         )
         self.tracker.log_metrics(result.run_id, {"trainable_params": size})
+        if gate.multi and gate.also is None:  # measured once a trial (the first fold's model)
+            self._second_objective(trial, result.run_id, gate, model, data, size)
 
         obj = self.spec.objective
         logger = EpochLogger(self.tracker, result.run_id, result.history, prefix)
-        pruner = pruning if pruning is not None else PruningCallback(trial, obj.metric)
+        pruner = pruning if pruning is not None else PruningCallback(gate, obj.metric)
         # Before early stopping, which may set its own best weights at the same epoch end.
         keeper = WeightKeeper(obj.metric, obj.direction == "maximize", obj.reduce)
         # Interrupter first (a pending Ctrl-C stops the fit before the epoch is logged), then
@@ -343,3 +365,17 @@ class Objective:
                 "or pick another optimizer"
             )
         result.pruned_at = pruner.pruned_at
+
+    def _second_objective(
+        self, trial: optuna.Trial, run_id: str, gate: PruneGate, model: Any, data: Dataset,
+        size: int,
+    ) -> None:  # fmt: skip
+        """Measure the trial's second objective (``objective.also``) before it trains: its
+        trainable parameters, or the one-row CPU latency p50 of the built model
+        (:func:`nnsweep.train.timing.trial_latency_ms`); stored on the trial as ``also`` (so a
+        pruned trial has it too) and logged on its run (``params`` / ``latency_ms``)."""
+        also = self.spec.objective.also
+        value = float(size) if also == "params" else trial_latency_ms(model, data)
+        gate.also = value
+        trial.set_user_attr(ALSO_ATTR, value)
+        self.tracker.log_metrics(run_id, {ALSO_METRICS[str(also)]: value})

@@ -355,3 +355,68 @@ def test_processes_sharing_a_study_draw_different_trials(tmp_path: Path) -> None
         a.params["lr"],
         b.params["lr"],
     )
+
+
+def test_a_multi_objective_study_has_directions_and_metric_names(tmp_path: Path) -> None:
+    from nnsweep.study.objectives import also_metric, is_multi
+
+    url = f"sqlite:///{tmp_path}/optuna.db"
+    study = create_or_resume(parse_spec(BASE + "objective: {also: latency}\n"), url, "s")
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    assert study.metric_names == ["val_accuracy", "latency_ms"]
+    assert is_multi(study) and also_metric(study) == "latency_ms"
+    study.add_trial(optuna.trial.create_trial(values=[0.8, 2.0]))
+    study.add_trial(optuna.trial.create_trial(values=[0.9, 3.0]))
+    again = create_or_resume(parse_spec(BASE + "objective: {also: latency}\n"), url, "s")
+    assert len(again.trials) == 2
+    # the helpers every layer reads a study with: the best primary value, never best_trial
+    assert best_trial(again)["number"] == 1 and best_trial(again)["value"] == 0.9
+    summary = summarize(again)
+    assert summary["direction"] == "maximize" and summary["best"] == {"number": 1, "value": 0.9}
+    (listed,) = study_summaries(url)  # the status command's path answers too
+    assert listed["best"] == {"number": 1, "value": 0.9}
+
+
+@pytest.mark.parametrize(
+    ("first", "then", "message"),
+    [
+        ("objective: {also: params}\n", "", "maximizes val_accuracy and minimizes params"),
+        ("", "objective: {also: params}\n", "this sweep maximizes val_accuracy and minimizes"),
+        ("objective: {also: params}\n", "objective: {also: latency}\n", "minimizes latency_ms"),
+    ],
+)
+def test_resume_with_other_objectives_is_refused(
+    tmp_path: Path, first: str, then: str, message: str
+) -> None:
+    url = f"sqlite:///{tmp_path}/optuna.db"
+    create_or_resume(parse_spec(BASE + first), url, "s")
+    with pytest.raises(StorageError, match="objective.also") as err:
+        create_or_resume(parse_spec(BASE + then), url, "s")
+    assert message in str(err.value) and "--study" in str(err.value)
+
+
+def test_make_sampler_nsga2() -> None:
+    spec = parse_spec(BASE + "sampler: nsga2\nobjective: {also: params}\n")
+    assert type(make_sampler(spec)).__name__ == "NSGAIISampler"
+
+
+@pytest.mark.parametrize("also", ["", "objective: {also: params}\n"])
+def test_a_grid_sweep_visits_every_point_once(tmp_path: Path, also: str) -> None:
+    from nnsweep.study.samplers import sweep_sampler
+
+    spec = parse_spec(
+        BASE + also + "sampler: grid\nspace: {units: [3, 16, 64], n_layers: [1, 2]}\n"
+    )
+    study = optuna.create_study(
+        sampler=sweep_sampler(spec), directions=["maximize", "minimize"][: 2 if also else 1]
+    )
+
+    def draw(trial: optuna.Trial) -> float | tuple[float, float]:
+        trial.suggest_int("n_layers", 1, 2)
+        trial.suggest_int("units_0", 3, 64)
+        trial.suggest_int("units_1", 3, 64)
+        return (0.5, 1.0) if also else 0.5
+
+    study.optimize(draw, n_trials=18)  # 2 * 3 * 3 grid points (units_1 drawn for 1 layer too)
+    points = [tuple(sorted(t.params.items())) for t in study.trials]
+    assert len(set(points)) == 18

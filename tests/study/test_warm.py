@@ -229,3 +229,45 @@ def test_warm_start_across_storages_end_to_end(
         "warm start: the 2 best trials of study tiny enqueued (sqlite:///"
     )
     assert "what we learned from 2 COMPLETE trials of tiny2" in ran.out
+
+
+def test_history_needs_the_same_objectives(
+    stores: Stores, cli: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    """A single-objective study cannot be history for a multi-objective one (exit 2, nothing
+    written); its best trials can be enqueued; a study with the same two objectives gives its
+    trials' two values."""
+    url = stores.storage
+    _earlier(url, n=4)  # single-objective
+    also = "objective: {also: params}\n"
+    sweep = tmp_path / "new.yaml"
+    sweep.write_text(_text("new") + also + "warm_start: {study: old, mode: history}\n")
+    ran = cli("run", sweep, *stores.args, "--jobs", "1")
+    assert ran.code == 2 and len(ran.err.strip().splitlines()) == 1
+    assert "warm_start.mode: history needs a study with the same objectives" in ran.err
+    assert "'old' is single-objective and objective.also is params" in ran.err
+    assert "new" not in [s.study_name for s in optuna.get_all_study_summaries(url)]
+    assert not (stores.root / "mlflow.db").exists()
+
+    enqueue, dataset = prepare(parse_spec(_text("new") + also + "warm_start: {study: old}\n"))
+    plan = plan_warm_start(enqueue, dataset, url, "new")
+    assert plan is not None and len(plan.enqueue) == 4  # by the primary value, as ever
+
+    multi, _ = prepare(parse_spec(_text("mo") + also))
+    earlier = create_or_resume(multi, url, "mo", dataset=dataset)
+    one = _earlier(f"sqlite:///{tmp_path / 'one.db'}", n=1).trials[0]  # params in the space
+    earlier.add_trial(
+        optuna.trial.create_trial(
+            params=one.params,
+            distributions=one.distributions,
+            values=[0.8, 1234.0],
+            user_attrs=one.user_attrs,
+        )
+    )
+    mo2 = _text("mo2") + also + "warm_start: {study: mo, mode: history}\n"
+    history, _ = prepare(parse_spec(mo2))
+    plan = plan_warm_start(history, dataset, url, "mo2")
+    assert plan is not None and [t.values for t in plan.history] == [[0.8, 1234.0]]
+    back, _ = prepare(parse_spec(_text("so") + "warm_start: {study: mo, mode: history}\n"))
+    with pytest.raises(SpecError, match="'mo' trades it against params and this sweep has no"):
+        plan_warm_start(back, dataset, url, "so")
