@@ -232,7 +232,12 @@ def _plot_png(front: Front, path: Path) -> None:
         ax.annotate(f"#{p.trial}{mark}", (_x(p), p.primary), fontsize=8,
                     xytext=(4, 4), textcoords="offset points")  # fmt: skip
     if front.also == "params" and all((p.second or 0) > 0 for p in [*front.points, *front.others]):
-        ax.set_xscale("log")
+        from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+        ax.set_xscale("log")  # 1, 2, 5 x 10^k labelled in full, no overlapping minor labels
+        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(f"{front.also_label} (minimised)")
     ax.set_ylabel(f"{front.metric} ({front.direction}d)")
     ax.set_title(_title(front), fontsize=10)

@@ -15,6 +15,7 @@ import yaml
 
 from nnsweep.errors import ExportError
 from nnsweep.export import onnx as onnx_file
+from nnsweep.spec.config import ACTIVATIONS
 from tests.conftest import TINY_SWEEP, Stores
 from tests.export._study import copy_stores, stores_in
 
@@ -218,6 +219,18 @@ def test_every_model_family_converts_and_answers_as_keras(name):
     assert section["compared_on"] == "the 40 test rows, against Keras' predictions"
     names = {i["name"] for i in section["inputs"]}
     assert names == ({"pixels"} if name.startswith("digits") else {"numeric", "city", "size"})
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_every_activation_a_sweep_can_name_converts(activation):
+    """gelu (exact, via erfc) included: tf2onnx leaves Erfc unconverted without our handler."""
+    from nnsweep.data.modelio import digits_io
+    from nnsweep.train.model import HyperParams, build_model
+
+    model = build_model(HyperParams(n_layers=2, units=(8, 6), activation=activation))
+    x = np.random.default_rng(2).normal(size=(40, 784)).astype(np.float32)  # both signs
+    section = onnx_file.check(onnx_file.convert(model, digits_io(), activation), model, x)
+    assert section["max_abs_diff"] <= MATCH
 
 
 def test_erfinv_handler_follows_tensorflow_over_the_quantile_range():
