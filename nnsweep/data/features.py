@@ -16,7 +16,7 @@ only, so a saved model loads in plain Keras with ``safe_mode=True`` and no custo
   out-of-vocabulary slot.
 
 Raw values are read the same way at fit, evaluation and prediction (:func:`to_inputs`):
-numbers may arrive as text (``" 3.5"``, ``"1,234"``); ``?``, ``NA``, ``null``, ``-`` and empty
+numbers may arrive as text (``" 3.5"``, ``"1,234"``, ``"True"`` as 1); ``?``, ``NA``, ``null``, ``-`` and empty
 cells are missing; text that is not a number in a numeric column counts as missing.
 Columns with no usable training value are dropped (see :func:`fit_schema`'s notes).
 """
@@ -43,6 +43,7 @@ CLIP = 1e6
 QUANTILE_LEVELS = np.linspace(0.0, 1.0, 33)  # 32 bins between the training quantiles
 # Text read as missing in numeric columns (compared lower-cased, after stripping blanks).
 MISSING_TOKENS = frozenset({"", "?", "na", "n/a", "nan", "null", "none", "-", "--", "missing"})
+_BOOLEANS = {"true": 1.0, "false": 0.0}  # a boolean column's values, as text
 _THOUSANDS = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d*)?$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
@@ -152,6 +153,10 @@ def to_numeric(values: pd.Series, precise: bool = False) -> tuple[np.ndarray, in
         if comma.any():
             parsed[comma] = pd.to_numeric(text[comma].str.replace(",", ""), errors="coerce")
             failed = parsed.isna() & ~missing
+    if failed.any():  # booleans as text (JSON strings; a True/False column with gaps is object)
+        truth = text[failed].str.strip().str.lower().map(_BOOLEANS)
+        parsed[truth.index] = truth.astype(float)
+        failed = parsed.isna() & ~missing
     example = str(text[failed].iloc[0]) if failed.any() else None
     with np.errstate(over="ignore"):
         out = parsed.to_numpy(np.float64, na_value=np.nan).astype(dtype)

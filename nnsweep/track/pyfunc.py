@@ -5,9 +5,14 @@ model whose *loader module* is this module (``loader_module: nnsweep.track.pyfun
 ``mlflow models serve``, ``mlflow models predict`` and ``mlflow.pyfunc.load_model`` call
 :class:`RowsModel` on rows:
 
-* **signature**: a table's own feature columns, in order: numeric columns ``double`` and text
-  (categorical) columns ``string``; every column must be present, and a missing value (null,
-  NaN) is allowed in any of them, since the model imputes it as at training. Digit and other
+* **signature**: a table's own feature columns, in order: text (categorical) columns
+  ``string`` and numeric columns ``Any``; every column must be present, and a missing value
+  (null, NaN) is allowed in any of them, since the model imputes it as at training. Numeric
+  columns are not declared ``double`` because MLflow refuses to cast int64 to double (nor bool,
+  nor a float batch to ``long``) before the model sees the rows: a CSV's integer column, a JSON
+  batch whose numbers happen to be whole, or a True/False column would be a 400. The model reads
+  them as ``nnsweep predict`` does (integers, floats, booleans, numeric text, missing tokens)
+  and answers 400 naming the column when a value is no number. Digit and other
   array models declare no input schema (their signature has outputs only): MLflow enforces a
   tensor's dtype and shape exactly, so it would refuse a CSV of 0–255 integers, a float64
   ``dataframe_split`` or a 28×28 array before the model saw them. The model checks such rows
@@ -132,13 +137,13 @@ def signature(contract: ModelIO) -> ModelSignature:
     input schema, see the module's docstring); outputs as :func:`predict_frame` gives them."""
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, DataType, Schema
-    from mlflow.types.schema import Map
+    from mlflow.types.schema import AnyType, Map
 
     inputs = None
     if contract.schema is not None:
         inputs = Schema(
             [
-                ColSpec(DataType.double if c.kind == "numeric" else DataType.string, c.name)
+                ColSpec(AnyType() if c.kind == "numeric" else DataType.string, c.name)
                 for c in contract.schema.columns
             ]
         )

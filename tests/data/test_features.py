@@ -42,6 +42,9 @@ NAN = float("nan")
         (["1,234", "-", None], [1234, NAN, NAN], 0),
         (["3", "abc", "4"], [3, NAN, 4], 1),
         ([True, False], [1, 0], 0),
+        ([True, False, None], [1, 0, NAN], 0),  # a True/False column with a gap is object
+        (["True", " false ", "TRUE"], [1, 0, 1], 0),  # JSON strings, any case
+        (["yes", "3"], [NAN, 3], 1),
         ([1, 2, 3], [1, 2, 3], 0),
         ([1e300, -1e300, 2.0], [np.inf, -np.inf, 2], 0),  # beyond float32: missing for the model
         ([b"7", "8"], [7, 8], 0),
@@ -53,7 +56,7 @@ def test_to_numeric_reads_numbers_as_text_and_marks_the_rest_missing(
     out, n_junk, example = to_numeric(pd.Series(values, name="c"))
     assert out.dtype == np.float32
     np.testing.assert_array_equal(out, np.array(expected, dtype=np.float32))
-    assert n_junk == junk and (example == "abc") == bool(junk)
+    assert n_junk == junk and (example in ("abc", "yes")) == bool(junk)
 
 
 def test_to_numeric_refuses_lists() -> None:

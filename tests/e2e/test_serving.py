@@ -59,7 +59,11 @@ def flower_table(n_missing: int = 6) -> Any:
     colour = pd.Series([palette[s] for s in species], dtype=object)
     colour[rng.choice(len(frame), n_missing, replace=False)] = None
     frame = frame.drop(columns="target").assign(
-        colour=colour, site=rng.choice(["north", "south", "east"], len(frame)), species=species
+        colour=colour,
+        site=rng.choice(["north", "south", "east"], len(frame)),
+        stems=rng.integers(1, 5, len(frame)),  # int64 in every CSV read: MLflow's double refuses it
+        wild=rng.choice([True, False], len(frame)),  # bool
+        species=species,
     )
     return frame
 
@@ -240,10 +244,13 @@ def test_table_champion_serves_raw_rows_as_nnsweep_predict_answers(
     frame = pd.read_csv(csv)
     assert list(model.predict(frame)["prediction"]) == labels
     inputs = model.metadata.get_input_schema()
-    assert [(c.name, c.type.name) for c in inputs.inputs] == [
-        ("sepal_length", "double"), ("sepal_width", "double"), ("petal_length", "double"),
-        ("petal_width", "double"), ("colour", "string"), ("site", "string"),
+    assert [(c.name, str(c.type)) for c in inputs.inputs] == [
+        ("sepal_length", "Any"), ("sepal_width", "Any"), ("petal_length", "Any"),
+        ("petal_width", "Any"), ("colour", "DataType.string"), ("site", "DataType.string"),
+        ("stems", "Any"),
+        ("wild", "Any"),
     ]  # fmt: skip
+    assert frame["stems"].dtype == np.int64 and frame["wild"].dtype == bool
 
 
 @pytest.mark.slow

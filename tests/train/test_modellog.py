@@ -167,8 +167,8 @@ def test_table_model_logs_its_io_and_signature_and_predicts_by_uri(store, tmp_pa
 
     local = download_model(uri, tmp_path, store.tracking_uri)
     meta = Model.load(local / "MLmodel")
-    assert [(s.name, s.type.name) for s in meta.signature.inputs.inputs] == [
-        ("size", "double"), ("kind", "string")
+    assert [(s.name, str(s.type)) for s in meta.signature.inputs.inputs] == [
+        ("size", "Any"), ("kind", "DataType.string")
     ]  # fmt: skip
     assert meta.flavors["python_function"]["loader_module"] == "nnsweep.track.pyfunc"
     assert ModelIO.from_dict(json.loads((local / IO_FILE).read_text()), "io") == io
