@@ -16,8 +16,9 @@ only, so a saved model loads in plain Keras with ``safe_mode=True`` and no custo
   out-of-vocabulary slot.
 
 Raw values are read the same way at fit, evaluation and prediction (:func:`to_inputs`):
-numbers may arrive as text (``" 3.5"``, ``"1,234"``, ``"True"`` as 1); ``?``, ``NA``, ``null``, ``-`` and empty
-cells are missing; text that is not a number in a numeric column counts as missing.
+numbers may arrive as text (``" 3.5"``, ``"1,234"``, ``"True"`` as 1); ``?``, ``NA``,
+``null``, ``-`` and empty cells are missing; text that is not a number in a numeric column
+counts as missing.
 Columns with no usable training value are dropped (see :func:`fit_schema`'s notes).
 """
 
