@@ -177,10 +177,18 @@ def _spread(values: list[float]) -> str:
     return f"{mean:.1f} ± {statistics.stdev(values):.1f} (min {min(values):g}, max {max(values):g})"
 
 
+def _reach_or_after(result: dict[str, Any]) -> int:
+    """Trials a sweep needed to reach the target, or (never) one more than it ran: a sweep that
+    ran 14 trials without reaching it counts 15, never less than one that reached it at 15."""
+    got = result.get("reach")
+    return int(got) if got is not None else len(result["trials"]) + 1
+
+
 def summarize_warm(rows: list[dict[str, Any]], second: int) -> None:
     print(
         f"\n== warm start: trials each second sweep needed to reach the cold second sweep's "
-        f"final best (of {second}; never = {second + 1}), over {len(rows)} seed(s)"
+        f"final best ({second} COMPLETE trials, every state counted; never = that sweep's "
+        f"trial count + 1), over {len(rows)} seed(s)"
     )
     for way in WAYS:
         got = [r[way].get("reach") for r in rows if "refused" not in r[way]]
@@ -188,7 +196,7 @@ def summarize_warm(rows: list[dict[str, Any]], second: int) -> None:
         if not got:
             print(f"  {way:8s}: refused in every seed")
             continue
-        counts = [float(g if g is not None else second + 1) for g in got]
+        counts = [float(_reach_or_after(r[way])) for r in rows if "refused" not in r[way]]
         never = sum(g is None for g in got)
         best = [r[way]["best"] for r in rows if "refused" not in r[way]]
         print(
@@ -200,7 +208,7 @@ def summarize_warm(rows: list[dict[str, Any]], second: int) -> None:
     print_anytime(rows, second)
     for way in ("enqueue", "history"):
         pairs = [
-            (r["cold"]["reach"], r[way].get("reach") or second + 1)
+            (_reach_or_after(r["cold"]), _reach_or_after(r[way]))
             for r in rows
             if "refused" not in r[way]
         ]
