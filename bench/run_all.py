@@ -38,6 +38,7 @@ def main() -> None:
     run([PY, "bench/warmstart.py"])
     if not args.skip_tables:
         run([PY, "bench/tables.py"])  # zero-config vs gradient boosting and plain MLPs
+        run([PY, "bench/ablation.py"])  # each technique's effect, on validation rows
     if not args.skip_fashion:
         run([PY, "bench/fashion.py"])
 
