@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import socket
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -305,15 +306,18 @@ def _trial_loop(
     """Run trials until the budget, the timeout, the stop rule or the grid says stop.
 
     One trial per ``optimize()`` call: between trials the loop checks the shared budget, so
-    several workers on one study stop at exactly ``trials`` counted trials. Ctrl-C/SIGTERM
+    several workers on one study stop at exactly ``trials`` counted trials. The timeout is a
+    budget, not only a start line: no trial starts after it, nor one this worker expects to
+    end after it (now + the median time of the trials it ran so far). Ctrl-C/SIGTERM
     (under the CLI's handler) stops at a safe point, between batches or trials, never inside
     a storage write that would leave the store's session broken.
     """
     deadline = time.monotonic() + spec.timeout if spec.timeout else None
+    took: list[float] = []  # seconds of each trial this worker ran
     with deferred_interrupts():
         while not budget.stop and not rule.check(study):
             check_interrupt()
-            if deadline is not None and time.monotonic() >= deadline:
+            if deadline is not None and past_deadline(time.monotonic(), took, deadline):
                 break
             if spec.trials is not None:
                 counted, running = target_counts(study, spec.trials_count)
@@ -323,9 +327,19 @@ def _trial_loop(
                     time.sleep(POLL_SECONDS)
                     _fail_stale(study)
                     continue
+            started = time.monotonic()
             study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=callbacks)
+            took.append(time.monotonic() - started)
             if _grid_exhausted(study):
                 break
+
+
+def past_deadline(now: float, took: list[float], deadline: float) -> bool:
+    """Whether a new trial should not start: the deadline has passed, or a trial of the
+    median length of ``took`` (this worker's trials so far) would end after it."""
+    if now >= deadline:
+        return True
+    return bool(took) and now + statistics.median(took) > deadline
 
 
 def _best(study: optuna.Study) -> dict[str, Any] | None:

@@ -290,3 +290,37 @@ def test_preflight_sizes_a_table_model_by_its_loaded_width(stores: Stores) -> No
     with pytest.raises(SpecError, match="max_params"):
         preflight(spec, storage_url=stores.storage, tracking_uri=stores.tracking_uri)
     assert not list(stores.root.glob("*.db"))
+
+
+# -- the timeout is a budget -------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("now", "took", "stop"),
+    [
+        (0.0, [], False),  # the first trial always starts
+        (10.0, [], True),  # past the deadline
+        (5.0, [3.0, 4.0, 9.0], False),  # 5 + median 4 = 9 < 10
+        (7.0, [3.0, 4.0, 9.0], True),  # 7 + 4 = 11 > 10: it would end after the deadline
+    ],
+)
+def test_no_trial_starts_that_would_end_after_the_deadline(now, took, stop):
+    assert nnsweep.sweep.run.past_deadline(now, took, deadline=10.0) is stop
+
+
+def test_trial_loop_ends_within_its_timeout():
+    """Trials of 0.4 s under a 1.0 s timeout: two run, and the third (which would end at about
+    1.2 s) does not start; the loop used to start it at 0.8 s and end past the timeout."""
+    from types import SimpleNamespace
+
+    study = optuna.create_study()  # in memory
+
+    def objective(trial: optuna.Trial) -> float:
+        time.sleep(0.4)
+        return 0.0
+
+    spec = SimpleNamespace(timeout=1.0, trials=None, trials_count="complete")
+    budget = nnsweep.sweep.run._Budget(None, "complete")
+    never = SimpleNamespace(check=lambda study: False)
+    start = time.monotonic()
+    nnsweep.sweep.run._trial_loop(study, spec, objective, budget, never, [])  # type: ignore[arg-type]
+    elapsed = time.monotonic() - start
+    assert len(study.trials) == 2 and elapsed < 1.0
