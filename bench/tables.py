@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/tables.py                          # 5 tables x 5 partitions
     .venv/bin/python bench/tables.py --tables wine,diabetes --seeds 2
+    .venv/bin/python bench/tables.py --first-seed 10 --seeds 1 --contenders nnsweep,gbm
     .venv/bin/python bench/tables.py --contenders gbm,sk_mlp  # the baselines alone
 
 For each table (breast_cancer, wine, iris, diabetes, digits: the real tables scikit-learn
@@ -201,6 +202,12 @@ def main() -> None:
     ap.add_argument("--tables", default=",".join(TABLES))
     ap.add_argument("--contenders", default=",".join(CONTENDERS))
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        help="first partition seed (a later run on fresh partitions reads no test rows twice)",
+    )
     ap.add_argument("--child", choices=("gbm", "sk_mlp", "keras_mlp"), help=argparse.SUPPRESS)
     ap.add_argument("--train", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--test", type=Path, help=argparse.SUPPRESS)
@@ -224,7 +231,7 @@ def main() -> None:
     results: dict[tuple[str, str], list[tuple[float, float]]] = {}
     root = Path(tempfile.mkdtemp(prefix="nnsweep-tables-"))
     for table in args.tables.split(","):
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             folder = root / table / str(seed)
             write_partition(table, seed, folder)
             for name in names:
