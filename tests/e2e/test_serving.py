@@ -146,6 +146,17 @@ def served(name: str, stores: Stores, log: Path) -> Iterator[str]:
             proc.wait(timeout=20)
 
 
+def _models_predict(uri: str, rows: Path, content_type: str, stores: Stores) -> list[Any]:
+    """The labels the real ``mlflow models predict`` gives for the file ``rows``."""
+    out = rows.with_name(rows.name + ".out.json")
+    subprocess.run(
+        [str(BIN / "mlflow"), "models", "predict", "-m", uri, "-i", str(rows), "-t",
+         content_type, "--env-manager", "local", "-o", str(out)],
+        env=_env(stores), check=True, timeout=300, capture_output=True,
+    )  # fmt: skip
+    return [p["prediction"] for p in json.loads(out.read_text())["predictions"]]
+
+
 def _post(url: str, body: dict[str, Any]) -> tuple[int, Any]:
     request = urllib.request.Request(
         f"{url}/invocations",
@@ -226,14 +237,7 @@ def test_table_champion_serves_raw_rows_as_nnsweep_predict_answers(
     assert code == 400 and "petal_length" in refused["message"]
 
     # mlflow models predict on a CSV, and the Python API, on the same rows
-    out = tmp_path / "out.json"
-    subprocess.run(
-        [str(BIN / "mlflow"), "models", "predict", "-m", uri, "-i", str(csv), "-t", "csv",
-         "--env-manager", "local", "-o", str(out)],
-        env=_env(stores), check=True, timeout=300, capture_output=True,
-    )  # fmt: skip
-    predicted = json.loads(out.read_text())["predictions"]
-    assert [p["prediction"] for p in predicted] == labels
+    assert _models_predict(uri, csv, "csv", stores) == labels
     # the registry too: MLFLOW_REGISTRY_URI may hold an earlier test's store (see _env)
     monkeypatch.setenv("MLFLOW_REGISTRY_URI", stores.tracking_uri)
     mlflow.set_tracking_uri(stores.tracking_uri)
@@ -288,20 +292,8 @@ def test_digit_champion_serves_pixel_rows_as_nnsweep_predict_answers(champions, 
 
     csv = tmp_path / "pixels.csv"  # a header and 0-255 integers, as MNIST CSVs come
     pd.DataFrame(pixels, columns=[f"pixel{i}" for i in range(784)]).to_csv(csv, index=False)
-    out = tmp_path / "csv_out.json"
-    subprocess.run(
-        [str(BIN / "mlflow"), "models", "predict", "-m", uri, "-i", str(csv), "-t", "csv",
-         "--env-manager", "local", "-o", str(out)],
-        env=_env(stores), check=True, timeout=300, capture_output=True,
-    )  # fmt: skip
-    assert [p["prediction"] for p in json.loads(out.read_text())["predictions"]] == expected
+    assert _models_predict(uri, csv, "csv", stores) == expected
 
     rows = tmp_path / "pixels.json"  # 0-255 integers
     rows.write_text(json.dumps({"dataframe_split": {"columns": columns, "data": pixels.tolist()}}))
-    out = tmp_path / "out.json"
-    subprocess.run(
-        [str(BIN / "mlflow"), "models", "predict", "-m", uri, "-i", str(rows), "-t", "json",
-         "--env-manager", "local", "-o", str(out)],
-        env=_env(stores), check=True, timeout=300, capture_output=True,
-    )  # fmt: skip
-    assert [p["prediction"] for p in json.loads(out.read_text())["predictions"]] == expected
+    assert _models_predict(uri, rows, "json", stores) == expected
