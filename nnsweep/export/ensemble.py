@@ -72,31 +72,23 @@ def check_size(k: int) -> None:
 
 
 def top_trials(study: optuna.Study, k: int, best: dict[str, Any]) -> list[dict[str, Any]]:
-    """The ``k`` best COMPLETE trials as :func:`nnsweep.study.storage.best_trial` gives them,
-    ``best`` first, then by value in the study's direction (ties: the earlier trial); a study
-    with two objectives ranks by its primary value (ties: the smaller second value).
+    """The ``k`` best COMPLETE trials the study ran itself, ``best`` first, then in the order of
+    :func:`nnsweep.study.own.ranked` (the primary value; ties: the smaller second value, then
+    the earlier trial).
 
     Raises:
         ExportError: fewer than ``k`` COMPLETE trials.
     """
-    from optuna.trial import TrialState
+    from nnsweep.study.objectives import primary_value
+    from nnsweep.study.own import ranked
 
-    from nnsweep.study.objectives import primary_direction, primary_order, primary_value
-
-    done = [
-        t
-        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if primary_value(t) is not None
-    ]
+    done = ranked(study)  # the study's own trials: warm-start history has no model to load
     if len(done) < k:
         raise ExportError(
             f"--ensemble {k}: study {study.study_name!r} has {len(done)} COMPLETE trial(s); "
             f"give --ensemble {len(done)} or fewer, or run more trials"
         )
-    rest = sorted(
-        (t for t in done if t.number != best["number"]),
-        key=primary_order(primary_direction(study)),
-    )
+    rest = [t for t in done if t.number != best["number"]]
     picked = [best]
     for t in rest[: k - 1]:
         picked.append(
