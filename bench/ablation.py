@@ -11,6 +11,8 @@ and the partitions' test rows stay unread for bench/tables.py. The variants:
 
 * ``default``: the zero-config sweep (its resolved file is saved with ``--save-sweep``, the
   warm start it suggests dropped);
+* ``no_start``: without ``start_with`` (the two plain MLPs the default trains first), so
+  every trial is the sampler's;
 * ``holdout``: the same, selecting on a 0.2 holdout instead of 5-fold cross-validation;
 * ``no_wd``: plain Adam instead of AdamW with a searched weight decay;
 * ``standard``: inputs always standardised (the default searches standard | quantile);
@@ -51,7 +53,16 @@ from bench.tables import (  # noqa: E402
 )
 
 TABLES = ("breast_cancer", "wine", "diabetes")
-VARIANTS = ("default", "holdout", "no_wd", "standard", "quantile", "no_embed", "ensemble3")
+VARIANTS = (
+    "default",
+    "no_start",
+    "holdout",
+    "no_wd",
+    "standard",
+    "quantile",
+    "no_embed",
+    "ensemble3",
+)
 BASELINES = ("gbm", "sk_mlp", "keras_mlp")
 
 
@@ -76,17 +87,27 @@ def variant_spec(resolved: dict[str, Any], variant: str, name: str) -> dict[str,
     spec["name"] = name
     spec.pop("warm_start", None)  # --save-sweep suggests the next sweep; this one starts cold
     space = spec["space"]
-    if variant == "holdout":
+    fixed: tuple[str, ...] = ()  # dimensions the variant fixes: out of its start points
+    if variant == "no_start":
+        spec.pop("start_with", None)
+    elif variant == "holdout":
         spec["dataset"]["validation"] = 0.2
     elif variant == "no_wd":
         space["optimizer"] = "adam"
         space.pop("weight_decay", None)
+        fixed = ("weight_decay",)
     elif variant in ("standard", "quantile"):
         space["input_transform"] = variant
+        fixed = ("input_transform",)
     elif variant == "no_embed":
         space["numeric_embedding"] = "none"
+        fixed = ("numeric_embedding",)
     elif variant != "default":
         raise SystemExit(f"unknown variant {variant}")
+    if spec.get("start_with"):
+        spec["start_with"] = [
+            {k: v for k, v in p.items() if k not in fixed} for p in spec["start_with"]
+        ]
     return spec
 
 
@@ -165,6 +186,7 @@ def main() -> None:
     ap.add_argument("--tables", default=",".join(TABLES))
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--seeds", type=int, default=2)
+    ap.add_argument("--first-seed", type=int, default=0, help="partitions first-seed, ...")
     ap.add_argument("--trials", type=int, default=12)
     args = ap.parse_args()
     from bench._common import machine, versions
@@ -176,10 +198,11 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="nnsweep-ablation-"))
     for table in args.tables.split(","):
         per: dict[str, list[tuple[float, float | None]]] = {}
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             found = run_variants(table, seed, root / table / str(seed), variants, args.trials)
             for name, figures in found.items():
                 per.setdefault(name, []).append(figures)
+                print(f"#   {table} seed {seed} {name:10s} holdout {figures[0]:.4f}", flush=True)
         base = statistics.mean(s for s, _ in per["default"])
         for name in [*variants, *BASELINES]:
             scores = [s for s, _ in per[name]]

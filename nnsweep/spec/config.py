@@ -56,6 +56,7 @@ from nnsweep.spec.space import (
     parse_numeric,
     short_repr,
 )
+from nnsweep.spec.start import StartWithField, start_with_problem
 from nnsweep.spec.stop import StopField
 from nnsweep.spec.tabular import TabularSpaceFields
 from nnsweep.spec.warm import WarmStartField
@@ -256,6 +257,7 @@ class SweepSpec(_Strict):
     description: str = Field("", max_length=MAX_DESCRIPTION_CHARS)
     stop: StopField = None  # nnsweep.spec.stop
     warm_start: WarmStartField = None  # nnsweep.spec.warm
+    start_with: StartWithField = None  # nnsweep.spec.start
 
     @field_validator("name")
     @classmethod
@@ -272,6 +274,8 @@ class SweepSpec(_Strict):
         if isinstance(self.space.dropout, FloatRange) and self.space.dropout.log:
             raise ValueError("space.dropout cannot be a log range (it may be 0)")
         if problem := multi_objective_problem(self):
+            raise ValueError(problem)
+        if problem := start_with_problem(self):
             raise ValueError(problem)
         # a table's input width is known once it is loaded (the sweep's pre-flight checks
         # again then); 1 input and 1 output give a lower bound that is still worth checking

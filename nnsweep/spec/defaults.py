@@ -97,6 +97,41 @@ def default_space(kind: str, n_rows: int, n_features: int, *, table: bool) -> di
     return space
 
 
+PLAIN_LEARNING_RATE, PLAIN_WEIGHT_DECAY = 1.0e-3, 1.0e-4
+
+
+def default_start(space: dict[str, Any]) -> list[dict[str, Any]]:
+    """The two configurations a zero-config sweep trains first (``start_with``): the plain
+    MLPs a user would try before any search, as points of ``space`` (:func:`default_space`).
+
+    Two hidden layers of 64 (the plain Keras MLP of the benchmarks) and one layer of 128
+    (the shape of scikit-learn's ``MLPClassifier`` default), widths held inside the space's
+    range; relu, AdamW at learning rate 1e-3 with weight decay 1e-4 (scikit-learn's L2
+    ``alpha``), no dropout, the middle batch size; a table's inputs standardised, without
+    numeric embeddings. The sampler draws every trial after them.
+    """
+    low, high = space["units"]["low"], space["units"]["high"]
+    common: dict[str, Any] = {
+        "activation": "relu",
+        "learning_rate": PLAIN_LEARNING_RATE,
+        "weight_decay": PLAIN_WEIGHT_DECAY,
+        "dropout": 0.0,
+    }
+    if "batch_size" in space:
+        sizes = space["batch_size"]
+        common["batch_size"] = sizes[len(sizes) // 2]
+    if "input_transform" in space:
+        common["input_transform"] = "standard"
+    if "numeric_embedding" in space:
+        common["numeric_embedding"] = "none"
+    two = min(max(64, low), high)
+    one = min(max(128, low), high)
+    return [
+        {"n_layers": 2, "units_0": two, "units_1": two, **common},
+        {"n_layers": 1, "units_0": one, **common},
+    ]
+
+
 def default_budget(n_rows: int) -> dict[str, Any]:
     """``trials`` and ``timeout`` when the file and the command line give neither."""
     timeout = SMALL_TABLE_TIMEOUT if n_rows <= LARGE_TABLE_ROWS else LARGE_TABLE_TIMEOUT
@@ -133,7 +168,9 @@ def apply_defaults(
 def _with_default_space(
     spec: SweepSpec, kind: str, n_rows: int, n_features: int, *, table: bool
 ) -> tuple[SweepSpec, str]:
+    from nnsweep.errors import SpecError
     from nnsweep.spec.config import SpaceSpec, TrainSpec
+    from nnsweep.spec.start import start_with_problem
 
     raw = default_space(kind, n_rows, n_features, table=table)
     given = spec.train.model_fields_set
@@ -145,8 +182,21 @@ def _with_default_space(
         train["epochs"] = epochs
     if spec.train.early_stopping is None:
         train["early_stopping"] = {"patience": patience}
-    update = {"space": SpaceSpec.model_validate(raw), "train": TrainSpec.model_validate(train)}
+    update: dict[str, Any] = {
+        "space": SpaceSpec.model_validate(raw),
+        "train": TrainSpec.model_validate(train),
+    }
+    start_note = ""
+    if "start_with" not in spec.model_fields_set:
+        update["start_with"] = points = default_start(raw)
+        shapes = " and ".join(f"{p['n_layers']}x{p['units_0']}" for p in points)
+        start_note = (
+            f"; first the plain MLPs {shapes} (relu, AdamW lr 1e-3, weight decay 1e-4, no "
+            "dropout), then the sampler"
+        )
     spec = spec.model_copy(update=update)
+    if problem := start_with_problem(spec):
+        raise SpecError(problem)
     if spec.space.batch_size is not None:
         spec = spec.model_copy(update={"train": spec.train.model_copy(update={"batch_size": None})})
     shown = ", ".join(f"{k}={_short(v)}" for k, v in raw.items())
@@ -155,6 +205,7 @@ def _with_default_space(
     return spec, (
         f"default space for fits on {n_rows:,} rows of {n_features:,} inputs: {shown}; "
         f"up to {spec.train.epochs} epochs{patience_note} (each trial keeps its best epoch)"
+        f"{start_note}"
     )
 
 

@@ -166,17 +166,34 @@ def _check_same_objectives(spec: SweepSpec, earlier: optuna.Study) -> None:
     )
 
 
+def start_new_study(
+    study: optuna.Study, start: list[dict[str, Any]], plan: WarmPlan | None
+) -> bool:
+    """Enqueue the sweep file's ``start_with`` configurations (``start``, as
+    :func:`nnsweep.spec.start.start_points` gives them), then write the warm start ``plan``,
+    if ``study`` has no trial yet; returns whether it did. Called under the start-up lock, so
+    of N workers starting at once only the first writes."""
+    if study.get_trials(deepcopy=False) or not (start or plan):
+        return False
+    for params in start:
+        study.enqueue_trial(params, skip_if_exists=True)
+    if plan is not None:
+        _write_plan(study, plan)
+    return True
+
+
 def apply_warm_start(study: optuna.Study, plan: WarmPlan) -> bool:
     """Write ``plan`` into ``study`` if it has no trial yet; returns whether it did."""
-    if study.get_trials(deepcopy=False):
-        return False
+    return start_new_study(study, [], plan)
+
+
+def _write_plan(study: optuna.Study, plan: WarmPlan) -> None:
     if plan.mode == "history":
         study.add_trials(plan.history)
     else:
         for params in plan.enqueue:
             study.enqueue_trial(params, skip_if_exists=True)
     study.set_user_attr(WARM_START_KEY, plan.describe()[:5000])
-    return True
 
 
 def _full_params(trial: FrozenTrial) -> dict[str, Any]:

@@ -34,10 +34,11 @@ from nnsweep.names import (
     SURPLUS_ATTR,
     WARM_START_KEY,
 )
+from nnsweep.spec.start import start_points
 from nnsweep.stores import retry_race, startup_lock
 from nnsweep.study.comparable import describe_changes, spec_changes
 from nnsweep.study.storage import create_or_resume, reap_dead_local_trials
-from nnsweep.study.warm import apply_warm_start
+from nnsweep.study.warm import start_new_study
 from nnsweep.sweep.stop import stop_rule
 from nnsweep.track.tracker import (
     DIRECTION_PARAM,
@@ -221,8 +222,8 @@ def _open(prepared: Prepared) -> tuple[optuna.Study, Tracker]:
     spec, name = prepared.spec, prepared.study_name
     with startup_lock(prepared.storage_url, prepared.tracking_uri):
         study = create_or_resume(spec, prepared.storage_url, name, dataset=prepared.dataset)
-        if prepared.warm is not None:  # planned (and checked) by preflight; a new study only
-            apply_warm_start(study, prepared.warm)
+        # start_with and the warm start (planned and checked by preflight): a new study only
+        start_new_study(study, start_points(spec), prepared.warm)
         reap_dead_local_trials(study)
         tracker = Tracker(prepared.tracking_uri, spec.name)
         _close_orphan_runs(study, tracker)

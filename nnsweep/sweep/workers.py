@@ -181,8 +181,9 @@ def run_jobs(
     """
     import optuna
 
+    from nnsweep.spec.start import start_points
     from nnsweep.study.storage import best_trial, create_or_resume, summarize
-    from nnsweep.study.warm import apply_warm_start
+    from nnsweep.study.warm import start_new_study
     from nnsweep.sweep.run import run_sweep
     from nnsweep.train.devices import available_cores, plan_workers
     from nnsweep.train.objective import target_counts
@@ -194,8 +195,8 @@ def run_jobs(
     # experiment is left to them (they take turns on it), off the path to the first trial
     with startup_lock(storage_url):
         study = create_or_resume(spec, storage_url, name, dataset=dataset)
-        if prepared.warm is not None:  # before the workers start: they find it done
-            apply_warm_start(study, prepared.warm)
+        # start_with and the warm start, before the workers start: they find them done
+        start_new_study(study, start_points(spec), prepared.warm)
     done = target_counts(study, spec.trials_count)[0]
     result = JobsResult(name, plan.jobs, 0)
     result.study = study  # the caller's summary reads it, never loading the study again

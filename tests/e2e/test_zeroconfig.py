@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import yaml
 
+from nnsweep.names import SPEC_ATTR
 from tests.conftest import CliResult, Stores
 
 SPACE_NOTE = "default space for "
@@ -212,6 +213,10 @@ def test_cli_trials_on_a_file_without_trials_runs_exactly_that_many(
     expected = _space_of_data(tables["iris.csv"], "species")
     for trial in _complete(study):
         _assert_sampled(trial.params, expected)
+    # the default space's start_with: the two plain MLPs are the first trials, as stored
+    start = study.user_attrs[SPEC_ATTR]["start_with"]
+    assert [t.params for t in sorted(study.trials, key=lambda t: t.number)] == start
+    assert [p["n_layers"] for p in start] == [2, 1]
 
 
 # -- 3. a space with nothing to sample ----------------------------------------------------------

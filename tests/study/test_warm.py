@@ -271,3 +271,27 @@ def test_history_needs_the_same_objectives(
     back, _ = prepare(parse_spec(_text("so") + "warm_start: {study: mo, mode: history}\n"))
     with pytest.raises(SpecError, match="'mo' trades it against params and this sweep has no"):
         plan_warm_start(back, dataset, url, "so")
+
+
+def test_start_with_is_enqueued_once_before_a_warm_start(tmp_path: Path) -> None:
+    from nnsweep.spec.start import start_points
+    from nnsweep.study.warm import start_new_study
+
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    _earlier(url)
+    text = _text("new") + "warm_start: {study: old, top: 2}\n"
+    text += "start_with: [{n_layers: 2, units_0: 32, units_1: 16, learning_rate: 2.0e-4}]\n"
+    spec, dataset = prepare(parse_spec(text))
+    plan = plan_warm_start(spec, dataset, url, "new")
+    study = create_or_resume(spec, url, "new", dataset=dataset)
+    assert start_new_study(study, start_points(spec), plan)
+    assert not start_new_study(study, start_points(spec), plan)  # a second worker: no-op
+    first = _first_params(study, spec, 3)
+    assert {k: first[0][k] for k in ("n_layers", "units_0", "units_1")} == {
+        "n_layers": 2, "units_0": 32, "units_1": 16
+    }  # fmt: skip
+    assert first[0]["learning_rate"] == pytest.approx(2e-4)
+    assert [p["learning_rate"] for p in first[1:]] == pytest.approx(
+        [p["learning_rate"] for p in plan.enqueue]  # then the earlier study's best two
+    )
+    assert len(study.trials) == 3  # nothing enqueued twice
