@@ -21,7 +21,15 @@ import numpy as np
 
 from nnsweep.data.features import MISSING, to_category, to_numeric
 from nnsweep.errors import DataError
-from nnsweep.spec.dataset import AUTO, AUTO_CV_BELOW, AUTO_FOLDS, AUTO_HOLDOUT, Folds, Validation
+from nnsweep.spec.dataset import (
+    AUTO,
+    AUTO_CV_BELOW,
+    AUTO_FOLDS,
+    AUTO_HOLDOUT,
+    AUTO_MIN_FOLDS,
+    Folds,
+    Validation,
+)
 from nnsweep.tasks import REGRESSION, Task, TaskKind, check_target, infer_task
 
 if TYPE_CHECKING:
@@ -215,16 +223,18 @@ def resolve_folds(
 ) -> int | None:
     """K when ``validation`` cross-validates the training part ``y``, ``None`` for a holdout.
 
-    ``auto``: :data:`AUTO_FOLDS` folds below :data:`AUTO_CV_BELOW` rows when every class has
-    that many rows, else the holdout.
+    ``auto``: :data:`AUTO_FOLDS` folds below :data:`AUTO_CV_BELOW` rows, fewer (down to
+    :data:`AUTO_MIN_FOLDS`) when the smallest class has fewer rows than that, else the holdout.
 
     Raises:
         DataError: ``{folds: K}`` with fewer than K rows, or a class with fewer than K rows
             (every fold must hold each class once), named with the fix.
     """
     if validation == AUTO:
-        small = 2 * AUTO_FOLDS <= len(y) < AUTO_CV_BELOW
-        return AUTO_FOLDS if small and _smallest_class(y, task)[1] >= AUTO_FOLDS else None
+        if not 2 * AUTO_FOLDS <= len(y) < AUTO_CV_BELOW:
+            return None
+        k = min(AUTO_FOLDS, _smallest_class(y, task)[1])
+        return k if k >= AUTO_MIN_FOLDS else None
     if not isinstance(validation, Folds):
         return None
     k = validation.folds

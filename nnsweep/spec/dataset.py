@@ -39,6 +39,10 @@ MIN_FOLDS, MAX_FOLDS = 2, 20
 AUTO: Final = "auto"
 AUTO_FOLDS = 5
 """Folds of ``validation: auto`` on a small table."""
+AUTO_MIN_FOLDS = 3
+"""``validation: auto`` on a small table whose smallest class has fewer than
+:data:`AUTO_FOLDS` training rows takes as many folds as that class has rows, down to this;
+below it, the holdout (a 20 % holdout would leave such a class one validation row or none)."""
 AUTO_CV_BELOW = 2_000
 """``validation: auto`` cross-validates a training part of fewer rows than this; larger ones
 (and the digit datasets, whose default is a 0.1 holdout) get a holdout of
