@@ -11,12 +11,17 @@ RUN    := $(VENV)/.stamp-run
 DEV    := $(VENV)/.stamp-dev
 BENCH  := $(VENV)/.stamp-bench
 PYTEST_ARGS ?=
+# pytest-xdist: one worker process per usable core (tests/conftest.py counts them), or
+# `make test PYTEST_WORKERS=0` for no workers; each test file runs whole on one worker, so the
+# sweep a module fixture runs is shared by the file's tests
+PYTEST_WORKERS ?= auto
+XDIST   = -n $(PYTEST_WORKERS) --dist loadfile
 
 .PHONY: install sweep test test-fast lint ui export report bench lock clean reset help
 
 help:
 	@echo "make sweep   set up .venv and run sweeps/quickstart.yaml (logs to mlflow.db)"
-	@echo "make test    set up .venv and run the whole test suite"
+	@echo "make test    set up .venv and run the whole test suite, on every core (PYTEST_WORKERS=N)"
 	@echo "make test-fast  the tests that train no Keras model (-m 'not slow'), for the edit loop"
 	@echo "make ui      open the MLflow UI on mlflow.db (http://127.0.0.1:5000)"
 	@echo "make export  export the quickstart study's best model to exports/quickstart/"
@@ -46,10 +51,10 @@ sweep: $(RUN)
 	$(BIN)/nnsweep run sweeps/quickstart.yaml
 
 test: $(DEV)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(XDIST) $(PYTEST_ARGS)
 
 test-fast: $(DEV)
-	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(XDIST) -m "not slow" $(PYTEST_ARGS)
 
 lint: $(DEV)
 	$(BIN)/ruff check nnsweep tests bench

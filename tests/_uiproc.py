@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import signal
@@ -12,10 +13,40 @@ import threading
 import time
 from pathlib import Path
 
+# A port the kernel picks (bind to 0) is free only until the socket closes: until the server
+# binds it, seconds later, another pytest-xdist worker's free_port() or any outgoing connection
+# (both take ports from the ephemeral range) may take it. So free_port() hands out ports below
+# the ephemeral range, a block of its own to each xdist worker, each port once per process.
+PORTS_PER_WORKER = 1000
+_handed_out = itertools.count()
+
+
+def _ephemeral_low() -> int:
+    """The lowest port of Linux's ephemeral range (32768 when unknown)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on now."""
-    with socket.socket() as sock:
+    """A TCP port on 127.0.0.1 that nothing listens on now, and that no other pytest-xdist
+    worker of this run, nor an outgoing connection, takes in the meantime."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    index = int(worker) if worker.isdigit() else 0
+    low = _ephemeral_low()
+    blocks = (low - 1024) // PORTS_PER_WORKER
+    if blocks >= 1:
+        first = low - (1 + index % blocks) * PORTS_PER_WORKER
+        for _ in range(PORTS_PER_WORKER):
+            port = first + next(_handed_out) % PORTS_PER_WORKER
+            with socket.socket() as sock:
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:  # taken: by a program outside this run, or still closing
+                    continue
+                return port
+    with socket.socket() as sock:  # no room below the ephemeral range: the kernel's pick
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 

@@ -21,6 +21,19 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """``-n auto`` (``make test``): one pytest-xdist worker per core this process may use, its
+    affinity mask lowered by a cgroup CPU quota, as ``--jobs auto`` counts them. xdist's own
+    count ignores the quota, and counts physical cores once psutil is installed (the bench
+    extra). ``PYTEST_XDIST_AUTO_NUM_WORKERS`` still overrides it."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None
+    from nnsweep.train.devices import available_cores
+
+    return available_cores()
+
+
 def _guard_fast_run(item: pytest.Item) -> bool:
     """Whether ``item`` runs under ``-m "not slow"`` (``make test-fast``) without the mark."""
     return "not slow" in (item.config.option.markexpr or "") and not item.get_closest_marker("slow")

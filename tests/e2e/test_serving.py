@@ -15,13 +15,12 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,8 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import TINY_SWEEP, Stores
+from tests._uiproc import free_port
+from tests.conftest import TINY_SWEEP, CliResult, Stores
 
 BIN = Path(sys.executable).parent
 SERVE_WAIT_S = 180.0
@@ -95,17 +95,10 @@ def champions(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return {"stores": stores, "root": root, "table": table}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _env(stores: Stores) -> dict[str, str]:
-    """The serving process's environment: the store (registry included: an earlier test's
-    ``mlflow.set_registry_uri`` leaves MLFLOW_REGISTRY_URI in os.environ, which
-    ``set_registry_uri(None)`` does not clear), and the venv's bin on PATH, where
-    `mlflow models serve` finds `uvicorn`."""
+    """The serving process's environment: the store (registry included: whatever
+    MLFLOW_REGISTRY_URI this process's environment holds is not it), and the venv's bin on
+    PATH, where `mlflow models serve` finds `uvicorn`."""
     return {
         **os.environ,
         "MLFLOW_TRACKING_URI": stores.tracking_uri,
@@ -117,7 +110,7 @@ def _env(stores: Stores) -> dict[str, str]:
 @contextlib.contextmanager
 def served(name: str, stores: Stores, log: Path) -> Iterator[str]:
     """``mlflow models serve -m models:/NAME@champion`` on a free loopback port; its URL."""
-    port = _free_port()
+    port = free_port()
     cmd = [str(BIN / "mlflow"), "models", "serve", "-m", f"models:/{name}@champion",
            "--env-manager", "local", "-p", str(port), "-h", "127.0.0.1"]  # fmt: skip
     with log.open("wb") as out:
@@ -170,14 +163,14 @@ def _post(url: str, body: dict[str, Any]) -> tuple[int, Any]:
         return exc.code, json.loads(exc.read() or b"{}")
 
 
-def _nnsweep_predict(model: str, path: Path, stores: Stores) -> list[dict[str, Any]]:
-    out = subprocess.run(
-        [str(BIN / "nnsweep"), "predict", model, str(path), "--json",
-         "--tracking-uri", stores.tracking_uri],
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout)
+def _nnsweep_predict(
+    cli: Callable[..., CliResult], model: str, path: Path, stores: Stores
+) -> list[dict[str, Any]]:
+    """What ``nnsweep predict MODEL PATH --json`` answers (in this process: the servers and
+    ``mlflow models predict`` are the separate processes compared with it)."""
+    result = cli("predict", model, path, "--json", "--tracking-uri", stores.tracking_uri)
+    assert result.code == 0, result.err
+    return json.loads(result.out)
 
 
 def _table_rows(champions: dict[str, Any]) -> Any:
@@ -206,7 +199,7 @@ def _records(rows: Any) -> list[dict[str, Any]]:
 
 @pytest.mark.slow
 def test_table_champion_serves_raw_rows_as_nnsweep_predict_answers(
-    champions, tmp_path, monkeypatch
+    champions, cli, tmp_path, monkeypatch
 ):
     import mlflow.pyfunc
     import pandas as pd
@@ -215,7 +208,7 @@ def test_table_champion_serves_raw_rows_as_nnsweep_predict_answers(
     rows = _table_rows(champions)
     csv = tmp_path / "rows.csv"
     rows.drop(columns="species").to_csv(csv, index=False)
-    expected = _nnsweep_predict(uri, csv, stores)
+    expected = _nnsweep_predict(cli, uri, csv, stores)
     labels = [r["prediction"] for r in expected]
     assert set(labels) <= {"setosa", "versicolor", "virginica"} and len(set(labels)) >= 2
     features = rows.drop(columns="species")
@@ -258,7 +251,7 @@ def test_table_champion_serves_raw_rows_as_nnsweep_predict_answers(
 
 
 @pytest.mark.slow
-def test_digit_champion_serves_pixel_rows_as_nnsweep_predict_answers(champions, tmp_path):
+def test_digit_champion_serves_pixel_rows_as_nnsweep_predict_answers(champions, cli, tmp_path):
     import pandas as pd
 
     from nnsweep.data._digits import load_raw
@@ -269,7 +262,7 @@ def test_digit_champion_serves_pixel_rows_as_nnsweep_predict_answers(champions, 
     picked = [int(np.flatnonzero(y_test == digit)[0]) for digit in range(8)]
     pixels = np.asarray(x_test[picked], dtype=np.uint8).reshape(8, 784)
     np.save(tmp_path / "digits.npy", pixels)
-    expected = [r["class"] for r in _nnsweep_predict(uri, tmp_path / "digits.npy", stores)]
+    expected = [r["class"] for r in _nnsweep_predict(cli, uri, tmp_path / "digits.npy", stores)]
     assert len(set(expected)) >= 3  # a trained model, not a constant
     assert sum(e == d for e, d in zip(expected, range(8), strict=True)) >= 4
 

@@ -1,8 +1,8 @@
-"""``nnsweep run`` end to end for every task: public tables as CSV/Parquet/NPZ, Keras' own datasets
-from files in their download layout, and every bad ``dataset`` entry refused before anything is
-written.
+"""``nnsweep run`` end to end for every task: public tables as CSV/NPZ (a Parquet copy loads as
+its CSV), Keras' own datasets from files in their download layout, and every bad ``dataset``
+entry refused before anything is written.
 
-Real Keras training on tiny data (a few hundred rows, 2 trials, a few epochs), a real SQLite
+Real Keras training on tiny data (a few hundred rows, 1 or 2 trials, a few epochs), a real SQLite
 Optuna storage and a real SQLite MLflow store in ``tmp_path``.
 """
 
@@ -104,9 +104,11 @@ CASES = [
     ("wine.csv", "cultivar", "multiclass", "val_accuracy", "maximize", "over 3 classes", 0.60),
     ("diabetes.csv", "target", "regression", "val_mae", "minimize", "regression of", 60.0),
     ("messy.csv", "kind", "multiclass", "val_accuracy", "maximize", "1 categorical", 0.60),
-    ("diabetes.parquet", "target", "regression", "val_mae", "minimize", "10 numeric", 60.0),
     ("cancer.npz", None, "binary", "val_auc", "maximize", "30 numeric", 0.85),
 ]
+# Every trial of a sweep logs what it trained on: the first table shows it with 2 trials; the
+# others, there for their task and file, run 1 trial (a 5-fold cross-validation, 5 fits).
+TWO_TRIALS = CASES[0][0]
 
 
 @pytest.mark.slow
@@ -132,7 +134,9 @@ def test_run_on_a_table_infers_the_task_and_logs_what_it_trained_on(
 
     dataset = {"path": str(tables[file]), **({"target": target} if target else {})}
     default = metric in ("val_accuracy", "val_mae")  # else named in the file
-    sweep = _sweep(stores.root, "t", dataset, **({} if default else {"objective": metric}))
+    n_trials = 2 if file == TWO_TRIALS else 1
+    changes = {"trials": n_trials, **({} if default else {"objective": metric})}
+    sweep = _sweep(stores.root, "t", dataset, **changes)
     result = cli("run", sweep, "--jobs", "1", "-q", *stores.args)
     assert result.code == 0, result.err
     data_line = next(line for line in result.err.splitlines() if line.startswith("data: "))
@@ -141,7 +145,7 @@ def test_run_on_a_table_infers_the_task_and_logs_what_it_trained_on(
     study = _study(stores, "t")
     assert study.direction.name.lower() == direction
     values = [t.value for t in study.trials if t.state.name == "COMPLETE"]
-    assert len(values) == 2
+    assert len(values) == n_trials
     best = max(values) if direction == "maximize" else min(values)
     assert (best >= worst) if direction == "maximize" else (best <= worst), best
 
@@ -149,6 +153,7 @@ def test_run_on_a_table_infers_the_task_and_logs_what_it_trained_on(
     assert parent.data.params["objective_metric"] == metric
     assert parent.data.params["task"] == task
     data = load_dataset(load_spec(sweep).dataset, seed=0)  # the Dataset the run used (cached)
+    assert len(trials) == n_trials
     for run in trials:
         assert metric in run.data.metrics and "val_loss" in run.data.metrics
         history = client.get_metric_history(run.info.run_id, metric)
@@ -164,17 +169,39 @@ def test_run_on_a_table_infers_the_task_and_logs_what_it_trained_on(
         assert not any("val_accuracy" in r.data.metrics for r in trials)
 
 
+def test_a_parquet_table_is_swept_as_its_csv(tables: dict[str, Path]) -> None:
+    """The Parquet copy of diabetes loads as the table the diabetes.csv case above sweeps end to
+    end: the same columns, rows, splits, folds and task, and the same data line."""
+    from nnsweep.data.load import load_dataset
+    from nnsweep.spec.config import DatasetSpec
+
+    def load(file: str) -> Any:
+        spec = DatasetSpec.model_validate({"path": str(tables[file]), "target": "target"})
+        return load_dataset(spec, seed=0)
+
+    csv, parquet = load("diabetes.csv"), load("diabetes.parquet")
+    assert parquet.name == "diabetes.parquet" and parquet.fingerprint != csv.fingerprint
+    assert parquet.describe() == csv.describe().replace("diabetes.csv", "diabetes.parquet")
+    assert "regression of" in parquet.describe() and "10 numeric" in parquet.describe()
+    assert (parquet.task, parquet.folds, parquet.schema) == (csv.task, csv.folds, csv.schema)
+    assert (parquet.sizes, parquet.target) == (csv.sizes, csv.target) and parquet.folds == 5
+    for split in ("train", "val", "test"):
+        x, want = getattr(parquet, f"x_{split}"), getattr(csv, f"x_{split}")
+        assert x.keys() == want.keys()
+        for key in want:
+            np.testing.assert_array_equal(np.asarray(x[key]), np.asarray(want[key]))
+        np.testing.assert_array_equal(getattr(parquet, f"y_{split}"), getattr(csv, f"y_{split}"))
+
+
 @pytest.mark.slow
 def test_resume_refuses_another_task(
     tables: dict[str, Path], stores: Stores, cli: Callable[..., CliResult]
 ) -> None:
-    sweep = _sweep(stores.root, "r", {"path": str(tables["wine.csv"]), "target": "cultivar"})
+    # a holdout and 1 epoch: one short fit makes the study the second file may not resume
+    wine = {"path": str(tables["wine.csv"]), "target": "cultivar", "validation": 0.25}
+    sweep = _sweep(stores.root, "r", wine, train={"epochs": 1})
     assert cli("run", sweep, "--jobs", "1", "-q", "--trials", "1", *stores.args).code == 0
-    regression = _sweep(
-        stores.root,
-        "r",
-        {"path": str(tables["wine.csv"]), "target": "cultivar", "task": "regression"},
-    )
+    regression = _sweep(stores.root, "r", {**wine, "task": "regression"}, train={"epochs": 1})
     result = cli("run", regression, "--jobs", "1", "-q", "--trials", "2", *stores.args)
     assert result.code == 2 and len(result.err.strip().splitlines()) == 1, result.err
     assert "--study" in result.err
@@ -212,12 +239,12 @@ def test_the_notebooks_datasets_from_their_keras_files(
 ) -> None:
     path = _keras_files(stores.root)[name]
     extra = {"num_words": 100} if name != "boston_housing" else {}
-    sweep = _sweep(stores.root, name, {"name": name, **extra}, train={"epochs": 2})
+    sweep = _sweep(stores.root, name, {"name": name, **extra}, trials=1, train={"epochs": 2})
     result = cli("run", sweep, "--data-path", path, "--jobs", "1", "-q", *stores.args)
     assert result.code == 0, result.err
     assert line in result.err
     study = _study(stores, name)
-    assert len([t for t in study.trials if t.state.name == "COMPLETE"]) == 2
+    assert len([t for t in study.trials if t.state.name == "COMPLETE"]) == 1
     _, trials, parent = _mlflow_runs(stores, name)
     assert parent.data.params["objective_metric"] == metric
     assert all(metric in r.data.metrics for r in trials)

@@ -254,8 +254,8 @@ def test_exported_model_keras_in_a_fresh_process_agrees_with_predict(table_expor
     numeric = [c["name"] for c in entry["card"]["io"]["features"] if c["kind"] == "numeric"]
     saved = tmp_path / "fresh.npy"
     proc = subprocess.run(
-        [sys.executable, "-I", "-c", FRESH_ROWS, str(entry["out"]), str(entry["csv"]),
-         json.dumps(numeric), str(saved)],
+        [sys.executable, "-I", "-c", FRESH_ROWS, json.dumps(numeric), str(entry["out"]),
+         str(entry["csv"]), str(saved)],
         capture_output=True, text=True, timeout=300, cwd=tmp_path,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -114,37 +114,53 @@ def test_rows_predict_with_the_original_labels(tables, cli, tmp_path, kind):
 FRESH_ROWS = """
 import json, sys
 import keras, numpy as np, pandas as pd, tensorflow as tf
-model = keras.saving.load_model(sys.argv[1] + "/model.keras", safe_mode=True)
-rows = pd.read_csv(sys.argv[2])
-inputs = {"numeric": rows[json.loads(sys.argv[3])].to_numpy("float32"),
-          "colour": tf.constant(rows[["colour"]].to_numpy(str))}
-np.save(sys.argv[4], model.predict(inputs, verbose=0))
+numeric = json.loads(sys.argv[1])
+for folder, csv, out in zip(*[iter(sys.argv[2:])] * 3):  # each export: its rows, where to save
+    assert not keras.saving.get_custom_objects()  # nothing an earlier load left registered
+    model = keras.saving.load_model(folder + "/model.keras", safe_mode=True)
+    rows = pd.read_csv(csv)
+    inputs = {"numeric": rows[numeric].to_numpy("float32"),
+              "colour": tf.constant(rows[["colour"]].to_numpy(str))}
+    np.save(out, model.predict(inputs, verbose=0))
 print(any(m.startswith("nnsweep") for m in sys.modules))
 """
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("kind", KINDS)
-def test_plain_keras_in_a_fresh_process_agrees_with_predict(tables, cli, tmp_path, kind):
-    """Preprocessing lives in model.keras: plain Keras (no nnsweep) fed the raw columns, NaN
-    and an unseen category included, gives what `nnsweep predict` gives."""
+@pytest.fixture(scope="module")
+def fresh(tables, tmp_path_factory) -> dict[str, tuple[Path, Path]]:
+    """Per task, new rows (``_new_rows``) and what plain Keras in a fresh process (no nnsweep,
+    one process for the three models) predicts for them from the raw columns."""
     import subprocess
     import sys
 
-    t = tables[kind]
-    path, _ = _new_rows(tmp_path, kind)
-    numeric = [c["name"] for c in t["io"]["features"] if c["kind"] == "numeric"]
+    folder = tmp_path_factory.mktemp("fresh")
+    numeric = [c["name"] for c in tables["binary"]["io"]["features"] if c["kind"] == "numeric"]
     assert numeric == ["x1", "x2", "x3", "const"]
-    saved = tmp_path / "fresh.npy"
+    out, args = {}, []
+    for kind in KINDS:
+        assert [c["name"] for c in tables[kind]["io"]["features"] if c["kind"] == "numeric"] == (
+            numeric
+        )
+        path, _ = _new_rows(folder, kind)
+        out[kind] = (path, folder / f"fresh_{kind}.npy")
+        args += [str(tables[kind]["folder"]), str(path), str(out[kind][1])]
     proc = subprocess.run(
-        [sys.executable, "-I", "-c", FRESH_ROWS, str(t["folder"]), str(path),
-         json.dumps(numeric), str(saved)],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        [sys.executable, "-I", "-c", FRESH_ROWS, json.dumps(numeric), *args],
+        capture_output=True, text=True, timeout=300, cwd=folder,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.strip().splitlines()[-1] == "False"
+    assert proc.stdout.strip().splitlines()[-1] == "False"  # nnsweep was never imported
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", KINDS)
+def test_plain_keras_in_a_fresh_process_agrees_with_predict(tables, fresh, cli, kind):
+    """Preprocessing lives in model.keras: plain Keras (no nnsweep) fed the raw columns, NaN
+    and an unseen category included, gives what `nnsweep predict` gives."""
+    path, saved = fresh[kind]
     plain = np.load(saved)
-    rows = _predict_json(cli, t["folder"], path)
+    rows = _predict_json(cli, tables[kind]["folder"], path)
     if kind == "regression":
         np.testing.assert_allclose([r["prediction"] for r in rows], plain[:, 0], rtol=1e-5)
     elif kind == "binary":

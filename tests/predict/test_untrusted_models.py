@@ -37,12 +37,18 @@ def _marker_model(marker: Path) -> Any:
 
 
 @pytest.fixture
-def registered_pyfunc(stores: Stores, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+def registered_pyfunc(
+    stores: Stores, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[str, Path]]:
     """``models:/evil@champion``: a pyfunc model registered in the test store; its marker."""
     import mlflow
     from mlflow import MlflowClient
 
     marker = tmp_path / "marker.txt"
+    # a SQLite store's default artifact root is ./mlruns: the model's files go to tmp_path
+    monkeypatch.chdir(tmp_path)
+    # set_registry_uri(None) leaves MLFLOW_REGISTRY_URI in os.environ: monkeypatch removes it
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", stores.tracking_uri)
     mlflow.set_tracking_uri(stores.tracking_uri)
     mlflow.set_registry_uri(stores.tracking_uri)
     try:

@@ -158,14 +158,12 @@ def test_results_of_a_table_sweep_follow_its_task_and_objective(
 @pytest.fixture
 def mlflow_server(tmp_path: Path) -> Any:
     """``mlflow server`` on a fresh SQLite store, as ``nnsweep ui`` starts it; its URL."""
-    import socket
     import subprocess
 
     from nnsweep.ui.server import guarded, server_command, server_env, stop_server, wait_until_up
+    from tests._uiproc import free_port
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
+    port = free_port()
     backend = f"sqlite:///{tmp_path / 'server.db'}"
     proc = subprocess.Popen(
         guarded(server_command("127.0.0.1", port)),

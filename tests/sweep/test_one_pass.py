@@ -72,7 +72,7 @@ def _count(tmp_path: Path, sweep: Path, *args: str) -> dict[int, collections.Cou
 def test_each_process_loads_its_data_once_and_checks_each_store_once(
     tmp_path: Path, write_sweep: Callable[..., Path], jobs: str
 ) -> None:
-    sweep = write_sweep("onepass", trials=2)
+    sweep = write_sweep("onepass", trials=2, train={"epochs": 1})  # calls, not training, count
     storage = f"journal:///{tmp_path / 'optuna.log'}"
     tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
     calls = _count(

@@ -115,7 +115,8 @@ def test_a_sweep_stopped_under_the_defaults_completes_exactly_when_run_again(
     and no trial with two MLflow runs."""
     from nnsweep.train.devices import available_cores
 
-    sweep = write_sweep(name="stopped", **{**FAST, "train": {"epochs": 4}})
+    stopped = {**FAST, "trials": 4, "train": {"epochs": 4}}  # 2 workers, 2 trials each
+    sweep = write_sweep(name="stopped", **stopped)
     cmd = [sys.executable, "-m", "nnsweep", "run", str(sweep)]
     if available_cores() < 2:  # auto would pick one worker here: ask for the two it picks on 2
         cmd += ["--jobs", "2"]
@@ -158,7 +159,7 @@ def test_a_sweep_stopped_under_the_defaults_completes_exactly_when_run_again(
     again = subprocess.run(cmd, cwd=tmp_path, env=_plain_env(), capture_output=True, timeout=600)
     assert again.returncode == 0, again.stderr.decode()[-2000:]
     journal = _journal(tmp_path / "optuna.log")
-    _check_study(journal, "stopped", f"sqlite:///{tmp_path}/mlflow.db", FAST["trials"])
+    _check_study(journal, "stopped", f"sqlite:///{tmp_path}/mlflow.db", stopped["trials"])
     study = optuna.load_study(study_name="stopped", storage=journal)
     assert study.trials[victim].state == TrialState.FAIL
 

@@ -115,38 +115,63 @@ def test_table_techniques_need_a_table() -> None:
 PLAIN_KERAS = textwrap.dedent(
     """
     import sys
+    from pathlib import Path
     import numpy as np, keras, tensorflow as tf
-    assert not any(m.split(".")[0] == "nnsweep" for m in sys.modules)
-    model = keras.saving.load_model(sys.argv[1], safe_mode=True)
-    data = np.load(sys.argv[2])
-    inputs = {k: (tf.constant(v.astype(object)) if v.dtype.kind == "U" else v)
-              for k, v in data.items()}
-    np.save(sys.argv[3], model.predict(inputs, verbose=0))
+    folder = Path(sys.argv[1])
+    for name in sys.argv[2:]:  # each model as if alone: its load imports and registers nothing
+        try:
+            model = keras.saving.load_model(folder / f"{name}.keras", safe_mode=True)
+            assert not any(m.split(".")[0] == "nnsweep" for m in sys.modules), "nnsweep imported"
+            assert not keras.saving.get_custom_objects(), keras.saving.get_custom_objects()
+            data = np.load(folder / f"{name}.npz")
+            inputs = {k: (tf.constant(v.astype(object)) if v.dtype.kind == "U" else v)
+                      for k, v in data.items()}
+            np.save(folder / f"{name}.npy", model.predict(inputs, verbose=0))
+        except Exception as error:
+            (folder / f"{name}.error").write_text(repr(error))
+            raise SystemExit(f"{name}: {error!r}")  # the later models were not loaded alone
     """
 )
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name", list(TECHNIQUES))
-def test_model_keras_loads_in_a_fresh_plain_keras_process(name: str, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def fresh_predictions(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, tuple[np.ndarray, Path]]:
+    """Per technique: a model trained here and its predictions on unseen rows, and where a
+    fresh plain-Keras process (one for all of them) wrote its own predictions, or its error."""
+    folder = tmp_path_factory.mktemp("plain_keras")
     frame = _frame()
     schema = fit_schema(frame, KINDS)
-    hp = _hp(**TECHNIQUES[name])
-    model = build_model(hp, task=Task("binary", 2), schema=schema)
-    x = to_inputs(frame, schema)
-    model.fit(x, frame["y"].to_numpy(np.float32), epochs=2, batch_size=32, verbose=0)
     new = to_inputs(_frame(seed=2), schema)  # rows the model never saw, with missing values
-    want = model.predict(new, verbose=0)
-    model.save(tmp_path / "model.keras")
     arrays = {k: (np.asarray(v) if isinstance(v, np.ndarray) else v.numpy().astype(str))
               for k, v in new.items()}  # fmt: skip
-    np.savez(tmp_path / "rows.npz", **arrays)
-    script = tmp_path / "load.py"
+    x = to_inputs(frame, schema)
+    out: dict[str, tuple[np.ndarray, Path]] = {}
+    for name, technique in TECHNIQUES.items():
+        model = build_model(_hp(**technique), task=Task("binary", 2), schema=schema)
+        model.fit(x, frame["y"].to_numpy(np.float32), epochs=2, batch_size=32, verbose=0)
+        model.save(folder / f"{name}.keras")
+        np.savez(folder / f"{name}.npz", **arrays)
+        out[name] = (model.predict(new, verbose=0), folder / name)
+    script = folder / "load.py"
     script.write_text(PLAIN_KERAS, encoding="utf-8")
-    out = tmp_path / "pred.npy"
-    subprocess.run(
-        [sys.executable, str(script), str(tmp_path / "model.keras"), str(tmp_path / "rows.npz"),
-         str(out)],
-        check=True, cwd=tmp_path, capture_output=True, timeout=300,
+    proc = subprocess.run(
+        [sys.executable, str(script), str(folder), *TECHNIQUES],
+        cwd=folder, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
-    np.testing.assert_array_equal(np.load(out), want)
+    # a failure: the .error file of the model it stopped at, no .npy after it, and its stderr
+    (folder / "stderr.txt").write_text(proc.stderr[-3000:], encoding="utf-8")
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(TECHNIQUES))
+def test_model_keras_loads_in_a_fresh_plain_keras_process(
+    name: str, fresh_predictions: dict[str, tuple[np.ndarray, Path]]
+) -> None:
+    want, base = fresh_predictions[name]
+    error = base.with_suffix(".error")
+    assert not error.exists(), error.read_text()
+    assert base.with_suffix(".npy").exists(), (base.parent / "stderr.txt").read_text()
+    np.testing.assert_array_equal(np.load(base.with_suffix(".npy")), want)
