@@ -19,12 +19,6 @@ if TYPE_CHECKING:
     import optuna
 
 
-def dimension_of(param: str) -> str:
-    """The sweep-file dimension a param is drawn from: ``units_2`` → ``units``."""
-    head, _, tail = param.rpartition("_")
-    return head if head == "units" and tail.isdigit() else param
-
-
 @dataclass(frozen=True)
 class Bounds:
     """A numeric dimension's range as the trials drew it."""

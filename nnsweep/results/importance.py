@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nnsweep.names import BOUNDS_TAG
-from nnsweep.results.bounds import Bounds, bounds_of, dimension_of, widen
+from nnsweep.results.bounds import Bounds, bounds_of, widen
+from nnsweep.spec.space import dimension_of
 from nnsweep.study.front import quiet_optuna
 from nnsweep.study.objectives import is_multi, primary_direction
 from nnsweep.study.own import own_complete, ranked

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 from nnsweep.errors import SpecError
 from nnsweep.names import SPEC_ATTR
-from nnsweep.results.bounds import bounds_of, dimension_of
+from nnsweep.results.bounds import bounds_of
 from nnsweep.results.importance import Learned, current_distributions
+from nnsweep.spec.space import dimension_of
 
 if TYPE_CHECKING:
     import optuna

@@ -53,6 +53,12 @@ def short_repr(value: Any, limit: int = MESSAGE_VALUE_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def dimension_of(param: str) -> str:
+    """The sweep-file dimension a trial's param is drawn from: ``units_2`` → ``units``."""
+    head, _, tail = param.rpartition("_")
+    return head if head == "units" and tail.isdigit() else param
+
+
 class Dimension:
     """One entry of the search space."""
 

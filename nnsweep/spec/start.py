@@ -17,7 +17,15 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from nnsweep.spec.space import Choice, Dimension, Fixed, FloatRange, IntRange, short_repr
+from nnsweep.spec.space import (
+    Choice,
+    Dimension,
+    Fixed,
+    FloatRange,
+    IntRange,
+    dimension_of,
+    short_repr,
+)
 
 MAX_START = 20
 """The most configurations ``start_with`` may list."""
@@ -28,11 +36,6 @@ StartWithField = Annotated[
 ]
 
 _UNITS = re.compile(r"units_(\d{1,3})")
-
-
-def dimension_name(key: str) -> str:
-    """The space's dimension behind a trial's parameter: ``units_3`` → ``units``."""
-    return "units" if _UNITS.fullmatch(key) else key
 
 
 def _describe(dim: Dimension) -> str:
@@ -89,7 +92,7 @@ def start_with_problem(spec: Any) -> str | None:
             return f"{where}: an empty configuration; name some of the dimensions {names}"
         layers = point.get("n_layers")
         for key, value in point.items():
-            name = dimension_name(key)
+            name = dimension_of(key)
             if name not in dims:
                 return (
                     f"{where}.{short_repr(key)}: not a dimension of this sweep; use "
@@ -121,6 +124,6 @@ def start_points(spec: Any) -> list[dict[str, Any]]:
     (nnsweep never asks the sampler for them)."""
     dims: dict[str, Dimension] = spec.grid_dims()
     return [
-        {k: v for k, v in point.items() if not dims[dimension_name(k)].is_fixed}
+        {k: v for k, v in point.items() if not dims[dimension_of(k)].is_fixed}
         for point in spec.start_with or []
     ]

@@ -31,7 +31,7 @@ from nnsweep.names import (
     SPEC_ATTR,
     WARM_START_KEY,
 )
-from nnsweep.spec.space import Fixed
+from nnsweep.spec.space import Fixed, dimension_of
 from nnsweep.spec.tabular import EARLIER_VALUES
 from nnsweep.study.own import ranked
 from nnsweep.urls import mask_url
@@ -289,16 +289,12 @@ def history_trials(
         out.append(
             optuna.trial.create_trial(
                 params=params,
-                distributions={k: distributions[_dim_name(k)] for k in params},
+                distributions={k: distributions[dimension_of(k)] for k in params},
                 values=t.values,  # one value, or [primary, second] (same objectives)
                 user_attrs={HISTORY_ATTR: f"{source}#{t.number}", PARAMS_ATTR: full},
             )
         )
     return out, skipped
-
-
-def _dim_name(param: str) -> str:
-    return "units" if param.startswith("units_") else param
 
 
 def _distributions(dims: Mapping[str, Dimension]) -> dict[str, Any]:
