@@ -191,8 +191,8 @@ def _with_default_space(
         update["start_with"] = points = default_start(raw)
         shapes = " and ".join(f"{p['n_layers']}x{p['units_0']}" for p in points)
         start_note = (
-            f"; first the plain MLPs {shapes} (relu, AdamW lr 1e-3, weight decay 1e-4, no "
-            "dropout), then the sampler"
+            f"; first the plain MLPs {shapes} (relu, AdamW lr {PLAIN_LEARNING_RATE:g}, weight "
+            f"decay {PLAIN_WEIGHT_DECAY:g}, no dropout), then the sampler"
         )
     spec = spec.model_copy(update=update)
     if problem := start_with_problem(spec):

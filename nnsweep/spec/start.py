@@ -107,10 +107,9 @@ def start_with_problem(spec: Any) -> str | None:
                     f"{where}.{key}: this configuration has n_layers {layers}, so it has no "
                     f"layer {match.group(1)}; give units_0 to units_{layers - 1}"
                 )
-            if match and layers is None and int(match.group(1)) >= spec.space.n_layers.largest():
-                return (
-                    f"{where}.{key}: the space has at most {spec.space.n_layers.largest()} layers"
-                )
+            most = spec.space.n_layers.largest()
+            if name == "units" and (match is None or int(match.group(1)) >= most):
+                return f"{where}.{short_repr(key)}: the space has at most {most} layers"
             if not contains(dim, value):
                 return (
                     f"{where}.{key}: {short_repr(value)} is not in the space ({_describe(dim)}); "
