@@ -1,6 +1,6 @@
 """Target 5: nnsweep with defaults only against the simple baselines, on scikit-learn's tables.
 
-    .venv/bin/python bench/tables.py                          # 5 tables x 5 partitions
+    .venv/bin/python bench/tables.py                     # 5 tables x 5 partitions (seeds 20-24)
     .venv/bin/python bench/tables.py --tables wine,diabetes --seeds 2
     .venv/bin/python bench/tables.py --first-seed 10 --seeds 1 --contenders nnsweep,gbm
     .venv/bin/python bench/tables.py --contenders gbm,sk_mlp  # the baselines alone
@@ -205,7 +205,7 @@ def main() -> None:
     ap.add_argument(
         "--first-seed",
         type=int,
-        default=0,
+        default=20,
         help="first partition seed (a later run on fresh partitions reads no test rows twice)",
     )
     ap.add_argument("--child", choices=("gbm", "sk_mlp", "keras_mlp"), help=argparse.SUPPRESS)
@@ -230,6 +230,7 @@ def main() -> None:
     names = args.contenders.split(",")
     results: dict[tuple[str, str], list[tuple[float, float]]] = {}
     root = Path(tempfile.mkdtemp(prefix="nnsweep-tables-"))
+    print(f"# partitions under {root} (bench/cv_optimism.py reads them)", flush=True)
     for table in args.tables.split(","):
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             folder = root / table / str(seed)
