@@ -28,7 +28,9 @@ from nnsweep.export.intervals import (
 )
 from nnsweep.export.scores import test_metrics
 from nnsweep.names import FIT_REASON_TAG, FIT_TAG
+from nnsweep.spec.tabular import MANY_CATEGORIES
 from nnsweep.tasks import WEIGHTS_PREFIX
+from nnsweep.train.layers import embeds
 
 if TYPE_CHECKING:
     import keras
@@ -267,15 +269,39 @@ def versions() -> dict[str, str]:
 
 def architecture(hp: HyperParams, io: ModelIO) -> str:
     """The MLP in one line, e.g. ``784 → Dense(32, relu) → Dense(10, softmax)`` for digits, or
-    ``8 columns → 12 features → Dense(16, relu) → Dense(1, linear)`` for a table."""
+    ``8 columns → 12 features (numbers standardised) → Dense(16, relu) → Dense(1, linear)``
+    for a table: the input stage, batch norm and dropout as the model has them."""
     if io.schema is not None:
         start = f"{len(io.schema.columns)} columns → {io.schema.width} features"
+        stage = []
+        if io.schema.numeric:
+            numbers = _INPUT_STAGE.get(hp.input_transform, hp.input_transform)
+            embedding = _NUMERIC_EMBEDDING.get(hp.numeric_embedding)
+            stage.append(f"numbers {numbers}" + (f", then {embedding}" if embedding else ""))
+        embedded = [c for c in io.schema.categorical if embeds(c, hp.categorical_encoding)]
+        if embedded:
+            stage.append(
+                f"{len(embedded)} categorical column(s) of {MANY_CATEGORIES}+ values as "
+                f"{hp.embedding_dim}-d embeddings"
+            )
+        start += f" ({'; '.join(stage)})" if stage else ""
     else:
         start = str(io.input_width)
-    hidden = " → ".join(f"Dense({u}, {hp.activation})" for u in hp.units)
-    drop = f" with Dropout({hp.dropout:.2g})" if hp.dropout > 0 else ""
+    norm = ", batch norm" if hp.batch_norm else ""
+    hidden = " → ".join(f"Dense({u}, {hp.activation}{norm})" for u in hp.units)
+    drop = ""
+    if hp.dropout > 0:
+        each = "each " if len(hp.units) > 1 else ""
+        drop = f" ({each}with Dropout({hp.dropout:.2g}))"
     task = io.task
     return f"{start} → {hidden}{drop} → Dense({task.output_units}, {task.output_activation})"
+
+
+_INPUT_STAGE = {"standard": "standardised", "quantile": "quantile-normalised"}
+_NUMERIC_EMBEDDING = {
+    "piecewise_linear": "piecewise-linear embeddings",
+    "periodic": "periodic embeddings",
+}
 
 
 def trainable_count(model: keras.Model) -> int:
