@@ -30,37 +30,17 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
 
-from bench.tables import REGRESSION, TABLES, TARGET  # noqa: E402
+from bench.tables import REGRESSION, TABLES, _xy, baseline  # noqa: E402
 
 
 def baseline_cv(kind: str, train: Path, regression: bool, seed: int) -> float:
     """5-fold CV of a default scikit-learn baseline on ``train.csv`` (accuracy, or MAE)."""
-    import pandas as pd
-    from sklearn.compose import TransformedTargetRegressor
-    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
     from sklearn.model_selection import KFold, StratifiedKFold, cross_val_score
-    from sklearn.neural_network import MLPClassifier, MLPRegressor
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
 
-    frame = pd.read_csv(train)
-    x, y = frame.drop(columns=[TARGET]).to_numpy(float), frame[TARGET].to_numpy()
-    model: object
-    if kind == "gbm":
-        model = (HistGradientBoostingRegressor if regression else HistGradientBoostingClassifier)(
-            random_state=seed
-        )
-    elif regression:
-        model = make_pipeline(
-            StandardScaler(),
-            TransformedTargetRegressor(
-                MLPRegressor(random_state=seed), transformer=StandardScaler()
-            ),
-        )
-    else:
-        model = make_pipeline(StandardScaler(), MLPClassifier(random_state=seed))
+    x, y = _xy(train)
     folds = (KFold if regression else StratifiedKFold)(5, shuffle=True, random_state=seed)
     scoring = "neg_mean_absolute_error" if regression else "accuracy"
+    model = baseline(kind, regression, seed)
     scores = cross_val_score(model, x, y, cv=folds, scoring=scoring)  # type: ignore[arg-type]
     return float(-scores.mean() if regression else scores.mean())
 

@@ -82,29 +82,33 @@ def _score(regression: bool, y_true: object, y_pred: object) -> float:
     return float(accuracy_score(y_true, y_pred))
 
 
-def child_sklearn(kind: str, train: Path, test: Path, regression: bool, seed: int) -> float:
-    """gbm or sk_mlp: fit on train.csv, score test.csv once."""
+def baseline(kind: str, regression: bool, seed: int) -> object:
+    """An unfitted ``gbm`` or ``sk_mlp`` with scikit-learn's defaults (the MLP on standardised
+    inputs, the regressor's target standardised too)."""
     from sklearn.compose import TransformedTargetRegressor
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
     from sklearn.neural_network import MLPClassifier, MLPRegressor
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    x, y = _xy(train)
-    model: object
     if kind == "gbm":
-        model = (HistGradientBoostingRegressor if regression else HistGradientBoostingClassifier)(
+        return (HistGradientBoostingRegressor if regression else HistGradientBoostingClassifier)(
             random_state=seed
         )
-    elif regression:
-        model = make_pipeline(
+    if regression:
+        return make_pipeline(
             StandardScaler(),
             TransformedTargetRegressor(
                 MLPRegressor(random_state=seed), transformer=StandardScaler()
             ),
         )
-    else:
-        model = make_pipeline(StandardScaler(), MLPClassifier(random_state=seed))
+    return make_pipeline(StandardScaler(), MLPClassifier(random_state=seed))
+
+
+def child_sklearn(kind: str, train: Path, test: Path, regression: bool, seed: int) -> float:
+    """gbm or sk_mlp: fit on train.csv, score test.csv once."""
+    x, y = _xy(train)
+    model = baseline(kind, regression, seed)
     model.fit(x, y)  # type: ignore[attr-defined]
     xt, yt = _xy(test)
     return _score(regression, yt, model.predict(xt))  # type: ignore[attr-defined]
