@@ -40,12 +40,14 @@ def _table_io() -> ModelIO:
         ({"dropout": 0.25}, "→ Dense(16, relu) (with Dropout(0.25)) → Dense(3, softmax)"),
     ],
 )
-def test_a_table_models_line_names_its_input_stage_and_extras(extra, want):
+def test_a_table_models_line_names_its_input_stage_and_extras(
+    extra: dict[str, object], want: str
+) -> None:
     hp = HyperParams(n_layers=1, units=(16,), **extra)
     assert want in architecture(hp, _table_io())
 
 
-def test_categories_below_the_embedding_threshold_stay_one_hot_on_the_line():
+def test_categories_below_the_embedding_threshold_stay_one_hot_on_the_line() -> None:
     frame = pd.DataFrame({"a": np.arange(30.0), "size": ["s", "m", "l"] * 10})
     schema = fit_schema(frame, {"a": "numeric", "size": "categorical"})
     io = ModelIO(Task("binary", 2), None, schema, "numeric", schema.width)
@@ -53,7 +55,7 @@ def test_categories_below_the_embedding_threshold_stay_one_hot_on_the_line():
     assert "embeddings" not in architecture(hp, io)
 
 
-def test_dropout_on_every_hidden_layer_says_each():
+def test_dropout_on_every_hidden_layer_says_each() -> None:
     hp = HyperParams(n_layers=2, units=(32, 8), activation="gelu", dropout=0.1)
     io = ModelIO(Task("multiclass", 10), None, None, "pixels", 784)
     line = architecture(hp, io)
