@@ -51,7 +51,15 @@ def render_markdown(card: dict[str, Any]) -> str:
         lines.append(f"- label mapping (class index → original label): {_cell(mapping)}{more}")
     features = card["io"].get("features")
     if features:
-        lines += ["", "| feature column | kind | training statistics |", "|---|---|---|"]
+        lines += [
+            "",
+            "A missing numeric cell gets the training median; the model then standardises with "
+            "the mean and std below (or maps through the training quantiles, under "
+            "input_transform: quantile). A constant column's std is stored as 1, so it becomes 0.",
+            "",
+            "| feature column | kind | training statistics |",
+            "|---|---|---|",
+        ]
         for column in features[:200]:
             if column["kind"] == "numeric":
                 stats = (

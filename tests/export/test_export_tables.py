@@ -97,6 +97,7 @@ def test_table_card_names_task_target_columns_and_labels(table_exports, kind, la
     page = (entry["out"] / "MODEL_CARD.md").read_text(encoding="utf-8")
     assert "| colour | categorical |" in page and "- target: label" in page
     assert "an optimistic estimate" in page and not MNIST_WIDTH.search(page)
+    assert "A constant column's std is stored as 1" in page  # the stats say what they are
     if labels is not None:
         assert test["labels"] == labels and len(test["confusion_matrix"]) == len(labels)
         assert test["accuracy"] > test["baseline"]["accuracy"] + 0.2
