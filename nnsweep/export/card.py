@@ -30,7 +30,7 @@ from nnsweep.export.scores import test_metrics
 from nnsweep.names import FIT_REASON_TAG, FIT_TAG
 from nnsweep.spec.tabular import MANY_CATEGORIES
 from nnsweep.tasks import WEIGHTS_PREFIX
-from nnsweep.train.layers import embeds
+from nnsweep.train.layers import embeds, head_width
 
 if TYPE_CHECKING:
     import keras
@@ -272,12 +272,18 @@ def architecture(hp: HyperParams, io: ModelIO) -> str:
     ``8 columns → 12 features (numbers standardised) → Dense(16, relu) → Dense(1, linear)``
     for a table: the input stage, batch norm and dropout as the model has them."""
     if io.schema is not None:
-        start = f"{len(io.schema.columns)} columns → {io.schema.width} features"
+        width = head_width(
+            io.schema, hp.numeric_embedding, hp.categorical_encoding, hp.embedding_dim
+        )
+        start = f"{len(io.schema.columns)} columns → {width} features"
         stage = []
-        if io.schema.numeric:
+        if io.schema.numeric and hp.numeric_embedding == "piecewise_linear":
+            # the embedding reads the imputed raw values; input_transform plays no part
+            stage.append("numbers as piecewise-linear embeddings of their training-quantile bins")
+        elif io.schema.numeric:
             numbers = _INPUT_STAGE.get(hp.input_transform, hp.input_transform)
-            embedding = _NUMERIC_EMBEDDING.get(hp.numeric_embedding)
-            stage.append(f"numbers {numbers}" + (f", then {embedding}" if embedding else ""))
+            periodic = ", then periodic embeddings" if hp.numeric_embedding == "periodic" else ""
+            stage.append(f"numbers {numbers}{periodic}")
         embedded = [c for c in io.schema.categorical if embeds(c, hp.categorical_encoding)]
         if embedded:
             stage.append(
@@ -298,10 +304,6 @@ def architecture(hp: HyperParams, io: ModelIO) -> str:
 
 
 _INPUT_STAGE = {"standard": "standardised", "quantile": "quantile-normalised"}
-_NUMERIC_EMBEDDING = {
-    "piecewise_linear": "piecewise-linear embeddings",
-    "periodic": "periodic embeddings",
-}
 
 
 def trainable_count(model: keras.Model) -> int:

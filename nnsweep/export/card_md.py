@@ -54,8 +54,9 @@ def render_markdown(card: dict[str, Any]) -> str:
         lines += [
             "",
             "A missing numeric cell gets the training median; the model then standardises with "
-            "the mean and std below (or maps through the training quantiles, under "
-            "input_transform: quantile). A constant column's std is stored as 1, so it becomes 0.",
+            "the mean and std below, or uses the training quantiles instead (input_transform: "
+            "quantile, numeric_embedding: piecewise_linear; see the architecture line). A constant "
+            "column's std is stored as 1, so it becomes 0.",
             "",
             "| feature column | kind | training statistics |",
             "|---|---|---|",

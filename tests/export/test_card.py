@@ -29,7 +29,11 @@ def _table_io() -> ModelIO:
         ),
         (
             {"input_transform": "quantile", "numeric_embedding": "piecewise_linear"},
-            "(numbers quantile-normalised, then piecewise-linear embeddings) → Dense(16, relu)",
+            "(numbers as piecewise-linear embeddings of their training-quantile bins) → Dense(16",
+        ),
+        (
+            {"input_transform": "quantile", "numeric_embedding": "periodic", "embedding_dim": 4},
+            "2 columns → 17 features (numbers quantile-normalised, then periodic embeddings)",
         ),
         ({"numeric_embedding": "periodic"}, "(numbers standardised, then periodic embeddings)"),
         (
