@@ -4,6 +4,7 @@
     .venv/bin/python bench/tables.py --tables wine,diabetes --seeds 2
     .venv/bin/python bench/tables.py --first-seed 10 --seeds 1 --contenders nnsweep,gbm
     .venv/bin/python bench/tables.py --contenders gbm,sk_mlp  # the baselines alone
+    .venv/bin/python bench/tables.py --inner --seeds 2        # validation rows only
 
 For each table (breast_cancer, wine, iris, diabetes, digits: the real tables scikit-learn
 bundles) and each seed, one seeded 80/20 partition (stratified for classes) is written as
@@ -19,6 +20,14 @@ scores ``test.csv`` once, at the end:
   (``StandardScaler`` fitted on the training rows; the regressor's target standardised too);
 * ``keras_mlp``: one plain untuned Keras MLP (2 x 64 relu, Adam 1e-3, batch 32, up to 200
   epochs with early stopping on a 20 % validation split of the training rows, patience 20).
+
+When nnsweep's export is an ensemble (``--ensemble auto`` on these small tables), its card also
+holds the best trial alone, scored in the same read; that figure is printed as
+``nnsweep_single`` (not a contender of its own: no second read, no choice made on it).
+
+``--inner`` reads validation rows only, for choosing a default: each partition's training part
+is split again 80/20 (seeded, stratified for classes) into ``train.csv`` and ``test.csv`` (the
+inner holdout), and the partition's own test rows are never written.
 
 Every contender runs as its own process and is timed the same way: the whole process, from
 its start to its exit (for nnsweep: ``nnsweep run`` and ``nnsweep export`` together). The test
@@ -50,8 +59,11 @@ REGRESSION = {"diabetes"}
 TARGET = "target"
 
 
-def write_partition(table: str, seed: int, folder: Path) -> tuple[Path, Path]:
-    """The seeded 80/20 partition of ``table`` as train.csv and test.csv in ``folder``."""
+def write_partition(
+    table: str, seed: int, folder: Path, *, inner: bool = False
+) -> tuple[Path, Path]:
+    """The seeded 80/20 partition of ``table`` as train.csv and test.csv in ``folder``; with
+    ``inner``, its training part split again 80/20 instead (its test rows are not written)."""
     import sklearn.datasets
     from sklearn.model_selection import train_test_split
 
@@ -61,6 +73,9 @@ def write_partition(table: str, seed: int, folder: Path) -> tuple[Path, Path]:
         frame[TARGET] = frame[TARGET].map({0: "barolo", 1: "grignolino", 2: "barbera"})
     strat = None if table in REGRESSION else frame[TARGET]
     train, test = train_test_split(frame, test_size=0.2, random_state=seed, stratify=strat)
+    if inner:
+        strat = None if table in REGRESSION else train[TARGET]
+        train, test = train_test_split(train, test_size=0.2, random_state=seed, stratify=strat)
     folder.mkdir(parents=True, exist_ok=True)
     train.to_csv(folder / "train.csv", index=False)
     test.to_csv(folder / "test.csv", index=False)
@@ -176,16 +191,22 @@ def run_nnsweep(table: str, seed: int, train: Path, test: Path, folder: Path) ->
     card = json.loads((folder / "export" / "model_card.json").read_text(encoding="utf-8"))
     test_figures = card["test"]
     metric = "mae" if "mae" in test_figures else "accuracy"
-    return {"score": float(test_figures[metric]), "card": card}
+    single = (card.get("ensemble") or {}).get("best_single", test_figures)
+    return {"score": float(test_figures[metric]), "single": float(single[metric]), "card": card}
 
 
-def contender(name: str, table: str, seed: int, folder: Path) -> tuple[float, float]:
-    """(test score, whole-process seconds) of one contender on one partition."""
+def contender(
+    name: str, table: str, seed: int, folder: Path, single: list[float] | None = None
+) -> tuple[float, float]:
+    """(test score, whole-process seconds) of one contender on one partition; for nnsweep, the
+    best trial's own score (the card's, same read) is appended to ``single``."""
     train, test = folder / "train.csv", folder / "test.csv"
     start = time.perf_counter()
     if name == "nnsweep":
-        score = float(run_nnsweep(table, seed, train, test, folder / "nnsweep")["score"])  # type: ignore[arg-type]
-        return score, time.perf_counter() - start
+        done = run_nnsweep(table, seed, train, test, folder / "nnsweep")
+        if single is not None:
+            single.append(float(done["single"]))  # type: ignore[arg-type]
+        return float(done["score"]), time.perf_counter() - start  # type: ignore[arg-type]
     out = folder / f"{name}.json"
     cmd = [sys.executable, __file__, "--child", name, "--train", str(train), "--test", str(test)]
     cmd += ["--seed", str(seed), "--out", str(out)] + (
@@ -212,6 +233,12 @@ def main() -> None:
         default=20,
         help="first partition seed (a later run on fresh partitions reads no test rows twice)",
     )
+    ap.add_argument(
+        "--inner",
+        action="store_true",
+        help="validation rows only: split each partition's training part 80/20 again and "
+        "score the inner holdout (the partition's test rows are not written)",
+    )
     ap.add_argument("--child", choices=("gbm", "sk_mlp", "keras_mlp"), help=argparse.SUPPRESS)
     ap.add_argument("--train", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--test", type=Path, help=argparse.SUPPRESS)
@@ -230,17 +257,20 @@ def main() -> None:
     from bench._common import machine, versions
 
     print(f"# {machine()}; {versions('nnsweep', 'tensorflow', 'keras', 'scikit-learn')}")
-    print("# test metric: accuracy (higher is better), diabetes: MAE (lower is better)")
+    scored = "inner-holdout (validation rows only)" if args.inner else "test"
+    print(f"# {scored} metric: accuracy (higher is better), diabetes: MAE (lower is better)")
     names = args.contenders.split(",")
     results: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    singles: dict[str, list[float]] = {}
     root = Path(tempfile.mkdtemp(prefix="nnsweep-tables-"))
     print(f"# partitions under {root} (bench/cv_optimism.py reads them)", flush=True)
     for table in args.tables.split(","):
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             folder = root / table / str(seed)
-            write_partition(table, seed, folder)
+            write_partition(table, seed, folder, inner=args.inner)
             for name in names:
-                results.setdefault((table, name), []).append(contender(name, table, seed, folder))
+                got = contender(name, table, seed, folder, singles.setdefault(table, []))
+                results.setdefault((table, name), []).append(got)
         for name in names:
             rows = results[(table, name)]
             print(
@@ -248,6 +278,13 @@ def main() -> None:
                 f"wall {statistics.mean(t for _, t in rows):6.1f} s  ({len(rows)} partitions)",
                 flush=True,
             )
+            if name == "nnsweep":
+                alone = singles[table]
+                print(
+                    f"{table:14s} {'(single)':10s} test {summary(alone)}  the best trial alone, "
+                    f"same read: {', '.join(f'{v:.4g}' for v in alone)}",
+                    flush=True,
+                )
     if "nnsweep" in names and "gbm" in names:
         print("# targets")
         for table in args.tables.split(","):

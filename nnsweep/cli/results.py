@@ -241,14 +241,15 @@ def export(
         ),
     ] = False,
     ensemble: Annotated[
-        int,
+        str,
         typer.Option(
             "--ensemble",
-            metavar="K",
+            metavar="K|auto",
             help="Export the mean of the K best trials' models as one model.keras (refit "
-            "where a trial has no logged model); the card also gives the best trial alone.",
+            "where a trial has no logged model); the card also gives the best trial alone. "
+            "auto: 3 on a table of fewer than 2,000 training rows, else 1.",
         ),
-    ] = 1,
+    ] = "auto",
     no_baseline: Annotated[
         bool,
         typer.Option(
@@ -285,12 +286,14 @@ def export(
     the trivial baseline's on the held-out test split, which nothing else in nnsweep reads.
     The test metrics are also logged to the trial's run. On a table, gradient boosting with
     scikit-learn's defaults is fit on the same rows and scored beside it (--no-baseline
-    skips it); --ensemble K exports the mean of the K best trials' models. Each read of the
+    skips it); --ensemble K exports the mean of the K best trials' models (by default 3 on a
+    table of fewer than 2,000 training rows, else the best alone). Each read of the
     test split is recorded on the study; a second export is refused without --reread-test.
     A study with two objectives exports the Pareto-front trial --pick names; the card states
     the rule and the front trials it passed over."""
     from nnsweep.export.baseline import comparison_line
     from nnsweep.export.card import test_headline, unit_of, validation_line
+    from nnsweep.export.ensemble import choice_line
     from nnsweep.export.ensemble import summary_line as ensemble_line
     from nnsweep.export.export import export_best
     from nnsweep.export.latency import deployment_line
@@ -330,7 +333,7 @@ def export(
         typer.echo(f"  {picked}")
     retrained = f" (retrained {card['retrain']['epochs']} epochs)" if card["retrain"] else ""
     typer.echo(f"  test{retrained}: {test_headline(card['test'], unit_of(card))}")
-    for line in (ensemble_line(card), comparison_line(card)):
+    for line in (choice_line(card), ensemble_line(card), comparison_line(card)):
         if line:
             typer.echo(f"  {line}")
     for line in test_lines(card, brief=True):

@@ -9,6 +9,12 @@ regression values in the target's units). Each member keeps its preprocessing in
 ensemble has the interface of a single exported model: ``model.keras`` takes raw rows, loads in
 plain Keras (safe mode on), and ``nnsweep predict`` reads it with the same card.
 
+``--ensemble auto`` (the default, :func:`choose`) takes :data:`AUTO_K` on a table of fewer
+than :data:`AUTO_BELOW` training rows, where picking one trial on a few hundred validation rows
+is largely chance and the mean of the best three did better on validation rows
+(docs/benchmarks.md, row E), and the best trial alone otherwise. The card's ``ensemble_choice``
+says what was asked, what was chosen and why.
+
 The test split is read once: the ensemble and the single best model are scored in the same
 read (:func:`nnsweep.export.export.export_best`); the card's ``test`` is the ensemble's (it is
 the exported model), ``ensemble.best_single`` the best trial's own figures.
@@ -17,11 +23,12 @@ the exported model), ``ensemble.best_single`` the best trial's own figures.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from nnsweep.errors import ExportError
 from nnsweep.export.card import primary_metric, scalar_metrics, test_headline, unit_of
 from nnsweep.names import PARAMS_ATTR, RUN_ID_ATTR
+from nnsweep.spec.dataset import AUTO_CV_BELOW
 
 if TYPE_CHECKING:
     import keras
@@ -34,6 +41,13 @@ if TYPE_CHECKING:
 MAX_MEMBERS = 20
 METRIC_PREFIX = "ensemble_test_"
 SECTION = "ensemble"
+CHOICE = "ensemble_choice"
+AUTO: Final = "auto"
+AUTO_K = 3
+"""Members of ``--ensemble auto`` on a small table."""
+AUTO_BELOW = AUTO_CV_BELOW
+"""``--ensemble auto`` averages trials on a table of fewer training rows than this: the size
+below which ``validation: auto`` cross-validates, as a one-trial pick is noisy there too."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +70,84 @@ class Member:
             "epochs": self.epochs,
             "parameter_count": _trainable(self.model),
         }
+
+
+@dataclass(frozen=True)
+class Choice:
+    """How many trials' models the export averages: what was asked (``auto`` or K), the K
+    chosen, and why, in words for the card and the summary."""
+
+    asked: str
+    k: int
+    why: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"asked": self.asked, "k": self.k, "why": self.why}
+
+
+def parse_size(raw: int | str) -> int | str:
+    """``--ensemble``'s value: :data:`AUTO`, or a whole number K in 1..:data:`MAX_MEMBERS`.
+
+    Raises:
+        ExportError: anything else, with the fix.
+    """
+    if isinstance(raw, str):
+        text = raw.strip().lower()
+        if text == AUTO:
+            return AUTO
+        try:
+            raw = int(text)
+        except ValueError:
+            raise ExportError(
+                f"--ensemble {raw}: give auto or a whole number of trials from 1 to "
+                f"{MAX_MEMBERS}; e.g. --ensemble 5, or 1 for the single best model"
+            ) from None
+    check_size(raw)
+    return raw
+
+
+def choose(asked: int | str, study: optuna.Study, data: Dataset, *, multi: bool) -> Choice:
+    """The ensemble size for ``asked`` (:func:`parse_size`'s value). ``auto``: :data:`AUTO_K`
+    (at most the study's COMPLETE trials) on a table of fewer than :data:`AUTO_BELOW` training
+    rows; the best trial alone on a larger table, on images or word vectors (their sweeps
+    select on thousands of validation rows), on a study with two objectives (``--pick`` chose a
+    trade-off, which a mean of other trials would not keep) or with a single COMPLETE trial."""
+    from nnsweep.study.own import ranked
+
+    if asked != AUTO:
+        return Choice(str(asked), int(asked), "as asked")
+    rows = len(data.y_train) + len(data.y_val)
+    if data.schema is None:
+        return Choice(AUTO, 1, "not a table; its sweep selects on thousands of validation rows")
+    if multi:
+        return Choice(AUTO, 1, "two objectives: --pick chose a trade-off; a mean would lose it")
+    if rows >= AUTO_BELOW:
+        return Choice(
+            AUTO, 1, f"{rows:,} training rows (ensembles are the default below {AUTO_BELOW:,})"
+        )
+    done = len(ranked(study))
+    if done < 2:
+        return Choice(AUTO, 1, f"{done} COMPLETE trial: nothing to average")
+    k = min(AUTO_K, done)
+    return Choice(
+        AUTO,
+        k,
+        f"{rows:,} training rows, below {AUTO_BELOW:,}: a single trial picked on so few rows "
+        "is partly chance",
+    )
+
+
+def choice_line(card: dict[str, Any]) -> str | None:
+    """``--ensemble auto: the mean of the 3 best trials (455 training rows, below 2,000: …)``
+    when auto averaged trials; None when a K was given or auto kept the best trial alone (the
+    card's ``ensemble_choice`` still says why)."""
+    made = card.get(CHOICE)
+    if not made or made["asked"] != AUTO or made["k"] < 2:
+        return None
+    return (
+        f"--ensemble auto: the mean of the {made['k']} best trials ({made['why']}; "
+        "--ensemble 1 exports the best alone)"
+    )
 
 
 def check_size(k: int) -> None:
@@ -247,6 +339,7 @@ def markdown(card: dict[str, Any]) -> list[str]:
         f"- {summary_line(card)}",
         f"- the best trial alone: {test_headline(ens['best_single'], unit_of(card))}",
         f"- combined as the {ens['combine']}",
+        *([f"- chosen by {chosen}"] if (chosen := choice_line(card)) else []),
         "",
         "| trial | objective value | weights | parameters |",
         "|---|---|---|---|",

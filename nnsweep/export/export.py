@@ -147,7 +147,7 @@ def export_best(
     force: bool = False,
     data_path: str | Path | None = None,
     reread_test: bool = False,
-    ensemble: int = 1,
+    ensemble: int | str = ens.AUTO,
     baseline: bool = True,
     onnx: bool = False,
     pick: str = "best",
@@ -158,8 +158,9 @@ def export_best(
     path seen from another folder); the data must be the one the study was swept on. A study
     whose test split was read before (:mod:`nnsweep.export.ledger`) is refused unless
     ``reread_test``. ``ensemble`` > 1 exports the mean of that many best trials' models
-    (:mod:`nnsweep.export.ensemble`); ``baseline`` fits gradient boosting beside the MLP on a
-    table (:mod:`nnsweep.export.baseline`); ``onnx`` also writes ``model.onnx``
+    (:mod:`nnsweep.export.ensemble`), ``auto`` 3 on a small table and 1 otherwise
+    (:func:`nnsweep.export.ensemble.choose`); ``baseline`` fits gradient boosting beside the
+    MLP on a table (:mod:`nnsweep.export.baseline`); ``onnx`` also writes ``model.onnx``
     (:mod:`nnsweep.export.onnx`), refused before the test read for a model it cannot hold.
     ``pick`` names the rule that picks the trial of a study with two objectives
     (:mod:`nnsweep.export.pick`: ``best``, ``smallest-within:POINTS``, ``knee``); a
@@ -177,7 +178,7 @@ def export_best(
     start = time.perf_counter()
     out = Path(out)
     check_out_dir(out, force)
-    ens.check_size(ensemble)
+    asked = ens.parse_size(ensemble)
     if register is not None:
         check_registry_name(register)
     if onnx:
@@ -187,7 +188,8 @@ def export_best(
     study = load_study(study_name, storage_url)
     best, chosen = _chosen(study, rule)
     check_unread(study, reread_test)
-    trials = ens.top_trials(study, ensemble, best) if ensemble > 1 else [best]
+    if isinstance(asked, int) and asked > 1:  # a K the study cannot give: refused before loading
+        ens.top_trials(study, asked, best)
     spec = _spec_of(study)
     if data_path is not None:
         spec = spec.with_overrides(data_path=str(data_path))
@@ -195,6 +197,8 @@ def export_best(
     run = run_of(client, best, tracking_uri)
     dataset = sweep_dataset(spec)
     _check_same_data(study, dataset)
+    choice = ens.choose(asked, study, dataset, multi=chosen is not None)
+    trials = ens.top_trials(study, choice.k, best) if choice.k > 1 else [best]
     # cross-validated: no trial model saw every training row; refit on the whole training part
     # for the folds' mean chosen epoch (the run's weights_epoch, nnsweep.train.cv)
     retrain = retrain or bool(dataset.folds)
@@ -208,7 +212,10 @@ def export_best(
     members: list[ens.Member] = []
     if len(trials) > 1:
         source = "retrained on train+validation" if retrain else "the sweep's trial"
-        first = ens.Member(best["number"], best["value"], run.info.run_id, model, source)
+        first = ens.Member(
+            best["number"], best["value"], run.info.run_id, model, source,
+            epoch if retrain else None,
+        )  # fmt: skip
         members = ens.load_members(
             trials, first, client=client, spec=spec, data=dataset, tracking_uri=tracking_uri,
             retrain=retrain,
@@ -252,6 +259,7 @@ def export_best(
             pick=picks.card_section(chosen, study) if chosen else None,
         )
     )  # fmt: skip
+    card[ens.CHOICE] = choice.as_dict()
     if members and ensemble_test is not None:
         ens.apply(card, members, combined, ensemble_test)
         model = combined

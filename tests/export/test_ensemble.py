@@ -1,6 +1,7 @@
 """`nnsweep export --ensemble K` on a real sweep: the exported model.keras is the mean of its K
 members' logged models, the card gives the ensemble's and the best trial's own test figures,
-K = 1 is the single best model, and a K the study cannot give is refused before any read."""
+K = 1 is the single best model, the default (auto) is 3 on a small table, and a K the study
+cannot give is refused before any read."""
 
 from __future__ import annotations
 
@@ -32,15 +33,18 @@ def _export(stores: Any, out: Path, *args: str) -> tuple[int, str, str]:
 @pytest.fixture(scope="module")
 def swept(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A 4-trial sweep on wine (every trial logs its model), exported with --ensemble 3 and,
-    from a copy of the stores (a ledger with no read), with --ensemble 1."""
+    each from a copy of the stores (a ledger with no read), with --ensemble 1 and with no
+    --ensemble (auto)."""
     root = tmp_path_factory.mktemp("ensemble")
     (root / "sweep").mkdir()
     stores, _ = sweep(root / "sweep", STUDY, trials=TRIALS)
     out: dict[str, Any] = {"root": root, "stores": stores}
-    for k in (K, 1):
+    for k in (K, 1, "auto"):
         copy = copy_stores(stores, root / f"k{k}")
         folder = root / f"k{k}" / "out"
-        code, stdout, stderr = _export(copy, folder, "--ensemble", str(k))
+        code, stdout, stderr = _export(
+            copy, folder, *(["--ensemble", str(k)] if k != "auto" else [])
+        )
         assert code == 0, stderr
         card = json.loads((folder / "model_card.json").read_text(encoding="utf-8"))
         out[k] = {"stores": copy, "out": folder, "card": card, "stdout": stdout}
@@ -164,10 +168,31 @@ def test_ensemble_1_is_the_single_best_model(swept):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("k", [0, -1, TRIALS + 1, 21])
+def test_the_default_on_a_small_table_is_the_mean_of_the_3_best(swept):
+    """No --ensemble on wine (under 2,000 training rows): the export is --ensemble 3's (the
+    same members, the same test figures), and the card, the page and the summary say that
+    auto chose it and why."""
+    auto, three = swept["auto"]["card"], swept[K]["card"]
+    assert auto["ensemble_choice"]["asked"] == "auto" and auto["ensemble_choice"]["k"] == K
+    assert "training rows, below 2,000" in auto["ensemble_choice"]["why"]
+    assert three["ensemble_choice"] == {"asked": str(K), "k": K, "why": "as asked"}
+    assert [m["trial"] for m in auto["ensemble"]["members"]] == [
+        m["trial"] for m in three["ensemble"]["members"]
+    ]
+    assert auto["test"]["accuracy"] == pytest.approx(three["test"]["accuracy"], abs=1e-9)
+    line = f"--ensemble auto: the mean of the {K} best trials ({auto['ensemble_choice']['why']};"
+    assert line in swept["auto"]["stdout"]
+    assert "--ensemble auto" not in swept[K]["stdout"]
+    page = (swept["auto"]["out"] / "MODEL_CARD.md").read_text(encoding="utf-8")
+    assert f"- chosen by {line}" in page
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("k", [0, -1, TRIALS + 1, 21, "three", "2.5", ""])
 def test_a_bad_ensemble_size_is_refused_and_nothing_is_written(swept, k, tmp_path):
-    """K outside 1..20 or above the COMPLETE trials: exit 2, one stderr line naming
-    --ensemble and the fix; no folder, no test read recorded, no test metric logged."""
+    """K outside 1..20, above the COMPLETE trials or not a whole number: exit 2, one stderr
+    line naming --ensemble and the fix; no folder, no test read recorded, no test metric
+    logged."""
     import optuna
     from mlflow import MlflowClient
 
@@ -190,3 +215,63 @@ def test_a_bad_ensemble_size_is_refused_and_nothing_is_written(swept, k, tmp_pat
         run = client.get_run(trial.user_attrs[RUN_ID_ATTR])
         assert not any(key.startswith(("test_", "ensemble_test_", "gbm_test_"))
                        for key in run.data.metrics)  # fmt: skip
+
+
+class _Data:
+    """What :func:`nnsweep.export.ensemble.choose` reads of a dataset: its training part's
+    size and whether it is a table."""
+
+    def __init__(self, train: int, val: int, table: bool) -> None:
+        self.y_train, self.y_val = np.zeros(train), np.zeros(val)
+        self.schema = object() if table else None
+
+
+def _study(complete: int, failed: int = 0) -> Any:
+    import optuna
+
+    study = optuna.create_study(direction="maximize")
+    for i in range(complete):
+        study.add_trial(optuna.trial.create_trial(value=i / 10, params={}, distributions={}))
+    for _ in range(failed):
+        study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL))
+    return study
+
+
+@pytest.mark.parametrize(
+    ("train", "val", "table", "multi", "complete", "k"),
+    [
+        (400, 100, True, False, 20, 3),  # a small table: the mean of the 3 best
+        (1999, 0, True, False, 20, 3),  # cross-validated: the whole part is y_train
+        (1600, 400, True, False, 20, 1),  # 2,000 training rows: the best alone
+        (400, 100, False, False, 20, 1),  # digits: not a table
+        (400, 100, True, True, 20, 1),  # two objectives: --pick's trade-off
+        (400, 100, True, False, 2, 2),  # as many as there are
+        (400, 100, True, False, 1, 1),  # nothing to average
+    ],
+)
+def test_auto_takes_3_on_a_small_table_and_1_otherwise(train, val, table, multi, complete, k):
+    from nnsweep.export.ensemble import AUTO, choose
+
+    made = choose(AUTO, _study(complete, failed=3), _Data(train, val, table), multi=multi)  # type: ignore[arg-type]
+    assert (made.asked, made.k) == ("auto", k)
+    assert made.why and (f"{train + val:,} training rows" in made.why) == (
+        table and not multi and complete > 1
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "want"), [("auto", "auto"), (" AUTO ", "auto"), ("3", 3), ("1", 1), (20, 20)]
+)
+def test_parse_size_reads_auto_or_a_whole_number(raw, want):
+    from nnsweep.export.ensemble import parse_size
+
+    assert parse_size(raw) == want
+
+
+@pytest.mark.parametrize("raw", ["0", "21", "three", "2.5", "", "-1", 0])
+def test_parse_size_refuses_the_rest_with_the_fix(raw):
+    from nnsweep.errors import ExportError
+    from nnsweep.export.ensemble import parse_size
+
+    with pytest.raises(ExportError, match=r"^--ensemble .*e\.g\. --ensemble 5, or 1"):
+        parse_size(raw)

@@ -86,6 +86,10 @@ def test_table_card_names_task_target_columns_and_labels(table_exports, kind, la
     card = entry["card"]
     assert card["task"] == {"kind": kind, "n_classes": len(labels) if labels else None,
                             "target": "label", "labels": labels}  # fmt: skip
+    # auto on a one-trial study: the best trial alone, and the card says why
+    assert card["ensemble_choice"] == {"asked": "auto", "k": 1,
+                                       "why": "1 COMPLETE trial: nothing to average"}  # fmt: skip
+    assert "ensemble" not in card
     assert [c["name"] for c in card["io"]["features"]] == ["x1", "x2", "x3", "colour", "const"]
     assert card["io"]["class_names"] == labels
     # no MNIST leftovers (784 inputs); a word, since a run id may hold the digits 784

@@ -165,9 +165,9 @@ def test_a_file_without_a_budget_gets_the_default_one_at_preflight() -> None:
     spec = parse_spec(text)
     assert spec.trials is None and spec.timeout is None
     filled, notes = apply_defaults(spec, "multiclass", 3_600, 784, table=False)
-    assert (filled.trials, filled.timeout) == (DEFAULT_TRIALS, 150.0) == (20, 150.0)
+    assert (filled.trials, filled.timeout) == (DEFAULT_TRIALS, 125.0) == (20, 125.0)
     assert notes == [
-        "budget: 20 trials, no new trial after 150 s (set trials/timeout, or --trials/--timeout, "
+        "budget: 20 trials, no new trial after 125 s (set trials/timeout, or --trials/--timeout, "
         "to change it)"
     ]
     large, _ = apply_defaults(spec, "multiclass", 10_001, 784, table=False)

@@ -242,3 +242,12 @@ def test_export_after_cv_refits_on_the_training_part_and_reads_the_test_split_on
     assert f"± {cv['std']:.4f} (mean ± std over {K} folds" in page
     assert f"scored by {K}-fold cross-validation" in page
     assert "fold0_" not in page  # the folds' curves stay on the run, not in the diagnosis
+    # the default export of a small table averages its best trials (here both), each refit on
+    # the whole training part for the epochs its folds chose
+    assert card["ensemble_choice"]["asked"] == "auto" and card["ensemble"]["k"] == 2
+    members = card["ensemble"]["members"]
+    assert [m["trial"] for m in members][0] == best.number and len(members) == 2
+    assert all(m["source"].startswith("retrained on train+validation") for m in members)
+    assert members[0]["epochs"] == card["retrain"]["epochs"]
+    assert all(m["epochs"] >= 1 for m in members)
+    assert card["ensemble"]["best_single"]["n"] == card["test"]["n"]
