@@ -14,14 +14,19 @@ order. A read is recorded right after the test metrics are computed, before anyt
 written, so an export that fails later still counts the read it made.
 
 Two first exports started at once must not both read: each *claims* the read under its key
-before scoring (:func:`claim_read`), then lists the ledger; the one whose claim is not the
-earliest withdraws it and is refused. A claim whose export died before recording counts as a
+before scoring (:func:`claim_read`), then lists the ledger, and goes on only if it sees no
+other claim or read. Of two claims, at least one sees the other (each lists the ledger after
+its own claim is stored), so at most one goes on; one that sees another claim withdraws its
+own and, after a random pause, tries again, and is refused once the other's claim or read
+stands. Ordering by the key's time would not do: a claim's key is timed before its write, and
+a write can land after a later key's. A claim whose export died before recording counts as a
 read (whether the split was scored is unknown); one that failed before scoring is withdrawn.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import socket
 import time
 import uuid
@@ -36,6 +41,8 @@ if TYPE_CHECKING:
 
 READ_PREFIX = TEST_READ_KEY + "."
 SHOWN = 3  # the refusal names at most this many earlier reads (the latest ones)
+CLAIM_TRIES = 8  # claims tried before giving up when others keep claiming at the same time
+CLAIM_NOTE = "claimed by an export that did not record what it scored"
 OPTIMISTIC = "selection on it makes this figure optimistic"
 
 
@@ -110,10 +117,32 @@ def check_unread(study: optuna.Study, reread: bool) -> list[TestRead]:
 def claim_read(study: optuna.Study, reread: bool) -> str:
     """Claim this export's read of the test split before scoring it; returns the claim's key.
 
+    Without ``reread``, the claim stands only if, once stored, the ledger holds no other claim
+    or read; otherwise it is withdrawn, and tried again after a random pause while the others
+    are claims that may be withdrawn too.
+
     Raises:
-        ExportError: without ``reread``, another export read or claimed the split first
-            (this claim is withdrawn).
+        ExportError: without ``reread``, another export read or claimed the split first.
     """
+    for attempt in range(1 if reread else CLAIM_TRIES):
+        if not reread:
+            check_unread(study, reread=False)  # another's read or standing claim: refused
+        key = _claim(study)
+        if reread:
+            return key
+        others = [r for r in reads(study) if r.key != key]
+        if not others:
+            return key
+        withdraw(study, key)  # it and another saw each other: both back off, one wins later
+        time.sleep(random.uniform(0.05, 0.4) * (attempt + 1))  # noqa: S311 - not a secret
+    check_unread(study, reread=False)
+    raise ExportError(
+        f"study {study.study_name!r}: other exports kept claiming its test split at the same "
+        "moment; run one export at a time"
+    )
+
+
+def _claim(study: optuna.Study) -> str:
     key = f"{READ_PREFIX}{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     study.set_user_attr(
@@ -122,16 +151,11 @@ def claim_read(study: optuna.Study, reread: bool) -> str:
             "time": now,
             "trial": None,
             "retrained": False,
-            "scored": "claimed by an export that did not record what it scored",
+            "scored": CLAIM_NOTE,
             "host": socket.gethostname(),
             "pid": os.getpid(),
         },
     )
-    if not reread:
-        first = [r for r in reads(study) if r.key < key]
-        if first:
-            withdraw(study, key)
-            check_unread(study, reread=False)  # names the earlier reads, in the same words
     return key
 
 

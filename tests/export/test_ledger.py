@@ -151,3 +151,67 @@ def test_two_rereads_at_once_are_both_recorded(swept, tmp_path, cli):
         assert f"test split read {n} times: selection on it makes this figure optimistic" in (
             proc.stdout
         )
+
+
+def _claim_record() -> dict[str, Any]:
+    from nnsweep.export.ledger import CLAIM_NOTE
+
+    return {"time": "2026-12-07T00:00:00Z", "trial": None, "retrained": False,
+            "scored": CLAIM_NOTE, "host": "elsewhere", "pid": 1}  # fmt: skip
+
+
+def test_a_claim_stored_first_under_a_later_key_still_wins():
+    """The race two exports at once can meet: the other's claim was timed after this one's but
+    stored before it (this write landed late). Ordering by key would let both read; the claim
+    is refused because the ledger holds another claim, and this one is withdrawn."""
+    import optuna
+
+    from nnsweep.errors import ExportError
+    from nnsweep.export.ledger import READ_PREFIX, claim_read, reads
+
+    study = optuna.create_study(study_name="race")
+    later = f"{READ_PREFIX}{'9' * 20}-ffffffff"  # a key after any this process will make
+    study.set_user_attr(later, _claim_record())
+    with pytest.raises(ExportError, match="already read once"):
+        claim_read(study, reread=False)
+    assert [r.key for r in reads(study)] == [later]  # nothing of this export stands
+
+
+def test_claims_that_see_each_other_back_off_and_one_goes_on(monkeypatch):
+    """Two claims that saw each other are both withdrawn; after a pause the next try finds the
+    ledger empty and its claim stands: one read, recorded under the standing claim."""
+    import optuna
+
+    from nnsweep.export import ledger
+
+    study = optuna.create_study(study_name="backoff")
+    rival = f"{ledger.READ_PREFIX}{'0' * 20}-00000000"
+    real_claim, tries = ledger._claim, []
+
+    def claim(s: Any) -> str:
+        key = real_claim(s)
+        tries.append(key)
+        if len(tries) == 1:  # the rival's claim lands at the same moment, and backs off too
+            s.set_user_attr(rival, _claim_record())
+        return key
+
+    def pause(seconds: float) -> None:
+        study.set_user_attr(rival, {"withdrawn": True})
+
+    monkeypatch.setattr(ledger, "_claim", claim)
+    monkeypatch.setattr(ledger.time, "sleep", pause)
+    key = ledger.claim_read(study, reread=False)
+    assert len(tries) == 2 and key == tries[1]
+    assert [r.key for r in ledger.reads(study)] == [key]
+    assert study.user_attrs[tries[0]] == {"withdrawn": True}
+
+
+def test_a_reread_claim_stands_beside_earlier_reads():
+    import optuna
+
+    from nnsweep.export.ledger import READ_PREFIX, claim_read, reads
+
+    study = optuna.create_study(study_name="again")
+    study.set_user_attr(f"{READ_PREFIX}{'0' * 20}-00000000", _claim_record())
+    key = claim_read(study, reread=True)
+    assert len(reads(study)) == 2 and key in {r.key for r in reads(study)}
