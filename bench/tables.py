@@ -5,6 +5,7 @@
     .venv/bin/python bench/tables.py --first-seed 10 --seeds 1 --contenders nnsweep,gbm
     .venv/bin/python bench/tables.py --contenders gbm,sk_mlp  # the baselines alone
     .venv/bin/python bench/tables.py --inner --seeds 2        # validation rows only
+    .venv/bin/python bench/tables.py --paired /tmp/nnsweep-tables-XXXX  # paired, from a run
 
 For each table (breast_cancer, wine, iris, diabetes, digits: the real tables scikit-learn
 bundles) and each seed, one seeded 80/20 partition (stratified for classes) is written as
@@ -217,6 +218,41 @@ def contender(
     return float(json.loads(out.read_text(encoding="utf-8"))["score"]), seconds
 
 
+def paired(root: Path) -> None:
+    """Paired differences, nnsweep minus each contender, from the scores a run left in ``root``
+    (the cards and the baselines' score files: nothing is fitted and no test row is read)."""
+    for table_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+        table = table_dir.name
+        scores: dict[str, list[float]] = {}
+        for seed_dir in sorted(table_dir.iterdir(), key=lambda p: int(p.name)):
+            card_file = seed_dir / "nnsweep" / "export" / "model_card.json"
+            if not card_file.exists():
+                continue
+            card = json.loads(card_file.read_text(encoding="utf-8"))
+            metric = "mae" if "mae" in card["test"] else "accuracy"
+            single = (card.get("ensemble") or {}).get("best_single", card["test"])
+            scores.setdefault("nnsweep", []).append(float(card["test"][metric]))
+            scores.setdefault("(single)", []).append(float(single[metric]))
+            for name in CONTENDERS[1:]:
+                file = seed_dir / f"{name}.json"
+                if file.exists():
+                    got = float(json.loads(file.read_text(encoding="utf-8"))["score"])
+                    scores.setdefault(name, []).append(got)
+        ours = scores.get("nnsweep", [])
+        sign = -1.0 if table in REGRESSION else 1.0  # positive: nnsweep better
+        for name, theirs in scores.items():
+            if name == "nnsweep" or len(theirs) != len(ours):
+                continue
+            diff = [sign * (a - b) for a, b in zip(ours, theirs, strict=True)]
+            wins = sum(d > 1e-9 for d in diff)
+            losses = sum(d < -1e-9 for d in diff)
+            spread = statistics.stdev(diff) if len(diff) > 1 else 0.0
+            print(
+                f"{table:14s} nnsweep vs {name:10s} better by {statistics.mean(diff):+.4f}, "
+                f"sd {spread:.4f} (wins/ties/losses {wins}/{len(diff) - wins - losses}/{losses})"
+            )
+
+
 def summary(scores: list[float]) -> str:
     spread = statistics.stdev(scores) if len(scores) > 1 else 0.0
     return f"{statistics.mean(scores):.4f} ± {spread:.4f}"
@@ -239,6 +275,7 @@ def main() -> None:
         help="validation rows only: split each partition's training part 80/20 again and "
         "score the inner holdout (the partition's test rows are not written)",
     )
+    ap.add_argument("--paired", type=Path, help="print paired differences from a run's folder")
     ap.add_argument("--child", choices=("gbm", "sk_mlp", "keras_mlp"), help=argparse.SUPPRESS)
     ap.add_argument("--train", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--test", type=Path, help=argparse.SUPPRESS)
@@ -246,6 +283,9 @@ def main() -> None:
     ap.add_argument("--regression", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.paired:
+        paired(args.paired)
+        return
     if args.child:
         if args.child == "keras_mlp":
             score = child_keras(args.train, args.test, args.regression, args.seed)
