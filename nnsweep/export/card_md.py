@@ -34,7 +34,8 @@ def render_markdown(card: dict[str, Any]) -> str:
     lines = [
         f"# Model card: {card['study']}, trial #{card['trial']}",
         "",
-        f"{card['architecture']}; {card['parameter_count']:,} parameters. "
+        f"{card['architecture']}; {card['parameter_count']:,} parameters"
+        f"{' in all' if card.get('ensemble') else ''}. "
         f"Weights: {_weights_line(card['weights'], obj['metric'])}.",
         "",
         "## Task",

@@ -138,6 +138,7 @@ def test_card_gives_the_ensembles_and_the_best_models_test_figures(swept):
     assert line in entry["stdout"]
     page = (entry["out"] / "MODEL_CARD.md").read_text(encoding="utf-8")
     assert "## Ensemble" in page and line in page
+    assert f"; {card['parameter_count']:,} parameters in all." in page  # the members together
     assert f"- the best trial alone: accuracy {single_acc:.4f}" in page
     for m in members:
         assert f"| #{m['trial']} | {m['value']:.4f} | the sweep's trial |" in page
