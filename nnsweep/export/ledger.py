@@ -124,14 +124,12 @@ def claim_read(study: optuna.Study, reread: bool) -> str:
     Raises:
         ExportError: without ``reread``, another export read or claimed the split first.
     """
-    for attempt in range(1 if reread else CLAIM_TRIES):
-        if not reread:
-            check_unread(study, reread=False)  # another's read or standing claim: refused
+    if reread:
+        return _claim(study)
+    for attempt in range(CLAIM_TRIES):
+        check_unread(study, reread=False)  # another's read or standing claim: refused
         key = _claim(study)
-        if reread:
-            return key
-        others = [r for r in reads(study) if r.key != key]
-        if not others:
+        if not [r for r in reads(study) if r.key != key]:
             return key
         withdraw(study, key)  # it and another saw each other: both back off, one wins later
         time.sleep(random.uniform(0.05, 0.4) * (attempt + 1))  # noqa: S311 - not a secret

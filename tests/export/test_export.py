@@ -457,3 +457,7 @@ def test_export_help_lists_its_options(cli):
     assert result.code == 0
     for option in ("--out", "--register", "--retrain", "--force", "--json"):
         assert option in result.out
+    # the help states auto's threshold as a literal (importing it would load pydantic for --help)
+    from nnsweep.export.ensemble import AUTO_BELOW
+
+    assert f"fewer than {AUTO_BELOW:,} training rows" in " ".join(result.out.split())
